@@ -1,0 +1,49 @@
+# oauth-facade: `make run` starts the facade on embedded defaults, `make test` runs the whole suite.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help run test test-fast lint redis-server interop-deps bench clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test,speed]'
+	touch $(STAMP)
+
+run: $(STAMP) ## Start the facade on http://127.0.0.1:8080 (embedded store, dev key, bundled dev IdP)
+	$(VENV)/bin/oauth-facade serve
+
+redis-server: ## Install a real redis-server where missing (Debian/Ubuntu)
+	@command -v redis-server >/dev/null || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq redis-server >/dev/null; }
+	@redis-server --version
+
+interop-deps: ## Install the pinned npm packages of the interop suite (node and npm must exist)
+	@command -v npm >/dev/null || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq nodejs npm >/dev/null; }
+	@if [ -f tests/interop/js/package-lock.json ]; then cd tests/interop/js && npm ci --silent --no-audit --no-fund; fi
+
+test: $(STAMP) redis-server interop-deps ## Install what the tests need and run the whole suite
+	@$(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing on purpose"; exit 1; fi; exit $$rc
+
+test-fast: $(STAMP) ## The suite without the third-party client interop tests
+	$(PY) -m pytest -m 'not interop' $(PYTEST_ARGS)
+
+lint: $(STAMP) ## ruff
+	$(VENV)/bin/ruff check proxy tests
+
+bench: $(STAMP) redis-server ## Run the benchmark suite (writes bench/results/)
+	$(PY) -m bench
+
+clean: ## Remove the virtualenv and caches
+	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

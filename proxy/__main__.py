@@ -1,0 +1,98 @@
+"""The `oauth-facade` command: serve (default), check, keys generate|rotate, devidp, settings.
+
+A configuration problem is one line on stderr naming the variable, and exit code 2; never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from proxy.settings import Settings, SettingsError, load_settings
+
+EXIT_CONFIG = 2
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return load_settings(env_file=args.env_file)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from proxy.serve import serve
+
+    return serve(_settings(args), workers=args.workers)
+
+
+def _check(args: argparse.Namespace) -> int:
+    from proxy.check import run_check
+
+    return run_check(_settings(args))
+
+
+def _keys(args: argparse.Namespace) -> int:
+    from proxy.keys.cli import generate_command, rotate_command
+
+    if args.keys_command == "generate":
+        return generate_command(args.alg, args.format, args.out)
+    return rotate_command(args.file, args.alg, args.keep)
+
+
+def _devidp(args: argparse.Namespace) -> int:
+    from proxy.serve import serve_devidp
+
+    return serve_devidp(_settings(args), host=args.host, port=args.port, public_url=args.public_url)
+
+
+def _settings_table(args: argparse.Namespace) -> int:
+    from proxy.settings_doc import markdown_table
+
+    print(markdown_table())
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="oauth-facade", description=__doc__)
+    root.add_argument("--env-file", help="read PROXY_* settings from this file too (e.g. config/clerk.env)")
+    sub = root.add_subparsers(dest="command")
+    serve = sub.add_parser("serve", help="run the facade (the default)")
+    serve.add_argument("--workers", type=int, default=1, help="processes sharing the port (SO_REUSEPORT)")
+    serve.set_defaults(func=_serve)
+    sub.add_parser("check", help="check the settings and the upstream IdP").set_defaults(func=_check)
+    keys = sub.add_parser("keys", help="signing keys")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
+    gen = keys_sub.add_parser("generate", help="write a new private key")
+    gen.add_argument("--alg", default="RS256", choices=["RS256", "PS256", "ES256"])
+    gen.add_argument("--format", default="jwks", choices=["pem", "jwk", "jwks"])
+    gen.add_argument("--out", type=Path, help="file to write (default: stdout)")
+    rot = keys_sub.add_parser("rotate", help="put a new key in front of a JWKS file; the old ones stay published")
+    rot.add_argument("file", type=Path)
+    rot.add_argument("--alg", default="RS256", choices=["RS256", "PS256", "ES256"])
+    rot.add_argument("--keep", type=int, default=3, help="keys kept in the file, newest first")
+    keys.set_defaults(func=_keys)
+    dev = sub.add_parser("devidp", help="run the bundled development IdP on its own port")
+    dev.add_argument("--host", default="127.0.0.1")
+    dev.add_argument("--port", type=int, default=9000)
+    dev.add_argument("--public-url", help="its issuer URL (default http://HOST:PORT)")
+    dev.set_defaults(func=_devidp)
+    sub.add_parser("settings", help="print every setting as a markdown table").set_defaults(func=_settings_table)
+    return root
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    func = getattr(args, "func", None)
+    if func is None:
+        args.workers = 1
+        func = _serve
+    try:
+        return int(func(args))
+    except SettingsError as exc:
+        print(f"oauth-facade: configuration error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except KeyboardInterrupt:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

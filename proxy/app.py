@@ -1,0 +1,132 @@
+"""create_app(settings): the route table with each route's policy, and the resources' lifetimes.
+
+One Redis client and one upstream `ClientSession` per app, opened and closed by `cleanup_ctx`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from proxy.authorization import consent
+from proxy.authorization.endpoint import authorize
+from proxy.callback.endpoint import callback
+from proxy.discovery.documents import base_path, build_documents
+from proxy.discovery.endpoints import DOCUMENTS, JWKS_BYTES, jwks, well_known
+from proxy.keys import Keyset, generate, parse_keys, render_jwks
+from proxy.log import get_logger
+from proxy.ops.health import healthz, readyz
+from proxy.registration.endpoint import register
+from proxy.resources import resource_table
+from proxy.settings import DEV_IDP_MOUNT, Settings
+from proxy.state import SERVICES, SETTINGS, Services
+from proxy.store import Store
+from proxy.store.connect import connect, describe
+from proxy.token.endpoint import token
+from proxy.token.introspect import introspect
+from proxy.token.revoke import revoke
+from proxy.token.userinfo import userinfo
+from proxy.upstream import Upstream, profile_for
+from proxy.web.middleware import ISSUER, edge
+from proxy.web.routes import Route, add_routes
+
+log = get_logger()
+REDIS: web.AppKey[Any] = web.AppKey("redis", object)
+
+
+def allowed_scopes(settings: Settings) -> tuple[str, ...]:
+    return tuple(dict.fromkeys((*settings.scopes, *profile_for(settings).extra_scopes)))
+
+
+def routes(settings: Settings) -> list[Route]:
+    base = base_path(settings)
+    paths = build_documents(settings, ["RS256"], list(allowed_scopes(settings))).by_path
+    table = [Route(("GET",), path, well_known, cors=True, static=True) for path in paths]
+    return [
+        *table,
+        Route(("GET",), base + "/jwks", jwks, cors=True, static=True),
+        Route(("POST",), base + "/register", register, cors=True, no_store=True),
+        Route(("GET",), base + "/authorize", authorize, errors="redirect", no_store=True),
+        Route(("POST",), base + "/consent", consent.decide, errors="redirect", no_store=True),
+        Route(("GET",), base + "/callback", callback, errors="redirect", no_store=True),
+        Route(("POST",), base + "/token", token, cors=True, no_store=True),
+        Route(("POST",), base + "/revoke", revoke, cors=True, no_store=True),
+        Route(("POST",), base + "/introspect", introspect, no_store=True),
+        Route(("GET", "POST"), base + "/userinfo", userinfo, cors=True, no_store=True),
+        Route(("GET",), "/healthz", healthz, static=True),
+        Route(("GET",), "/readyz", readyz),
+    ]
+
+
+async def load_keyset(settings: Settings, store: Store) -> Keyset:
+    """The configured keys, or one generated key shared through the store by every replica."""
+    if settings.signing_keys_file is not None:
+        return Keyset.from_file(settings.signing_keys_file)
+    winner = await store.shared_keyset(render_jwks([generate(settings.signing_alg)]))
+    log.warning("startup.generated_key", hint="set PROXY_SIGNING_KEYS_FILE for keys that survive the store")
+    return Keyset(parse_keys(winner.encode()))
+
+
+def _consent_secret(keyset: Keyset) -> bytes:
+    material = json.dumps(keyset.active.private_jwk(), sort_keys=True).encode()
+    return hashlib.sha256(b"oauth-facade consent v1\x00" + material).digest()
+
+
+def _startup_warnings(settings: Settings) -> None:
+    log.info("startup", issuer=settings.issuer, store=describe(settings.redis_url),
+             upstream=settings.effective_upstream_issuer, profile=settings.upstream_profile)
+    if not settings.redis_url:
+        log.warning("startup.in_memory_store",
+                    hint="state lives in this process only: set PROXY_REDIS_URL before running replicas")
+    if settings.dev_idp:
+        log.warning("startup.dev_idp", hint="the bundled development IdP signs in a demo user without a password")
+    if settings.issuer.startswith("http://"):
+        log.warning("startup.http_issuer", hint="use an https issuer outside local development")
+
+
+def create_app(settings: Settings, *, redis: Any = None) -> web.Application:
+    """The facade. `redis` injects a client (tests); otherwise PROXY_REDIS_URL decides."""
+    app = web.Application(middlewares=[edge], client_max_size=settings.max_body_bytes)
+    app[SETTINGS] = settings
+    app[ISSUER] = settings.issuer
+
+    async def resources(app: web.Application) -> AsyncIterator[None]:
+        client = redis if redis is not None else connect(settings.redis_url, timeout_s=settings.redis_timeout_s)
+        timeout = aiohttp.ClientTimeout(total=settings.upstream_timeout_s)
+        http = aiohttp.ClientSession(timeout=timeout, connector=aiohttp.TCPConnector(limit=256, ttl_dns_cache=300))
+        try:
+            store = Store(client, prefix=settings.redis_prefix, code_ttl_s=settings.code_ttl_s,
+                          transaction_ttl_s=settings.transaction_ttl_s, client_ttl_s=settings.client_ttl_s,
+                          refresh_idle_ttl_s=settings.refresh_token_idle_ttl_s,
+                          refresh_absolute_ttl_s=settings.refresh_token_absolute_ttl_s,
+                          refresh_grace_s=settings.refresh_grace_s)
+            keyset = await load_keyset(settings, store)
+            scopes = allowed_scopes(settings)
+            app[REDIS] = client
+            app[SERVICES] = Services(settings, store, keyset, Upstream(settings, profile_for(settings), http),
+                                     scopes, resource_table(settings.effective_resources), _consent_secret(keyset))
+            app[DOCUMENTS] = build_documents(settings, keyset.algs, list(scopes))
+            app[JWKS_BYTES] = keyset.jwks_bytes
+            _startup_warnings(settings)
+            yield
+        finally:
+            await http.close()
+            if redis is None:
+                await client.aclose()
+
+    app.cleanup_ctx.append(resources)
+    add_routes(app, routes(settings))
+    if settings.dev_idp:
+        from proxy.devidp import DevIdpConfig, create_devidp_app
+
+        config = DevIdpConfig(issuer=settings.effective_upstream_issuer,
+                              client_id=settings.effective_upstream_client_id,
+                              client_secret=settings.effective_upstream_client_secret or "",
+                              redirect_uris=(settings.url("/callback"),))
+        app.add_subapp(base_path(settings) + DEV_IDP_MOUNT, create_devidp_app(config, env=settings.env))
+    return app

@@ -1,0 +1,105 @@
+"""Validation of an authorization request (RFC 6749 §4.1.1, RFC 7636 §4.3, RFC 8707, RFC 9207).
+
+Order matters: until the client and its redirect_uri are trusted, an error is an HTML page (never a
+redirect, or the server becomes an open redirector); after, errors go back to the client.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from aiohttp import web
+
+from proxy import pkce, scopes
+from proxy.errors import InvalidRequest, InvalidTarget, UnsupportedResponseType
+from proxy.registration.redirect_uris import matches
+from proxy.resources import normalise
+from proxy.state import Services
+from proxy.web.routes import REDIRECT_TARGET
+
+
+@dataclass(frozen=True, slots=True)
+class AuthorizationRequest:
+    """A validated request, as kept in the transaction until the upstream callback."""
+
+    client_id: str
+    client_name: str
+    redirect_uri: str  # as sent ('' when omitted): the token request must repeat it
+    reply_to: str  # where the answer goes
+    state: str | None
+    code_challenge: str
+    scope: str
+    resource: str
+    nonce: str | None
+    prompt: str | None
+    max_age: str | None
+
+    def record(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> AuthorizationRequest:
+        return cls(**{name: record.get(name) for name in cls.__slots__})  # type: ignore[arg-type]
+
+
+async def trusted_client(request: web.Request, s: Services, params: dict[str, str]) -> tuple[dict[str, Any], str, str]:
+    """The registration, the redirect_uri as sent, and where to answer; HTML errors before this returns."""
+    client_id = params.get("client_id")
+    if not client_id:
+        raise InvalidRequest("The client_id parameter is missing.")
+    client = await s.store.load_client(client_id)
+    if client is None:
+        raise InvalidRequest("This client is not registered (or its registration expired). "
+                             "Remove the server from the application and add it again.")
+    sent = params.get("redirect_uri", "")
+    registered: list[str] = client["redirect_uris"]
+    if not sent:
+        if len(registered) != 1:
+            raise InvalidRequest("The redirect_uri parameter is missing.")
+        reply_to = registered[0]
+    elif matches(sent, registered):
+        reply_to = sent
+    else:
+        raise InvalidRequest("The redirect_uri is not registered for this client.")
+    request[REDIRECT_TARGET] = (reply_to, params.get("state"))
+    return client, sent, reply_to
+
+
+def _resource(s: Services, params: dict[str, str]) -> str:
+    sent = params.get("resource")
+    if sent is None:
+        return next(iter(s.resources.values()))
+    canonical = s.resources.get(normalise(sent))
+    if canonical is None:
+        raise InvalidTarget("The resource is not served by this authorization server.")
+    return canonical
+
+
+async def parse(request: web.Request, s: Services, params: dict[str, str]) -> AuthorizationRequest:
+    client, sent, reply_to = await trusted_client(request, s, params)
+    if params.get("response_type") != "code":
+        raise UnsupportedResponseType()
+    challenge = params.get("code_challenge")
+    if not challenge:
+        raise InvalidRequest("PKCE is required: send code_challenge with code_challenge_method=S256.")
+    if params.get("code_challenge_method") != "S256":
+        raise InvalidRequest("Clients must use code_challenge_method=S256; plain is not allowed.")
+    if not pkce.CHALLENGE.match(challenge):
+        raise InvalidRequest("The code_challenge is not a base64url SHA-256 digest.")
+    if "request" in params or "request_uri" in params:
+        raise InvalidRequest("Request objects are not supported.")
+    default = tuple(word for word in s.settings.scopes if word in s.scopes)
+    return AuthorizationRequest(
+        client_id=client["client_id"],
+        client_name=client.get("client_name") or client["client_id"],
+        redirect_uri=sent,
+        reply_to=reply_to,
+        state=params.get("state"),
+        code_challenge=challenge,
+        scope=scopes.grantable(params.get("scope"), s.scopes, default),
+        resource=_resource(s, params),
+        nonce=params.get("nonce"),
+        prompt=params.get("prompt"),
+        max_age=params.get("max_age"),
+    )

@@ -1,0 +1,1 @@
+"""Callback from the upstream IdP."""

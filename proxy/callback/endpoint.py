@@ -1,0 +1,76 @@
+"""GET /callback: the upstream IdP sends the browser back here (OIDC Core §3.1.2.5).
+
+The transaction is taken once by the upstream `state`; the upstream code is redeemed with the
+facade's own credentials and verifier; the id_token is validated; then the facade issues its own
+code, bound to everything the client asked for, and answers the client with `code`, `state`, `iss`.
+The upstream's own `iss` and error text never reach the client.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+
+from aiohttp import web
+
+from proxy.authorization.request import AuthorizationRequest
+from proxy.errors import AccessDenied, InvalidRequest, OAuthError, ServerError, UpstreamRefused
+from proxy.log import get_logger
+from proxy.state import services
+from proxy.upstream import token_set
+from proxy.web.forms import query
+from proxy.web.render import redirect, with_query
+from proxy.web.routes import REDIRECT_TARGET
+
+log = get_logger()
+_ERROR_CODE = re.compile(r"^[\x20\x21\x23-\x5B\x5D-\x7E]{1,64}$")  # RFC 6749 §4.1.2.1 charset
+
+
+class UpstreamAuthorizationError(OAuthError):
+    """The IdP answered the sign-in with an error; the client gets the same code."""
+
+    default_description = "The identity provider did not complete the sign-in."
+
+    def __init__(self, error: str) -> None:
+        super().__init__()
+        self.error = error if _ERROR_CODE.match(error) else "access_denied"  # type: ignore[misc]
+
+
+def new_code() -> tuple[str, str]:
+    """(family id, code): the code names the refresh family it will open, for one-slot atomicity."""
+    family = secrets.token_urlsafe(16)
+    return family, f"{family}.{secrets.token_urlsafe(32)}"
+
+
+async def callback(request: web.Request) -> web.Response:
+    s = services(request)
+    params = query(request)
+    state = params.get("state")
+    if not state:
+        raise InvalidRequest("The identity provider's answer has no state.")
+    record = await s.store.take_transaction(state)
+    if record is None:
+        raise InvalidRequest("This sign-in is unknown, expired or was already completed. Start again.")
+    areq = AuthorizationRequest.from_record(record)
+    request[REDIRECT_TARGET] = (areq.reply_to, areq.state)
+
+    if "error" in params:
+        log.info("callback.upstream_error", upstream_error=params["error"][:64], client_id=areq.client_id)
+        raise UpstreamAuthorizationError(params["error"])
+    upstream_code = params.get("code")
+    if not upstream_code:
+        raise ServerError("The identity provider's answer has no code.")
+    try:
+        tokens = await s.upstream.exchange_code(upstream_code, record["up_verifier"])
+        identity = await s.upstream.identity(tokens, record["up_nonce"])
+    except UpstreamRefused as exc:
+        log.warning("upstream.exchange_refused", detail=exc.detail, client_id=areq.client_id)
+        raise AccessDenied("The identity provider refused to complete the sign-in.") from exc
+
+    _family, code = new_code()
+    grant = {"client_id": areq.client_id, "sub": identity.sub, "scope": areq.scope, "resource": areq.resource,
+             "nonce": areq.nonce, "claims": identity.claims, "auth_time": identity.auth_time}
+    await s.store.issue_code(code, client_id=areq.client_id, redirect_uri=areq.redirect_uri,
+                             challenge=areq.code_challenge, grant=grant, upstream=token_set(tokens))
+    log.info("code.issued", client_id=areq.client_id, sub=identity.sub)
+    return redirect(with_query(areq.reply_to, {"code": code, "state": areq.state, "iss": s.settings.issuer}))

@@ -1,0 +1,95 @@
+"""The metadata documents, built once from settings: every endpoint the facade's own, never the IdP's."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from proxy.settings import Settings
+
+AUTH_METHODS = ["none", "client_secret_basic", "client_secret_post"]
+CLAIMS = ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "azp", "at_hash", "sid",
+          "email", "email_verified", "name", "given_name", "family_name", "preferred_username", "picture",
+          "locale", "updated_at"]
+
+
+def base_path(settings: Settings) -> str:
+    """The issuer's path ('' for an origin issuer): every endpoint lives below it."""
+    return urlsplit(settings.issuer).path.rstrip("/")
+
+
+def authorization_server_metadata(settings: Settings, signing_algs: list[str], scopes: list[str]) -> dict[str, Any]:
+    """RFC 8414 §2 and OIDC Discovery §3 in one document, served under both well-known names."""
+    url = settings.url
+    return {
+        "issuer": settings.issuer,
+        "authorization_endpoint": url("/authorize"),
+        "token_endpoint": url("/token"),
+        "registration_endpoint": url("/register"),
+        "jwks_uri": url("/jwks"),
+        "revocation_endpoint": url("/revoke"),
+        "introspection_endpoint": url("/introspect"),
+        "userinfo_endpoint": url("/userinfo"),
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "grant_types_supported": ["authorization_code", "refresh_token"],
+        "code_challenge_methods_supported": ["S256"],
+        "token_endpoint_auth_methods_supported": AUTH_METHODS,
+        "revocation_endpoint_auth_methods_supported": AUTH_METHODS,
+        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "bearer"],
+        "id_token_signing_alg_values_supported": signing_algs,
+        "subject_types_supported": ["public"],
+        "scopes_supported": scopes,
+        "claims_supported": CLAIMS,
+        "prompt_values_supported": ["none", "login", "consent", "select_account"],
+        "authorization_response_iss_parameter_supported": True,
+    }
+
+
+def protected_resource_metadata(settings: Settings, resource: str, scopes: list[str]) -> dict[str, Any]:
+    """RFC 9728 §2: `resource` is exactly the configured URL; this facade is its one AS."""
+    return {
+        "resource": resource,
+        "authorization_servers": [settings.issuer],
+        "scopes_supported": scopes,
+        "bearer_methods_supported": ["header"],
+    }
+
+
+def _bytes(document: dict[str, Any]) -> bytes:
+    return json.dumps(document, separators=(",", ":")).encode()
+
+
+@dataclass(frozen=True)
+class Documents:
+    """Pre-rendered bodies by request path; discovery requests never build JSON."""
+
+    by_path: dict[str, bytes]
+    metadata: dict[str, Any]
+
+
+def build_documents(settings: Settings, signing_algs: list[str], scopes: list[str]) -> Documents:
+    metadata = authorization_server_metadata(settings, signing_algs, scopes)
+    as_body = _bytes(metadata)
+    prefix = base_path(settings)
+    paths: dict[str, bytes] = {}
+    for name in ("oauth-authorization-server", "openid-configuration"):
+        paths[f"/.well-known/{name}"] = as_body
+        if prefix:
+            paths[f"/.well-known/{name}{prefix}"] = as_body  # RFC 8414 §3.1 path insertion
+            paths[f"{prefix}/.well-known/{name}"] = as_body  # OIDC Discovery §4 appended form
+    resource_paths: list[str] = []
+    for resource in settings.effective_resources:
+        path = urlsplit(resource).path.rstrip("/")
+        body = _bytes(protected_resource_metadata(settings, resource, scopes))
+        paths.setdefault("/.well-known/oauth-protected-resource", body)
+        if path:
+            paths[f"/.well-known/oauth-protected-resource{path}"] = body
+            resource_paths.append(path)
+    for path in resource_paths:
+        # Clients that append the MCP path to the AS well-known (claude.ai, Claude Code).
+        for name in ("oauth-authorization-server", "openid-configuration"):
+            paths.setdefault(f"/.well-known/{name}{path}", as_body)
+    return Documents(paths, metadata)

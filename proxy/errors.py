@@ -1,0 +1,187 @@
+"""Every protocol error the facade can answer, as classes; one middleware renders them.
+
+    OAuthError                      RFC 6749 §5.2 / §4.1.2.1 error with `error`, `status`
+    ├── InvalidRequest              400 invalid_request
+    ├── InvalidClient               401 invalid_client (+ WWW-Authenticate: Basic)
+    ├── InvalidGrant                400 invalid_grant (description stays generic)
+    ├── UnauthorizedClient          400 unauthorized_client
+    ├── UnsupportedGrantType        400 unsupported_grant_type
+    ├── UnsupportedResponseType     400 unsupported_response_type
+    ├── InvalidScope                400 invalid_scope
+    ├── InvalidTarget               400 invalid_target (RFC 8707)
+    ├── AccessDenied                403 access_denied
+    ├── InvalidRedirectUri          400 invalid_redirect_uri (RFC 7591 §3.2.2)
+    ├── InvalidClientMetadata       400 invalid_client_metadata
+    ├── InvalidToken                401 invalid_token (RFC 6750 §3.1, Bearer challenge)
+    ├── PayloadTooLarge             413 invalid_request
+    ├── RateLimited                 429 (Retry-After)
+    ├── ServerError                 500 server_error
+    ├── UpstreamError               502 server_error: the IdP answered nonsense
+    │   ├── UpstreamRefused         502: the IdP answered an OAuth error (e.g. invalid_grant)
+    │   └── UpstreamUnavailable     503 temporarily_unavailable: the IdP is down or slow
+    └── StoreUnavailable            503 temporarily_unavailable: Redis is down or slow
+
+The `description` is public; `detail` is private and only logged (fosite's hint vs debug).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class OAuthError(Exception):
+    """A protocol error; subclasses fix `error` and `status`."""
+
+    error: ClassVar[str] = "server_error"
+    status: ClassVar[int] = 400
+    default_description: ClassVar[str] = "The request could not be processed."
+    # Errors that, once the client's redirect_uri is trusted, go back to it (RFC 6749 §4.1.2.1).
+    redirectable: ClassVar[bool] = True
+
+    def __init__(self, description: str | None = None, *, detail: str | None = None) -> None:
+        self.description = description or self.default_description
+        self.detail = detail
+        super().__init__(self.description if detail is None else f"{self.description} ({detail})")
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {}
+
+    def body(self) -> dict[str, str]:
+        return {"error": self.error, "error_description": self.description}
+
+
+class InvalidRequest(OAuthError):
+    error = "invalid_request"
+    default_description = "The request is missing a parameter or is malformed."
+
+
+class InvalidClient(OAuthError):
+    error = "invalid_client"
+    status = 401
+    default_description = "Client authentication failed."
+    redirectable = False
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": 'Basic realm="oauth-facade", charset="UTF-8"'}
+
+
+class InvalidGrant(OAuthError):
+    error = "invalid_grant"
+    default_description = "The grant is invalid, expired, revoked or was issued to another client."
+
+
+class UnauthorizedClient(OAuthError):
+    error = "unauthorized_client"
+    default_description = "The client may not use this grant type."
+
+
+class UnsupportedGrantType(OAuthError):
+    error = "unsupported_grant_type"
+    default_description = "Supported grant types are authorization_code and refresh_token."
+
+
+class UnsupportedResponseType(OAuthError):
+    error = "unsupported_response_type"
+    default_description = "The only supported response_type is code."
+
+
+class InvalidScope(OAuthError):
+    error = "invalid_scope"
+    default_description = "The requested scope is invalid or exceeds what was granted."
+
+
+class InvalidTarget(OAuthError):
+    error = "invalid_target"
+    default_description = "The resource is not a protected resource of this server."
+
+
+class AccessDenied(OAuthError):
+    error = "access_denied"
+    status = 403
+    default_description = "The resource owner or the identity provider denied the request."
+
+
+class InvalidRedirectUri(OAuthError):
+    error = "invalid_redirect_uri"
+    default_description = "A redirect URI is not acceptable."
+    redirectable = False
+
+
+class InvalidClientMetadata(OAuthError):
+    error = "invalid_client_metadata"
+    default_description = "The client metadata is invalid."
+    redirectable = False
+
+
+class InvalidToken(OAuthError):
+    error = "invalid_token"
+    status = 401
+    default_description = "The access token is missing, invalid, expired or revoked."
+    redirectable = False
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": f'Bearer error="invalid_token", error_description="{self.description}"'}
+
+
+class PayloadTooLarge(OAuthError):
+    error = "invalid_request"
+    status = 413
+    default_description = "The request body is too large."
+    redirectable = False
+
+
+class RateLimited(OAuthError):
+    error = "slow_down"
+    status = 429
+    default_description = "Too many requests; retry later."
+    redirectable = False
+
+    def __init__(self, retry_after_s: int, description: str | None = None) -> None:
+        super().__init__(description)
+        self.retry_after_s = max(1, retry_after_s)
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after_s)}
+
+
+class ServerError(OAuthError):
+    error = "server_error"
+    status = 500
+    default_description = "The server hit an unexpected condition."
+
+
+class UpstreamError(ServerError):
+    status = 502
+    default_description = "The identity provider gave an unusable answer."
+
+
+class UpstreamRefused(UpstreamError):
+    """The IdP answered with an OAuth error of its own (kept in `upstream_error`, never shown)."""
+
+    def __init__(self, upstream_error: str, *, detail: str | None = None) -> None:
+        super().__init__(detail=detail or upstream_error)
+        self.upstream_error = upstream_error
+
+
+class UpstreamUnavailable(UpstreamError):
+    error = "temporarily_unavailable"
+    status = 503
+    default_description = "The identity provider is unavailable; retry later."
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": "5"}
+
+
+class StoreUnavailable(ServerError):
+    error = "temporarily_unavailable"
+    status = 503
+    default_description = "The service's state store is unavailable; retry later."
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": "2"}

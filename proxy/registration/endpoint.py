@@ -1,0 +1,104 @@
+"""POST /register: RFC 7591 dynamic client registration.
+
+Every client is public (`token_endpoint_auth_method: none`, no secret) whatever it asked for: MCP
+clients are native or browser apps that cannot keep a secret, and a secret handed out here only
+breaks them at /token (claude.ai asks `client_secret_post`; RFC 7591's default is Basic). The
+registration is never refused for its auth method. The answer is 201 (oauth4webapi checks) and
+never contains a JSON null.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from typing import Any
+
+from aiohttp import web
+
+from proxy.errors import InvalidClientMetadata, InvalidRedirectUri
+from proxy.registration.redirect_uris import problem
+from proxy.state import services
+from proxy.web.forms import json_object
+from proxy.web.render import json_response
+
+GRANT_TYPES = ("authorization_code", "refresh_token")
+MAX_REDIRECT_URIS = 20
+MAX_TEXT = 512
+# Optional string members echoed when sent, bounded and type-checked.
+TEXT_MEMBERS = ("client_name", "client_uri", "logo_uri", "tos_uri", "policy_uri", "software_id",
+                "software_version", "application_type", "id_token_signed_response_alg")
+
+
+def _redirect_uris(metadata: dict[str, Any]) -> list[str]:
+    uris = metadata.get("redirect_uris")
+    if not isinstance(uris, list) or not uris:
+        raise InvalidRedirectUri("redirect_uris is required and must be a non-empty array.")
+    if len(uris) > MAX_REDIRECT_URIS:
+        raise InvalidRedirectUri(f"At most {MAX_REDIRECT_URIS} redirect URIs may be registered.")
+    for uri in uris:
+        reason = problem(uri)
+        if reason is not None:
+            shown = uri[:100] if isinstance(uri, str) else type(uri).__name__
+            raise InvalidRedirectUri(f"Redirect URI {shown!r} {reason}.")
+    return list(dict.fromkeys(uris))
+
+
+def _texts(metadata: dict[str, Any]) -> dict[str, str]:
+    kept: dict[str, str] = {}
+    for name in TEXT_MEMBERS:
+        value = metadata.get(name)
+        if value is None:
+            continue
+        if not isinstance(value, str) or len(value) > MAX_TEXT:
+            raise InvalidClientMetadata(f"{name} must be a string of at most {MAX_TEXT} characters.")
+        kept[name] = value
+    return kept
+
+
+def _scope(metadata: dict[str, Any], allowed: tuple[str, ...]) -> str | None:
+    scope = metadata.get("scope")
+    if scope is None:
+        return None
+    if not isinstance(scope, str) or len(scope) > MAX_TEXT:
+        raise InvalidClientMetadata("scope must be a space-separated string.")
+    kept = [word for word in dict.fromkeys(scope.split()) if word in allowed]
+    return " ".join(kept) if kept else None
+
+
+def _reduced(metadata: dict[str, Any], name: str, allowed: tuple[str, ...], default: list[str]) -> list[str]:
+    value = metadata.get(name)
+    if value is None:
+        return default
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise InvalidClientMetadata(f"{name} must be an array of strings.")
+    return [item for item in allowed if item in value] or default
+
+
+def client_record(metadata: dict[str, Any], allowed_scopes: tuple[str, ...]) -> dict[str, Any]:
+    """The registration as stored and echoed: validated, reduced to what this server does."""
+    record: dict[str, Any] = {"redirect_uris": _redirect_uris(metadata)}
+    record.update(_texts(metadata))
+    alg = record.get("id_token_signed_response_alg")
+    if alg is not None and alg not in ("RS256", "ES256", "PS256"):
+        raise InvalidClientMetadata("id_token_signed_response_alg is not supported.")
+    record["grant_types"] = _reduced(metadata, "grant_types", GRANT_TYPES, list(GRANT_TYPES))
+    record["response_types"] = ["code"]
+    record["token_endpoint_auth_method"] = "none"
+    scope = _scope(metadata, allowed_scopes)
+    if scope is not None:
+        record["scope"] = scope
+    return record
+
+
+async def register(request: web.Request) -> web.Response:
+    s = services(request)
+    metadata = await json_object(request)
+    record = client_record(metadata, s.scopes)
+    alg = record.get("id_token_signed_response_alg")
+    if alg is not None and alg != s.keyset.active.alg:
+        raise InvalidClientMetadata(f"id_token_signed_response_alg must be {s.keyset.active.alg}.")
+    client_id = secrets.token_urlsafe(24)  # [A-Za-z0-9_-]: decodes the same from raw, percent- or form-encoded Basic
+    record["client_id"] = client_id
+    record["client_id_issued_at"] = int(time.time())
+    await s.store.save_client(client_id, record)
+    return json_response(record, status=201)

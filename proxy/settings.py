@@ -1,0 +1,229 @@
+"""The facade's configuration: one validated object, read from ``PROXY_*`` variables.
+
+Every field's description is the documentation operators read (the README table is generated from it
+by ``oauth-facade settings``), so the names are an interface: rename nothing without a deprecation.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+ProfileName = Literal["generic", "clerk", "google", "auth0", "github"]
+WordList = Annotated[tuple[str, ...], NoDecode]
+
+DEFAULT_ISSUER = "http://127.0.0.1:8080"
+DEV_IDP_MOUNT = "/devidp"
+DEV_IDP_CLIENT_ID = "oauth-facade-dev"
+DEV_IDP_CLIENT_SECRET = "dev-secret"
+
+
+def split_words(value: object) -> tuple[str, ...]:
+    """Accept ``a b``, ``a,b`` or a JSON-free list, so shell users need no quoting tricks."""
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return tuple(word for word in value.replace(",", " ").split() if word)
+    return tuple(str(word) for word in value)  # type: ignore[attr-defined]
+
+
+class Settings(BaseSettings):
+    """All settings; the env name of each is ``PROXY_`` + the upper-cased field name."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="PROXY_", env_file=".env", extra="ignore", frozen=True, validate_default=True
+    )
+
+    # -- where the facade is ---------------------------------------------------------------------
+    issuer: str = Field(
+        DEFAULT_ISSUER,
+        description="Public base URL of the facade; `issuer` in metadata, `iss` in every token, byte for byte.",
+    )
+    host: str = Field("127.0.0.1", description="Address to listen on.")
+    port: int = Field(8080, ge=0, le=65535, description="Port to listen on.")
+    env: Literal["development", "production"] = Field(
+        "development", description="`production` refuses development shortcuts (dev IdP, generated keys)."
+    )
+
+    # -- state -------------------------------------------------------------------------------------
+    redis_url: str | None = Field(
+        None,
+        description="`redis://`, `rediss://`, `unix://`, `redis+cluster://host:port` or "
+        "`redis+sentinel://host:port[,host:port]/service[/db]`. Unset: in-memory, single process only.",
+    )
+    redis_prefix: str = Field("oauthfacade:", description="Prefix of every Redis key (share one Redis).")
+    redis_timeout_s: float = Field(2.0, gt=0, description="Timeout of one Redis command.")
+
+    # -- upstream identity provider ------------------------------------------------------------------
+    upstream_profile: ProfileName = Field("generic", description="Which IdP: generic|clerk|google|auth0|github.")
+    upstream_issuer: str | None = Field(None, description="Upstream issuer URL. Unset: the bundled dev IdP.")
+    upstream_client_id: str | None = Field(None, description="The facade's client id at the upstream.")
+    upstream_client_secret: SecretStr | None = Field(None, description="The facade's client secret upstream.")
+    upstream_scopes: WordList = Field((), description="Extra upstream scopes to request (space separated).")
+    upstream_audience: str | None = Field(None, description="Auth0 `audience` parameter.")
+    upstream_hosted_domain: str | None = Field(None, description="Google `hd`: only accept this domain.")
+    upstream_dcr: bool = Field(False, description="Clerk: mirror each registration to the upstream's DCR.")
+    upstream_timeout_s: float = Field(10.0, gt=0, description="Timeout of one upstream HTTP call.")
+
+    # -- what the facade issues ------------------------------------------------------------------------
+    signing_keys_file: Path | None = Field(
+        None, description="PEM, JWK or JWKS file; several keys = rotation, the newest (last) signs."
+    )
+    signing_alg: Literal["RS256", "ES256", "PS256"] = Field("RS256", description="Alg of a generated key.")
+    scopes: WordList = Field(("openid", "offline_access"), description="Scopes clients may be granted.")
+    resources: WordList = Field((), description="Protected MCP server URLs. Default `<issuer>/mcp`.")
+    access_token_mode: Literal["jwt", "upstream"] = Field(
+        "jwt", description="`upstream` hands the IdP's access token through (see README trade-off)."
+    )
+    introspection_secret: SecretStr | None = Field(None, description="Credential for POST /introspect.")
+
+    # -- lifetimes ------------------------------------------------------------------------------
+    access_token_ttl_s: int = Field(3600, gt=0, description="Access and id_token lifetime.")
+    refresh_token_idle_ttl_s: int = Field(30 * 86400, gt=0, description="Refresh family unused lifetime.")
+    refresh_token_absolute_ttl_s: int = Field(90 * 86400, gt=0, description="Refresh family max lifetime.")
+    refresh_grace_s: int = Field(30, ge=0, description="Window in which a just-rotated refresh token replays.")
+    code_ttl_s: int = Field(60, gt=0, le=600, description="Authorization code lifetime.")
+    transaction_ttl_s: int = Field(600, gt=0, description="Sign-in transaction lifetime.")
+    client_ttl_s: int = Field(30 * 86400, gt=0, description="Registration lifetime, refreshed on use.")
+    upstream_refresh_skew_s: int = Field(60, ge=0, description="Refresh upstream this long before expiry.")
+
+    # -- protection -------------------------------------------------------------------------------------
+    consent: bool = Field(True, description="`off`: no consent page (trusted single-client deployments).")
+    consent_ttl_s: int = Field(30 * 86400, gt=0, description="How long a browser's approval is remembered.")
+    rate_limits: bool = Field(True, description="`off`: no rate limits (a load test from one address).")
+    trusted_proxies: WordList = Field((), description="Addresses/CIDRs whose X-Forwarded-For is trusted.")
+    max_body_bytes: int = Field(64 * 1024, gt=0, description="Larger request bodies get 413.")
+
+    # -- operations -------------------------------------------------------------------------------------
+    log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log level.")
+    log_format: Literal["json", "console"] = Field("json", description="json (production) or console.")
+    metrics_token: SecretStr | None = Field(None, description="Bearer token protecting GET /metrics.")
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
+
+    @field_validator("upstream_scopes", "scopes", "resources", "trusted_proxies", mode="before")
+    @classmethod
+    def _words(cls, value: object) -> tuple[str, ...]:
+        return split_words(value)
+
+    @field_validator("issuer")
+    @classmethod
+    def _issuer(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an absolute http(s) URL such as https://auth.example.com")
+        if parts.query or parts.fragment or "#" in value:
+            raise ValueError("must not have a query or fragment (RFC 8414 §2)")
+        if value.endswith("/"):
+            raise ValueError("must not end with '/': clients compare it byte for byte")
+        return value
+
+    @field_validator("upstream_issuer")
+    @classmethod
+    def _upstream_issuer(cls, value: str | None) -> str | None:
+        if value is not None and urlsplit(value).scheme not in ("http", "https"):
+            raise ValueError("must be an absolute http(s) URL")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        allowed = ("redis", "rediss", "unix", "redis+cluster", "rediss+cluster", "redis+sentinel")
+        if urlsplit(value).scheme not in allowed:
+            raise ValueError(f"scheme must be one of {', '.join(allowed)}")
+        return value
+
+    @field_validator("redis_prefix")
+    @classmethod
+    def _prefix(cls, value: str) -> str:
+        if "{" in value or "}" in value:
+            raise ValueError("must not contain '{' or '}' (they would break Redis Cluster hash tags)")
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for entry in value:
+            ipaddress.ip_network(entry, strict=False)
+        return value
+
+    @field_validator("resources")
+    @classmethod
+    def _resources(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for url in value:
+            parts = urlsplit(url)
+            if parts.scheme not in ("http", "https") or not parts.hostname or parts.fragment:
+                raise ValueError(f"{url!r} is not an absolute http(s) URL without fragment")
+        return value
+
+    @model_validator(mode="after")
+    def _coherent(self) -> Settings:
+        if self.upstream_issuer and not self.upstream_client_id:
+            raise ValueError("PROXY_UPSTREAM_CLIENT_ID is required when PROXY_UPSTREAM_ISSUER is set")
+        if self.env == "production":
+            if self.dev_idp:
+                raise ValueError(
+                    "PROXY_ENV=production needs a real upstream: set PROXY_UPSTREAM_ISSUER "
+                    "(the bundled development IdP refuses to run in production)"
+                )
+            if self.signing_keys_file is None:
+                raise ValueError("PROXY_ENV=production needs PROXY_SIGNING_KEYS_FILE (persistent keys)")
+            if not self.redis_url:
+                raise ValueError("PROXY_ENV=production needs PROXY_REDIS_URL (the in-memory store is one process)")
+        return self
+
+    # -- derived values ----------------------------------------------------------------------------------
+    @property
+    def dev_idp(self) -> bool:
+        """True when no upstream is configured (GitHub has no issuer, so its client id counts)."""
+        return not self.upstream_issuer and not (self.upstream_profile == "github" and self.upstream_client_id)
+
+    @property
+    def effective_upstream_issuer(self) -> str:
+        return self.upstream_issuer or (self.issuer + DEV_IDP_MOUNT)
+
+    @property
+    def effective_upstream_client_id(self) -> str:
+        return self.upstream_client_id or DEV_IDP_CLIENT_ID
+
+    @property
+    def effective_upstream_client_secret(self) -> str | None:
+        if self.upstream_client_secret is not None:
+            return self.upstream_client_secret.get_secret_value()
+        return DEV_IDP_CLIENT_SECRET if self.dev_idp else None
+
+    @property
+    def effective_resources(self) -> tuple[str, ...]:
+        return self.resources or (self.issuer + "/mcp",)
+
+    def url(self, path: str) -> str:
+        """An absolute URL of the facade's own."""
+        return self.issuer + path
+
+
+class SettingsError(Exception):
+    """A configuration problem, already phrased as the one line the operator sees."""
+
+
+def load_settings(env_file: str | Path | None = None, **overrides: object) -> Settings:
+    """Build settings, turning pydantic's report into one line that names the variable."""
+    try:
+        if env_file is not None:
+            return Settings(_env_file=(".env", env_file), **overrides)  # type: ignore[call-arg]
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = first["loc"][0] if first["loc"] else None
+        name = f"PROXY_{str(where).upper()}" if where else "configuration"
+        message = first["msg"].removeprefix("Value error, ")
+        raise SettingsError(f"{name}: {message}") from None

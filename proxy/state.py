@@ -1,0 +1,31 @@
+"""The services a request handler reaches, built once per app (typed aiohttp state)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from proxy.keys import Keyset
+from proxy.settings import Settings
+from proxy.store import Store
+from proxy.upstream import Upstream
+
+
+@dataclass(frozen=True)
+class Services:
+    settings: Settings
+    store: Store
+    keyset: Keyset
+    upstream: Upstream
+    scopes: tuple[str, ...]
+    resources: dict[str, str]
+    consent_secret: bytes
+
+
+SETTINGS: web.AppKey[Settings] = web.AppKey("settings", Settings)
+SERVICES: web.AppKey[Services] = web.AppKey("services", Services)
+
+
+def services(request: web.Request) -> Services:
+    return request.app[SERVICES]

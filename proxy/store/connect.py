@@ -1,0 +1,62 @@
+"""Turn ``PROXY_REDIS_URL`` into one ``redis.asyncio`` client (or the embedded fakeredis).
+
+The URL forms operators script against:
+
+- ``redis://[:password@]host:port/db``, ``rediss://…`` (TLS), ``unix:///path/redis.sock``
+- ``redis+cluster://host:port`` (``rediss+cluster://`` with TLS): any node of a Redis Cluster
+- ``redis+sentinel://[:password@]host:port[,host:port…]/service_name[/db]``
+- unset: an in-memory fakeredis, the same code path, one process only
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.sentinel import Sentinel
+
+
+def connect(url: str | None, *, timeout_s: float) -> Any:
+    """A client for `url`; nothing is contacted until the first command."""
+    common: dict[str, Any] = {
+        "decode_responses": True,
+        "socket_timeout": timeout_s,
+        "socket_connect_timeout": timeout_s,
+    }
+    if not url:
+        import fakeredis  # the embedded store: imported only when used
+
+        return fakeredis.FakeAsyncRedis(decode_responses=True, version=(7, 2))
+    scheme = urlsplit(url).scheme
+    if scheme.endswith("+cluster"):
+        return RedisCluster.from_url(url.replace("+cluster", "", 1), **common)
+    if scheme == "redis+sentinel":
+        return _sentinel(url, common)
+    return aioredis.Redis.from_url(url, health_check_interval=30, **common)
+
+
+def _sentinel(url: str, common: dict[str, Any]) -> Any:
+    parts = urlsplit(url)
+    netloc = parts.netloc.rsplit("@", 1)
+    password = unquote(netloc[0].split(":", 1)[-1]) if len(netloc) == 2 else None
+    hosts = []
+    for node in netloc[-1].split(","):
+        host, _, port = node.rpartition(":")
+        hosts.append((host or node, int(port or 26379)))
+    path = [segment for segment in parts.path.split("/") if segment]
+    if not path:
+        raise ValueError("redis+sentinel:// needs the service name as its path")
+    db = int(path[1]) if len(path) > 1 else 0
+    sentinel = Sentinel(hosts, sentinel_kwargs={"password": password}, password=password, db=db, **common)
+    return sentinel.master_for(path[0])
+
+
+def describe(url: str | None) -> str:
+    """The URL without its password, for logs."""
+    if not url:
+        return "in-memory"
+    parts = urlsplit(url)
+    host = parts.netloc.rsplit("@", 1)[-1]
+    return f"{parts.scheme}://{host}{parts.path}"

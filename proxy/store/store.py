@@ -1,0 +1,283 @@
+"""The store contract: every Redis key the facade writes, its lifetime, and its atomic operation.
+
+Keys (after the configurable prefix; ``{F}`` is a grant family id used as a Cluster hash tag):
+
+    client:<client_id>          registration JSON              client_ttl_s, refreshed on use
+    tx:<sha256(state)>          sign-in transaction JSON       transaction_ttl_s, taken once (GETDEL)
+    consent:<sha256(id)>        pending consent JSON           transaction_ttl_s, taken once (GETDEL)
+    code:{F}:<sha256(code)>     authorization code (hash)      code_ttl_s, redeemed once (Lua)
+    code-used:{F}:<sha256>      marker of a redeemed code      refresh_grace_s + code_ttl_s
+    family:{F}                  refresh family (hash)          idle ttl, capped by absolute expiry
+    revoked:<jti>               revoked access token           the token's remaining lifetime
+    keys                        generated signing JWKS         none while it signs (see keys/)
+    rate:<bucket>:<window>      rate-limit counter             the window
+
+Codes and refresh tokens are stored only as SHA-256 hashes; a refresh token is ``<F>.<secret>`` so
+its family is found without an index, and a replay of any older token of a live family is detected.
+Every method raises `StoreUnavailable` when Redis cannot answer; nothing else leaks out.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from redis.exceptions import RedisError
+
+from proxy.errors import StoreUnavailable
+from proxy.store import scripts
+
+Json = dict[str, Any]
+
+
+def digest(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def family_of(token: str) -> str | None:
+    """The family id a code or refresh token names, or None when it is not of our shape."""
+    family, dot, secret = token.partition(".")
+    if not dot or not family or not secret or "{" in family or "}" in family:
+        return None
+    return family
+
+
+@dataclass(frozen=True, slots=True)
+class RedeemedCode:
+    """What a code redemption found: `status` is ok, unknown, reused or mismatch."""
+
+    status: str
+    grant: Json | None = None
+    upstream: Json | None = None
+    mismatch: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FamilyGrant:
+    grant: Json
+    upstream: Json | None
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshOutcome:
+    """`status`: rotated, grace, unknown, expired, mismatch (another client's) or reuse.
+
+    `sealed` is the successor on grace; on reuse `family.upstream` is what to revoke upstream."""
+
+    status: str
+    family: FamilyGrant | None = None
+    sealed: str | None = None
+    undo: tuple[str, str, str, str] | None = None
+
+
+@asynccontextmanager
+async def _redis_errors(operation: str) -> AsyncIterator[None]:
+    """The one seam where Redis failures become a protocol error (httpx maps its transport the same way)."""
+    try:
+        yield
+    except (RedisError, OSError, TimeoutError) as exc:
+        raise StoreUnavailable(detail=f"{operation}: {type(exc).__name__}: {exc}") from exc
+
+
+def _load(raw: str | None) -> Json | None:
+    return json.loads(raw) if raw else None
+
+
+class Store:
+    """Named, atomic operations over one Redis client (or fakeredis)."""
+
+    def __init__(self, redis: Any, *, prefix: str, code_ttl_s: int, transaction_ttl_s: int,
+                 client_ttl_s: int, refresh_idle_ttl_s: int, refresh_absolute_ttl_s: int,
+                 refresh_grace_s: int) -> None:
+        self.redis = redis
+        self.prefix = prefix
+        self.code_ttl_s = code_ttl_s
+        self.transaction_ttl_s = transaction_ttl_s
+        self.client_ttl_s = client_ttl_s
+        self.refresh_idle_ttl_s = refresh_idle_ttl_s
+        self.refresh_absolute_ttl_s = refresh_absolute_ttl_s
+        self.refresh_grace_s = refresh_grace_s
+        self._redeem = redis.register_script(scripts.REDEEM_CODE)
+        self._rotate = redis.register_script(scripts.ROTATE_REFRESH)
+        self._undo = redis.register_script(scripts.UNDO_ROTATION)
+        self._set_if_exists = redis.register_script(scripts.SET_IF_EXISTS)
+        self._take_family = redis.register_script(scripts.TAKE_FAMILY)
+
+    # -- keys ----------------------------------------------------------------------------------------
+    def key(self, *parts: str) -> str:
+        return self.prefix + ":".join(parts)
+
+    def family_key(self, family: str) -> str:
+        return self.key("family", "{" + family + "}")
+
+    # -- health ------------------------------------------------------------------------------------
+    async def ping(self) -> None:
+        async with _redis_errors("ping"):
+            await self.redis.ping()
+
+    # -- clients (RFC 7591) ----------------------------------------------------------------------------
+    async def save_client(self, client_id: str, record: Json) -> None:
+        async with _redis_errors("save_client"):
+            await self.redis.set(self.key("client", client_id), json.dumps(record), ex=self.client_ttl_s)
+
+    async def load_client(self, client_id: str) -> Json | None:
+        """The registration, its lifetime renewed: a client in use never expires (GETEX)."""
+        async with _redis_errors("load_client"):
+            raw = await self.redis.getex(self.key("client", client_id), ex=self.client_ttl_s)
+        return _load(raw)
+
+    # -- sign-in transactions --------------------------------------------------------------------------
+    async def start_transaction(self, state: str, record: Json) -> None:
+        async with _redis_errors("start_transaction"):
+            await self.redis.set(self.key("tx", digest(state)), json.dumps(record), ex=self.transaction_ttl_s)
+
+    async def take_transaction(self, state: str) -> Json | None:
+        """The transaction for an upstream `state`, consumed: a second callback finds nothing."""
+        async with _redis_errors("take_transaction"):
+            return _load(await self.redis.getdel(self.key("tx", digest(state))))
+
+    async def put_pending_consent(self, consent_id: str, record: Json) -> None:
+        async with _redis_errors("put_pending_consent"):
+            await self.redis.set(self.key("consent", digest(consent_id)), json.dumps(record),
+                                 ex=self.transaction_ttl_s)
+
+    async def peek_pending_consent(self, consent_id: str) -> Json | None:
+        async with _redis_errors("peek_pending_consent"):
+            return _load(await self.redis.get(self.key("consent", digest(consent_id))))
+
+    async def take_pending_consent(self, consent_id: str) -> Json | None:
+        async with _redis_errors("take_pending_consent"):
+            return _load(await self.redis.getdel(self.key("consent", digest(consent_id))))
+
+    # -- authorization codes -----------------------------------------------------------------------------
+    def _code_keys(self, code: str) -> tuple[str, str, str] | None:
+        family = family_of(code)
+        if family is None:
+            return None
+        tag = "{" + family + "}"
+        return (self.key("code", tag, digest(code)), self.key("code-used", tag, digest(code)),
+                self.family_key(family))
+
+    async def issue_code(self, code: str, *, client_id: str, redirect_uri: str, challenge: str,
+                         grant: Json, upstream: Json | None) -> None:
+        keys = self._code_keys(code)
+        assert keys is not None, "codes are minted as <family>.<secret>"
+        fields = {"client_id": client_id, "redirect_uri": redirect_uri, "challenge": challenge,
+                  "data": json.dumps(grant), "up": json.dumps(upstream) if upstream else ""}
+        async with _redis_errors("issue_code"):
+            pipe = self.redis.pipeline(transaction=True)
+            pipe.hset(keys[0], mapping=fields)
+            pipe.expire(keys[0], self.code_ttl_s)
+            await pipe.execute()
+
+    async def redeem_code(self, code: str, *, client_id: str, redirect_uri: str, challenge: str,
+                          refresh_hash: str) -> RedeemedCode:
+        """Atomically check and consume a code and open its refresh family.
+
+        A second redemption finds the used-marker and revokes the family the first one opened
+        (RFC 6749 §4.1.2: the server SHOULD revoke tokens issued from a replayed code).
+        """
+        keys = self._code_keys(code)
+        if keys is None:
+            return RedeemedCode("unknown")
+        now = int(time.time())
+        async with _redis_errors("redeem_code"):
+            result = await self._redeem(keys=list(keys), args=[
+                client_id, redirect_uri, challenge, now, self.refresh_idle_ttl_s, refresh_hash,
+                self.code_ttl_s + self.refresh_grace_s + 600, now + self.refresh_absolute_ttl_s])
+        status = result[0]
+        if status == "ok":
+            return RedeemedCode("ok", grant=json.loads(result[1]), upstream=_load(result[2]))
+        return RedeemedCode(status, mismatch=result[1] if len(result) > 1 else None)
+
+    # -- refresh families ----------------------------------------------------------------------------
+    async def rotate_refresh(self, token: str, new_token: str, sealed_new: str, client_id: str) -> RefreshOutcome:
+        """One atomic step of RFC 9700 §4.14.2 rotation; see scripts.ROTATE_REFRESH."""
+        family = family_of(token)
+        if family is None:
+            return RefreshOutcome("unknown")
+        now = int(time.time())
+        async with _redis_errors("rotate_refresh"):
+            result = await self._rotate(keys=[self.family_key(family)], args=[
+                digest(token), digest(new_token), sealed_new, now, self.refresh_grace_s,
+                self.refresh_idle_ttl_s, client_id])
+        status = result[0]
+        if status == "rotated":
+            undo = (digest(token), result[3], result[4], result[5])
+            grant = FamilyGrant(json.loads(result[1]), _load(result[2]))
+            return RefreshOutcome("rotated", grant, undo=undo)
+        if status == "grace":
+            return RefreshOutcome("grace", FamilyGrant(json.loads(result[1]), _load(result[2])), sealed=result[3])
+        if status == "reuse":
+            return RefreshOutcome("reuse", FamilyGrant({}, _load(result[1])))
+        return RefreshOutcome(status)
+
+    async def undo_rotation(self, new_token: str, undo: tuple[str, str, str, str]) -> None:
+        family = family_of(new_token)
+        assert family is not None
+        async with _redis_errors("undo_rotation"):
+            await self._undo(keys=[self.family_key(family)], args=[digest(new_token), *undo])
+
+    async def update_upstream(self, family: str, upstream: Json) -> bool:
+        """Store a rotated upstream token set; False when the family was revoked meanwhile."""
+        async with _redis_errors("update_upstream"):
+            done = await self._set_if_exists(keys=[self.family_key(family)], args=["up", json.dumps(upstream)])
+        return bool(done)
+
+    async def revoke_family(self, family: str) -> FamilyGrant | None:
+        """Delete a family; its upstream token set is returned so it can be revoked upstream."""
+        async with _redis_errors("revoke_family"):
+            up, data = await self._take_family(keys=[self.family_key(family)])
+        return FamilyGrant(json.loads(data), _load(up)) if data else None
+
+    async def refresh_token_current(self, family: str, token_hash: str, client_id: str | None) -> bool:
+        """True when the hash is the family's live token (and it belongs to `client_id`, when given)."""
+        async with _redis_errors("refresh_token_current"):
+            current, client = await self.redis.hmget(self.family_key(family), ["cur", "client"])
+        if current is None or not hmac.compare_digest(current, token_hash):
+            return False
+        return client_id is None or client == client_id
+
+    async def family_grant(self, family: str) -> FamilyGrant | None:
+        async with _redis_errors("family_grant"):
+            data, up = await self.redis.hmget(self.family_key(family), ["data", "up"])
+        return FamilyGrant(json.loads(data), _load(up)) if data else None
+
+    # -- access tokens ---------------------------------------------------------------------------------
+    async def revoke_access_token(self, jti: str, remaining_s: int) -> None:
+        async with _redis_errors("revoke_access_token"):
+            await self.redis.set(self.key("revoked", jti), "1", ex=max(1, remaining_s))
+
+    async def access_token_live(self, jti: str, family: str | None) -> bool:
+        """False when the token itself or its whole family was revoked."""
+        async with _redis_errors("access_token_live"):
+            revoked = await self.redis.exists(self.key("revoked", jti))
+            alive = await self.redis.exists(self.family_key(family)) if family else 1
+        return not revoked and bool(alive)
+
+    # -- signing keys shared by replicas ----------------------------------------------------------
+    async def shared_keyset(self, candidate: str) -> str:
+        """Keep `candidate` unless another replica stored a keyset first; return the winner."""
+        async with _redis_errors("shared_keyset"):
+            await self.redis.set(self.key("keys"), candidate, nx=True)
+            stored: str = await self.redis.get(self.key("keys"))
+        return stored
+
+    # -- rate limits ---------------------------------------------------------------------------------
+    async def hit(self, bucket: str, window_s: int) -> tuple[int, int]:
+        """Count one hit in the current fixed window; (count, seconds until the window ends)."""
+        now = int(time.time())
+        window = now // window_s
+        key = self.key("rate", bucket, str(window))
+        async with _redis_errors("rate_limit"):
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.incr(key)
+            pipe.expire(key, window_s + 1)
+            count, _ = await pipe.execute()
+        return int(count), (window + 1) * window_s - now

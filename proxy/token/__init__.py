@@ -1,0 +1,1 @@
+"""The token endpoint and what follows it: grants, revocation, introspection, userinfo."""

@@ -1,0 +1,35 @@
+"""POST /token (RFC 6749 §3.2): identify the client, dispatch on grant_type, answer no-store JSON."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from proxy.errors import InvalidRequest, UnsupportedGrantType
+from proxy.state import Services, services
+from proxy.token.clientauth import client_id_of
+from proxy.token.grants import authorization_code, refresh_token
+from proxy.web.forms import form
+from proxy.web.render import NO_STORE, json_response
+
+Grant = Callable[[Services, str, dict[str, str]], Awaitable[dict[str, Any]]]
+GRANTS: dict[str, Grant] = {
+    authorization_code.GRANT_TYPE: authorization_code.handle,
+    refresh_token.GRANT_TYPE: refresh_token.handle,
+}
+
+
+async def token(request: web.Request) -> web.Response:
+    s = services(request)
+    params = await form(request)
+    grant_type = params.get("grant_type")
+    if not grant_type:
+        raise InvalidRequest("The grant_type parameter is missing.")
+    handle = GRANTS.get(grant_type)
+    if handle is None:
+        raise UnsupportedGrantType()
+    client_id = client_id_of(request, params)
+    body = await handle(s, client_id, params)
+    return json_response(body, headers=NO_STORE)

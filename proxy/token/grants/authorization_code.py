@@ -1,0 +1,54 @@
+"""grant_type=authorization_code (RFC 6749 §4.1.3, RFC 7636 §4.6, RFC 8707 §2.2).
+
+One atomic step checks the code's client, redirect_uri and PKCE challenge and consumes it, opening
+the refresh family; a wrong verifier changes nothing, a second redemption revokes the family.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from proxy import pkce
+from proxy.errors import InvalidClient, InvalidGrant, InvalidRequest, InvalidTarget
+from proxy.log import get_logger
+from proxy.resources import normalise
+from proxy.state import Services
+from proxy.store.store import digest, family_of
+from proxy.token.mint import token_response
+from proxy.token.sealing import new_refresh_token
+
+GRANT_TYPE = "authorization_code"
+log = get_logger()
+
+
+async def handle(s: Services, client_id: str, form: dict[str, str]) -> dict[str, Any]:
+    code = form.get("code")
+    verifier = form.get("code_verifier")
+    if not code:
+        raise InvalidRequest("The code parameter is missing.")
+    if not verifier:
+        raise InvalidRequest("PKCE is required: the code_verifier parameter is missing.")
+    if not pkce.VERIFIER.match(verifier):
+        raise InvalidRequest("The code_verifier does not match RFC 7636 §4.1 (43-128 unreserved characters).")
+    family = family_of(code)
+    if family is None:
+        raise InvalidGrant(detail="code of a foreign shape")
+    refresh_token, _ = new_refresh_token(family)
+    redeemed = await s.store.redeem_code(code, client_id=client_id, redirect_uri=form.get("redirect_uri", ""),
+                                         challenge=pkce.s256(verifier), refresh_hash=digest(refresh_token))
+    if redeemed.status == "reused":
+        log.warning("code.reused", client_id=client_id)
+        raise InvalidGrant(detail="authorization code replayed; its family is revoked")
+    if redeemed.status != "ok" or redeemed.grant is None:
+        if await s.store.load_client(client_id) is None:
+            raise InvalidClient("This client is not registered (or its registration expired).")
+        raise InvalidGrant(detail=f"code {redeemed.status} {redeemed.mismatch or ''}".strip())
+    grant = redeemed.grant
+    sent_resource = form.get("resource")
+    if sent_resource is not None and normalise(sent_resource) != normalise(grant["resource"]):
+        # Consumed already, so the family must go too: nothing of this code survives a bad request.
+        await s.store.revoke_family(family)
+        raise InvalidTarget("The resource differs from the one authorized.")
+    grant["_upstream"] = redeemed.upstream
+    log.info("token.issued", grant_type=GRANT_TYPE, client_id=client_id)
+    return token_response(s, grant, family=family, refresh_token=refresh_token, nonce=grant.get("nonce"))

@@ -1,0 +1,124 @@
+"""grant_type=refresh_token (RFC 6749 §6) with rotation and reuse detection (RFC 9700 §4.14.2).
+
+Racers of one credential (concurrent Claude Code processes) get the same successor while it is
+unused and the grace window lasts; any other replay revokes the family. When the upstream access
+token is near expiry the upstream grant is refreshed first, its rotated refresh token stored before
+the client hears anything (oidc-provider revokes a whole grant on reuse).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from proxy import scopes
+from proxy.errors import (
+    InvalidClient,
+    InvalidGrant,
+    InvalidRequest,
+    InvalidScope,
+    InvalidTarget,
+    UpstreamError,
+    UpstreamRefused,
+)
+from proxy.log import get_logger
+from proxy.resources import normalise
+from proxy.state import Services
+from proxy.store import FamilyGrant
+from proxy.store.store import family_of
+from proxy.token.mint import token_response
+from proxy.token.sealing import new_refresh_token, seal, unseal
+from proxy.upstream import token_set
+
+GRANT_TYPE = "refresh_token"
+log = get_logger()
+
+
+def _narrowed(requested: str | None, granted: str) -> str:
+    """RFC 6749 §6: a refresh may narrow the scope, never widen it."""
+    if requested is None:
+        return granted
+    words = scopes.parse(requested)
+    granted_words = granted.split()
+    if not words or any(word not in granted_words for word in words):
+        raise InvalidScope("A refresh may only narrow the granted scope.")
+    return " ".join(words)
+
+
+def _needs_upstream_refresh(s: Services, upstream: dict[str, Any] | None) -> bool:
+    if not upstream or not upstream.get("refresh_token") or s.upstream.profile.refresh == "none":
+        return False
+    expires_at = upstream.get("expires_at")
+    return expires_at is not None and expires_at - s.settings.upstream_refresh_skew_s <= time.time()
+
+
+async def _refresh_upstream(s: Services, family: str, new_token: str, outcome_undo: tuple[str, str, str, str],
+                            upstream: dict[str, Any]) -> dict[str, Any]:
+    try:
+        response = await s.upstream.refresh(upstream["refresh_token"])
+    except UpstreamRefused as exc:
+        await s.store.revoke_family(family)
+        log.warning("family.revoked", reason="upstream_refused", detail=exc.detail)
+        raise InvalidGrant(detail="the upstream refused the refresh") from exc
+    except UpstreamError:
+        await s.store.undo_rotation(new_token, outcome_undo)  # the client's token stays valid
+        raise
+    fresh = token_set(response, previous=upstream)
+    if not await s.store.update_upstream(family, fresh):
+        raise InvalidGrant(detail="family revoked during the upstream refresh")
+    return fresh
+
+
+async def handle(s: Services, client_id: str, form: dict[str, str]) -> dict[str, Any]:
+    presented = form.get("refresh_token")
+    if not presented:
+        raise InvalidRequest("The refresh_token parameter is missing.")
+    family = family_of(presented)
+    if family is None:
+        raise InvalidGrant(detail="refresh token of a foreign shape")
+    if await s.store.load_client(client_id) is None:  # also renews the registration's lifetime
+        raise InvalidClient("This client is not registered (or its registration expired).")
+    new_token, secret = new_refresh_token(family)
+    outcome = await s.store.rotate_refresh(presented, new_token, seal(secret, presented), client_id)
+    if outcome.status == "reuse":
+        log.warning("refresh.reuse_detected", client_id=client_id)
+        await _revoke_upstream(s, outcome.family)
+        raise InvalidGrant(detail="refresh token reuse; family revoked")
+    if outcome.family is None:
+        raise InvalidGrant(detail=f"refresh token {outcome.status}")
+    grant, upstream = outcome.family.grant, outcome.family.upstream
+    try:
+        scope = _checked_request(form, grant)
+    except (InvalidScope, InvalidTarget):
+        if outcome.undo is not None:  # bad input changes nothing: the presented token stays current
+            await s.store.undo_rotation(new_token, outcome.undo)
+        raise
+    if outcome.status == "grace":
+        assert outcome.sealed is not None
+        new_token = unseal(outcome.sealed, presented, family)
+        log.info("refresh.grace_replay", client_id=client_id)
+    else:
+        assert outcome.undo is not None
+        if _needs_upstream_refresh(s, upstream):
+            assert upstream is not None
+            upstream = await _refresh_upstream(s, family, new_token, outcome.undo, upstream)
+        log.info("refresh.rotated", client_id=client_id)
+    grant["_upstream"] = upstream
+    return token_response(s, grant, family=family, refresh_token=new_token, scope=scope)
+
+
+def _checked_request(form: dict[str, str], grant: dict[str, Any]) -> str:
+    """The scope to grant; `resource`, when sent, must be the authorized one (RFC 8707 §2.2)."""
+    resource = form.get("resource")
+    if resource is not None and normalise(resource) != normalise(grant["resource"]):
+        raise InvalidTarget("The resource differs from the one authorized.")
+    return _narrowed(form.get("scope"), grant["scope"])
+
+
+async def _revoke_upstream(s: Services, family: FamilyGrant | None) -> None:
+    upstream = family.upstream if family else None
+    if upstream and upstream.get("refresh_token"):
+        try:
+            await s.upstream.revoke(upstream["refresh_token"], "refresh_token")
+        except UpstreamError as exc:
+            log.warning("upstream.revoke_failed", detail=exc.detail)

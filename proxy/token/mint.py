@@ -1,0 +1,78 @@
+"""The facade's own tokens: an RFC 9068 access token and a re-signed OIDC id_token.
+
+The id_token is minted here, never relayed: `iss` is the facade's issuer, `aud` the downstream client,
+the nonce the client's own, the signature the facade's key from /jwks. That is what strict clients
+(oauth4webapi) check, and what an IdP-signed id_token behind a facade gets wrong.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import secrets
+import time
+from typing import Any
+
+from proxy.state import Services
+
+Json = dict[str, Any]
+
+
+def at_hash(access_token: str) -> str:
+    """OIDC Core §3.1.3.6: left half of SHA-256 for the *256 algs we sign with."""
+    digest = hashlib.sha256(access_token.encode()).digest()
+    return base64.urlsafe_b64encode(digest[:16]).rstrip(b"=").decode()
+
+
+def access_token(s: Services, grant: Json, *, scope: str, family: str, now: int) -> tuple[str, int]:
+    """(token, lifetime). In `upstream` mode the IdP's own token is handed through (README trade-off)."""
+    settings = s.settings
+    if settings.access_token_mode == "upstream":
+        upstream = grant.get("_upstream") or {}
+        expires_at = upstream.get("expires_at")
+        lifetime = max(0, int(expires_at) - now) if expires_at else settings.access_token_ttl_s
+        return upstream["access_token"], min(lifetime, settings.access_token_ttl_s)
+    claims = {
+        "iss": settings.issuer,
+        "sub": grant["sub"],
+        "aud": grant["resource"],
+        "client_id": grant["client_id"],
+        "scope": scope,
+        "iat": now,
+        "exp": now + settings.access_token_ttl_s,
+        "jti": secrets.token_urlsafe(16),
+        "sid": family,
+        "auth_time": grant["auth_time"],
+    }
+    return s.keyset.sign(claims, typ="at+jwt"), settings.access_token_ttl_s
+
+
+def id_token(s: Services, grant: Json, *, access: str, nonce: str | None, family: str, now: int) -> str:
+    claims: Json = dict(grant.get("claims") or {})
+    claims.update(
+        iss=s.settings.issuer,
+        sub=grant["sub"],
+        aud=grant["client_id"],
+        azp=grant["client_id"],
+        iat=now,
+        exp=now + s.settings.access_token_ttl_s,
+        auth_time=grant["auth_time"],
+        at_hash=at_hash(access),
+        sid=family,
+    )
+    if nonce:
+        claims["nonce"] = nonce
+    return s.keyset.sign(claims)
+
+
+def token_response(s: Services, grant: Json, *, family: str, refresh_token: str, scope: str | None = None,
+                   nonce: str | None = None, with_id_token: bool = True) -> Json:
+    """The RFC 6749 §5.1 body; `expires_in` is the real lifetime, never longer."""
+    now = int(time.time())
+    scope = scope if scope is not None else grant["scope"]
+    token, lifetime = access_token(s, grant, scope=scope, family=family, now=now)
+    body: Json = {"access_token": token, "token_type": "Bearer", "expires_in": lifetime, "scope": scope,
+                  "refresh_token": refresh_token}
+    if with_id_token and "openid" in scope.split():
+        body["id_token"] = id_token(s, grant, access=token, nonce=nonce, family=family, now=now)
+    return body

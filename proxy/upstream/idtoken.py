@@ -1,0 +1,87 @@
+"""Validation of the upstream id_token (OIDC Core §3.1.3.7) against the upstream's cached JWKS."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import time
+from typing import TYPE_CHECKING, Any
+
+from joserfc import jwk, jws, jwt
+from joserfc.errors import JoseError
+
+from proxy.errors import UpstreamError
+
+if TYPE_CHECKING:
+    from proxy.upstream.client import Upstream
+
+CLOCK_SKEW_S = 120
+ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"]
+REFETCH_INTERVAL_S = 5.0
+
+
+class IdTokenRejected(UpstreamError):
+    """The upstream id_token failed a check; the callback answers access_denied/server_error."""
+
+
+class IdTokenValidator:
+    def __init__(self, upstream: Upstream) -> None:
+        self.upstream = upstream
+        self._keys: jwk.KeySet | None = None
+        self._fetched_at = 0.0
+        self._lock = asyncio.Lock()
+
+    async def _keyset(self, *, refresh: bool = False) -> jwk.KeySet:
+        async with self._lock:
+            stale = refresh and time.monotonic() - self._fetched_at >= REFETCH_INTERVAL_S
+            if self._keys is None or stale:
+                metadata = await self.upstream.metadata()
+                uri = metadata.get("jwks_uri")
+                if not uri:
+                    raise UpstreamError(detail="the upstream publishes no jwks_uri")
+                document = await self.upstream.get_json(uri, step="jwks")
+                try:
+                    self._keys = jwk.KeySet.import_key_set(document)  # type: ignore[arg-type]
+                except (JoseError, ValueError, TypeError, KeyError) as exc:
+                    raise UpstreamError(detail=f"unusable upstream JWKS: {exc}") from exc
+                self._fetched_at = time.monotonic()
+            return self._keys
+
+    async def _decode(self, token: str) -> dict[str, Any]:
+        try:
+            header = jws.extract_compact(token.encode()).protected
+        except (JoseError, ValueError, TypeError) as exc:
+            raise IdTokenRejected(detail=f"id_token is not a JWS: {exc}") from exc
+        keys = await self._keyset()
+        kid = header.get("kid")
+        if kid and not any(key.kid == kid for key in keys.keys):
+            keys = await self._keyset(refresh=True)  # the IdP rotated its keys
+        try:
+            return dict(jwt.decode(token, keys, algorithms=ALGORITHMS).claims)
+        except (JoseError, ValueError) as exc:
+            raise IdTokenRejected(detail=f"id_token signature: {type(exc).__name__}: {exc}") from exc
+
+    async def validate(self, token: str, *, nonce: str) -> dict[str, Any]:
+        claims = await self._decode(token)
+        upstream = self.upstream
+        now = int(time.time())
+        issuers = (upstream.issuer, *upstream.profile.accepted_issuers)
+        if claims.get("iss") not in issuers:
+            raise IdTokenRejected(detail=f"id_token iss {claims.get('iss')!r} is not {upstream.issuer!r}")
+        audience = claims.get("aud")
+        audiences = audience if isinstance(audience, list) else [audience]
+        if upstream.client_id not in audiences:
+            raise IdTokenRejected(detail="id_token aud does not contain our upstream client id")
+        if len(audiences) > 1 and claims.get("azp") != upstream.client_id:
+            raise IdTokenRejected(detail="id_token has several audiences and azp is not us")
+        exp = claims.get("exp")
+        if not isinstance(exp, int | float) or exp < now - CLOCK_SKEW_S:
+            raise IdTokenRejected(detail="id_token expired")
+        iat = claims.get("iat")
+        if not isinstance(iat, int | float) or iat > now + CLOCK_SKEW_S:
+            raise IdTokenRejected(detail="id_token iat missing or in the future")
+        if not hmac.compare_digest(str(claims.get("nonce", "")), nonce):
+            raise IdTokenRejected(detail="id_token nonce does not match")
+        if not isinstance(claims.get("sub"), str) or not claims["sub"]:
+            raise IdTokenRejected(detail="id_token has no sub")
+        return claims

@@ -1,0 +1,1 @@
+"""HTTP plumbing shared by every endpoint: route policy, the one error-rendering middleware, parsing."""

@@ -1,0 +1,76 @@
+"""The one middleware: request id, the access log line, route policy headers, and error rendering.
+
+Handlers raise `OAuthError`; this renders it as the route's policy says. Anything else is a bug or an
+outage we did not map: the client gets `server_error` with a fixed sentence, the log gets the traceback.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import time
+
+import structlog
+from aiohttp import web
+
+from proxy.errors import OAuthError, PayloadTooLarge, ServerError
+from proxy.log import get_logger
+from proxy.web.render import NO_STORE, error_page, error_redirect, json_response
+from proxy.web.routes import CORS_HEADERS, POLICY, REDIRECT_TARGET, Handler, Policy
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_DEFAULT = Policy(errors="json", cors=False, no_store=False, static=False)
+ISSUER: web.AppKey[str] = web.AppKey("issuer", str)
+
+log = get_logger()
+
+
+def render_error(request: web.Request, error: OAuthError, policy: Policy) -> web.Response:
+    target = request.get(REDIRECT_TARGET)
+    if policy.errors == "redirect" and target is not None and error.redirectable:
+        return error_redirect(error, target[0], target[1], request.app[ISSUER])
+    if policy.errors in ("html", "redirect"):
+        return error_page(error)
+    headers = {**error.headers, **NO_STORE}
+    return json_response(error.body(), status=error.status, headers=headers)
+
+
+@web.middleware
+async def edge(request: web.Request, handler: Handler) -> web.StreamResponse:
+    started = time.perf_counter()
+    route = request.match_info.route
+    policy = request.app[POLICY].get(route.name or "", _DEFAULT) if route is not None else _DEFAULT
+    if policy.static:
+        response = await handler(request)
+        if policy.cors:
+            response.headers.update(CORS_HEADERS)
+        log.debug("request", method=request.method, path=request.path, status=response.status)
+        return response
+
+    incoming = request.headers.get("X-Request-Id", "")
+    request_id = incoming if _REQUEST_ID.match(incoming) else secrets.token_hex(8)
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(request_id=request_id)
+    try:
+        response = await handler(request)
+    except OAuthError as error:
+        if error.status >= 500 or error.detail:
+            log.warning("request.failed", error=error.error, status=error.status, detail=error.detail)
+        response = render_error(request, error, policy)
+    except web.HTTPException as exc:
+        # aiohttp's own answers: 404/405 from the router, 413 from the body limit.
+        if exc.status == 413:
+            response = render_error(request, PayloadTooLarge(), policy)
+        else:
+            response = web.Response(status=exc.status, text=exc.text, headers=exc.headers)
+    except Exception:
+        log.exception("error.unexpected")
+        response = render_error(request, ServerError(), policy)
+    if policy.cors:
+        response.headers.update(CORS_HEADERS)
+    if policy.no_store:
+        response.headers.update(NO_STORE)
+    response.headers["X-Request-Id"] = request_id
+    log.info("request", method=request.method, path=request.path, status=response.status,
+             duration_ms=round((time.perf_counter() - started) * 1000, 2))
+    return response

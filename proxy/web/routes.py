@@ -1,0 +1,67 @@
+"""Each route's policy in one place, so a reviewer audits errors, CORS and caching on one screen."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Literal
+
+from aiohttp import web
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+ErrorMode = Literal["json", "html", "redirect"]
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """`errors`: how an OAuthError is answered. `redirect` means: to the client's redirect_uri once the
+    handler has trusted it (RFC 6749 §4.1.2.1), as an HTML page before. `static`: pre-rendered bytes,
+    logged at debug level only."""
+
+    methods: tuple[str, ...]
+    path: str
+    handler: Handler
+    errors: ErrorMode = "json"
+    cors: bool = False
+    no_store: bool = False
+    static: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    errors: ErrorMode
+    cors: bool
+    no_store: bool
+    static: bool
+
+
+POLICY: web.AppKey[dict[str, Policy]] = web.AppKey("route_policy", dict)
+REDIRECT_TARGET: web.RequestKey[tuple[str, str | None]] = web.RequestKey("redirect_target", tuple)
+
+CORS_HEADERS = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
+    "Access-Control-Allow-Headers": "authorization, content-type, mcp-protocol-version, dpop",
+    "Access-Control-Expose-Headers": "WWW-Authenticate",
+    "Access-Control-Max-Age": "86400",
+}
+
+
+async def preflight(request: web.Request) -> web.Response:
+    """CORS preflight for browser-based MCP clients (the headers are added by the middleware)."""
+    return web.Response(status=204)
+
+
+def add_routes(app: web.Application, routes: list[Route]) -> None:
+    policies: dict[str, Policy] = {}
+    for index, route in enumerate(routes):
+        policy = Policy(route.errors, route.cors, route.no_store, route.static)
+        for method in route.methods:
+            name = f"r{index}_{method.lower()}"
+            app.router.add_route(method, route.path, route.handler, name=name)
+            policies[name] = policy
+        if route.cors:
+            name = f"r{index}_options"
+            app.router.add_route("OPTIONS", route.path, preflight, name=name)
+            policies[name] = policy
+    app[POLICY] = policies

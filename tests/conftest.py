@@ -1,0 +1,152 @@
+"""Shared fixtures: a real redis-server for the session, fakeredis per test, the dev IdP on its own port,
+and the facade in-process on a free loopback port."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import fakeredis
+import pytest
+import redis.asyncio as aioredis
+from aiohttp.test_utils import TestServer
+
+from proxy.app import REDIS, create_app
+from proxy.devidp import DevIdpConfig, create_devidp_app
+from proxy.devidp.app import CONFIG as DEVIDP_CONFIG
+from proxy.devidp.app import STATE as DEVIDP_STATE
+from proxy.devidp.app import DevIdpState
+from proxy.settings import Settings
+from proxy.state import SERVICES, Services
+from tests.helpers import Client
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class RedisServer:
+    port: int
+    process: subprocess.Popen[bytes]
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+
+def start_redis(port: int | None = None) -> RedisServer:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.fail("redis-server is not installed: run `make test`, which installs it")
+    port = port or free_port()
+    workdir = tempfile.mkdtemp(prefix="facade-redis-")
+    process = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+         "--dir", workdir],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return RedisServer(port, process)
+        except OSError:
+            time.sleep(0.05)
+    process.kill()
+    pytest.fail("redis-server did not start")
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    server = start_redis()
+    yield server
+    server.process.terminate()
+    server.process.wait(timeout=10)
+
+
+@pytest.fixture(params=["fakeredis", "redis-server"])
+async def redis_client(request: pytest.FixtureRequest) -> AsyncIterator[Any]:
+    """Each store test runs on both: fakeredis (the embedded store) and a real redis-server."""
+    if request.param == "fakeredis":
+        client = fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer(), decode_responses=True, version=(7, 2))
+    else:
+        server: RedisServer = request.getfixturevalue("redis_server")
+        client = aioredis.Redis.from_url(server.url, decode_responses=True)
+        await client.flushdb()
+    yield client
+    await client.aclose()
+
+
+@dataclass
+class Facade:
+    """A running facade with its dev IdP, and handles on their state for assertions."""
+
+    url: str
+    settings: Settings
+    server: TestServer
+    idp_url: str
+    idp_config: DevIdpConfig
+    idp_state: DevIdpState
+    http: aiohttp.ClientSession
+
+    @property
+    def services(self) -> Services:
+        return self.server.app[SERVICES]
+
+    @property
+    def redis(self) -> Any:
+        return self.server.app[REDIS]
+
+    def client(self) -> Client:
+        return Client(self)
+
+    async def keys(self) -> set[str]:
+        return set(await self.redis.keys("*"))
+
+
+FacadeFactory = Callable[..., Awaitable[Facade]]
+
+
+@pytest.fixture
+async def make_facade(redis_client: Any, aiohttp_server: Any) -> AsyncIterator[FacadeFactory]:
+    """Start the dev IdP on its own port, then a facade pointed at it; both stopped by the test."""
+    sessions: list[aiohttp.ClientSession] = []
+
+    async def factory(idp: dict[str, Any] | None = None, **overrides: Any) -> Facade:
+        port = free_port()
+        issuer = f"http://127.0.0.1:{port}"
+        idp_config = DevIdpConfig(issuer="", client_id="facade", client_secret="facade secret+1",
+                                  redirect_uris=(issuer + "/callback",), **(idp or {}))
+        idp_app = create_devidp_app(idp_config)
+        idp_server = await aiohttp_server(idp_app)
+        idp_url = str(idp_server.make_url("")).rstrip("/")
+        idp_config.issuer = idp_url
+        values: dict[str, Any] = {
+            "issuer": issuer, "port": port, "upstream_issuer": idp_url, "upstream_client_id": "facade",
+            "upstream_client_secret": "facade secret+1", "consent": False, "rate_limits": False,
+        }
+        values.update(overrides)
+        settings = Settings(_env_file=None, **values)  # type: ignore[call-arg]
+        app = create_app(settings, redis=redis_client)
+        server = await aiohttp_server(app, port=port)
+        http = aiohttp.ClientSession()
+        sessions.append(http)
+        return Facade(issuer, settings, server, idp_url, idp_app[DEVIDP_CONFIG], idp_app[DEVIDP_STATE], http)
+
+    yield factory
+    for session in sessions:
+        await session.close()
+
+
+@pytest.fixture
+async def facade(make_facade: FacadeFactory) -> Facade:
+    return await make_facade()

@@ -1,0 +1,106 @@
+"""The whole authorization-code flow through the dev IdP, checked the way a strict client checks it."""
+
+from __future__ import annotations
+
+from joserfc import jwt
+
+from tests.conftest import Facade
+
+
+async def test_flow_yields_tokens_that_agree_with_the_metadata(facade: Facade) -> None:
+    """RFC 9207 `iss`, the client's state and a re-signed id_token whose iss/aud/nonce are the facade's own."""
+    client = facade.client()
+    await client.register()
+    auth = await client.authorize()
+    params = auth.params
+    assert auth.location.startswith(client.redirect_uri + "?")
+    assert params["iss"] == facade.url
+    assert params["state"] == auth.state
+    assert set(params) == {"code", "state", "iss"}
+
+    status, body = await client.exchange(auth)
+    assert status == 200, body
+    assert body["token_type"] == "Bearer"
+    assert isinstance(body["expires_in"], int) and 0 < body["expires_in"] <= 3600
+    assert body["scope"] == "openid offline_access"
+    assert body["refresh_token"]
+    claims = await client.verify_id_token(body["id_token"], nonce=auth.nonce, access_token=body["access_token"])
+    assert claims["sub"] == "demo-user"
+    assert claims["email"] == "demo@example.com"
+    assert isinstance(claims["auth_time"], int)
+
+
+async def test_token_response_headers_forbid_caching(facade: Facade) -> None:
+    """RFC 6749 §5.1: Cache-Control: no-store and Pragma: no-cache on token responses."""
+    client = facade.client()
+    await client.register()
+    auth = await client.authorize()
+    form = {"grant_type": "authorization_code", "code": auth.params["code"], "code_verifier": auth.verifier,
+            "redirect_uri": auth.redirect_uri, "client_id": client.client_id}
+    status, _, response = await client.token(form)
+    assert status == 200
+    assert response.headers["Cache-Control"] == "no-store"
+    assert response.headers["Pragma"] == "no-cache"
+    assert response.content_type == "application/json"
+
+
+async def test_access_token_is_an_rfc9068_jwt_for_the_resource(facade: Facade) -> None:
+    """RFC 9068: typ at+jwt, iss, sub, aud = the resource, client_id, scope, exp, iat, jti."""
+    client = facade.client()
+    body = await client.signed_in()
+    token = jwt.decode(body["access_token"], await client.jwks())
+    assert token.header["typ"] == "at+jwt"
+    claims = token.claims
+    assert claims["iss"] == facade.url
+    assert claims["aud"] == facade.url + "/mcp"
+    assert claims["client_id"] == client.client_id
+    assert claims["sub"] == "demo-user"
+    assert claims["scope"] == "openid offline_access"
+    assert claims["exp"] - claims["iat"] == 3600
+    assert claims["jti"]
+
+
+async def test_no_state_sent_means_none_returned_and_no_nonce_means_none_in_id_token(facade: Facade) -> None:
+    """oauth4webapi expectNoState / expectNoNonce: nothing appears that the client did not send."""
+    client = facade.client()
+    await client.register()
+    auth = await client.authorize(state=None, nonce=None)
+    assert "state" not in auth.params
+    status, body = await client.exchange(auth)
+    assert status == 200
+    claims = await client.verify_id_token(body["id_token"], nonce=None, access_token=body["access_token"])
+    assert "nonce" not in claims
+
+
+async def test_upstream_sees_only_the_facades_own_callback_state_nonce_and_pkce(facade: Facade) -> None:
+    """The client's redirect_uri, state, nonce and challenge never reach the IdP."""
+    client = facade.client()
+    await client.register()
+    auth = await client.authorize()
+    sent = facade.idp_state.authorize_requests[-1]
+    assert sent["redirect_uri"] == facade.url + "/callback"
+    assert sent["state"] != auth.state and len(sent["state"]) >= 43
+    assert sent["nonce"] != auth.nonce
+    assert sent["code_challenge_method"] == "S256"
+    assert sent["scope"].split() == ["openid", "email", "profile", "offline_access"]
+    exchange = facade.idp_state.token_requests[-1]
+    assert exchange["redirect_uri"] == facade.url + "/callback"
+    assert exchange["code_verifier"]
+
+
+async def test_state_is_returned_byte_for_byte(facade: Facade) -> None:
+    """RFC 6749 §4.1.2: state exactly as sent, including characters that need encoding."""
+    client = facade.client()
+    await client.register()
+    auth = await client.authorize(state="a b+c/d?e=f&g%h")
+    assert auth.params["state"] == "a b+c/d?e=f&g%h"
+
+
+async def test_registered_redirect_query_is_kept(facade: Facade) -> None:
+    """RFC 6749 §3.1.2: the query component of a registered redirect URI is retained."""
+    client = facade.client()
+    client.redirect_uri = "https://app.example.com/cb?tenant=7"
+    await client.register()
+    auth = await client.authorize()
+    assert auth.location.startswith("https://app.example.com/cb?tenant=7&")
+    assert auth.params["tenant"] == "7"
