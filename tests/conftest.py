@@ -121,7 +121,7 @@ async def make_facade(redis_client: Any, aiohttp_server: Any) -> AsyncIterator[F
     """Start the dev IdP on its own port, then a facade pointed at it; both stopped by the test."""
     sessions: list[aiohttp.ClientSession] = []
 
-    async def factory(idp: dict[str, Any] | None = None, **overrides: Any) -> Facade:
+    async def factory(idp: dict[str, Any] | None = None, redis: Any = None, **overrides: Any) -> Facade:
         port = free_port()
         issuer = f"http://127.0.0.1:{port}"
         idp_config = DevIdpConfig(issuer="", client_id="facade", client_secret="facade secret+1",
@@ -136,7 +136,7 @@ async def make_facade(redis_client: Any, aiohttp_server: Any) -> AsyncIterator[F
         }
         values.update(overrides)
         settings = Settings(_env_file=None, **values)  # type: ignore[call-arg]
-        app = create_app(settings, redis=redis_client)
+        app = create_app(settings, redis=redis if redis is not None else redis_client)
         server = await aiohttp_server(app, port=port)
         http = aiohttp.ClientSession()
         sessions.append(http)

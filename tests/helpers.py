@@ -65,7 +65,7 @@ class Client:
         return document
 
     def authorize_params(self, *, verifier: str, state: str | None, nonce: str | None,
-                         redirect_uri: str, **extra: str | None) -> dict[str, str]:
+                         redirect_uri: str | None, **extra: str | None) -> dict[str, str]:
         params: dict[str, str | None] = {
             "response_type": "code", "client_id": self.client_id, "redirect_uri": redirect_uri,
             "code_challenge": s256(verifier), "code_challenge_method": "S256", "scope": "openid offline_access",
@@ -82,10 +82,10 @@ class Client:
     async def start(self, **extra: str | None) -> tuple[aiohttp.ClientResponse, Authorization]:
         """GET /authorize only (first browser hop)."""
         verifier = secrets.token_urlsafe(48)
-        redirect_uri = extra.pop("redirect_uri", None) or self.redirect_uri
+        redirect_uri = extra.pop("redirect_uri", self.redirect_uri)  # None: not sent
         state = extra.pop("state", "st-" + secrets.token_hex(4)) if "state" in extra else "st-" + secrets.token_hex(4)
         nonce = extra.pop("nonce", "n-" + secrets.token_hex(4)) if "nonce" in extra else "n-" + secrets.token_hex(4)
-        auth = Authorization(verifier, state, nonce, redirect_uri)
+        auth = Authorization(verifier, state, nonce, redirect_uri or "")
         params = self.authorize_params(verifier=verifier, state=state, nonce=nonce, redirect_uri=redirect_uri,
                                        **extra)
         response = await self.get(self.facade.url + "/authorize?" + urlencode(params))

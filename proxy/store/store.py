@@ -9,7 +9,7 @@ Keys (after the configurable prefix; ``{F}`` is a grant family id used as a Clus
     code-used:{F}:<sha256>      marker of a redeemed code      refresh_grace_s + code_ttl_s
     family:{F}                  refresh family (hash)          idle ttl, capped by absolute expiry
     revoked:<jti>               revoked access token           the token's remaining lifetime
-    keys                        generated signing JWKS         none while it signs (see keys/)
+    keys                        generated signing JWKS         a year, renewed at every start
     rate:<bucket>:<window>      rate-limit counter             the window
 
 Codes and refresh tokens are stored only as SHA-256 hashes; a refresh token is ``<F>.<secret>`` so
@@ -34,6 +34,7 @@ from proxy.errors import StoreUnavailable
 from proxy.store import scripts
 
 Json = dict[str, Any]
+KEYSET_TTL_S = 365 * 86400
 
 
 def digest(value: str) -> str:
@@ -265,8 +266,8 @@ class Store:
     async def shared_keyset(self, candidate: str) -> str:
         """Keep `candidate` unless another replica stored a keyset first; return the winner."""
         async with _redis_errors("shared_keyset"):
-            await self.redis.set(self.key("keys"), candidate, nx=True)
-            stored: str = await self.redis.get(self.key("keys"))
+            await self.redis.set(self.key("keys"), candidate, nx=True, ex=KEYSET_TTL_S)
+            stored: str = await self.redis.getex(self.key("keys"), ex=KEYSET_TTL_S)
         return stored
 
     # -- rate limits ---------------------------------------------------------------------------------

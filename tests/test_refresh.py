@@ -1,0 +1,180 @@
+"""grant_type=refresh_token: rotation, the grace window for racers, reuse detection, upstream refresh."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from joserfc import jwt
+
+from tests.conftest import Facade, FacadeFactory
+
+
+async def family_keys(facade: Facade) -> list[str]:
+    return [key for key in await facade.keys() if ":family:" in key]
+
+
+async def test_refresh_rotates_and_keeps_the_identity(facade: Facade) -> None:
+    client = facade.client()
+    first = await client.signed_in()
+    status, second = await client.refresh(first["refresh_token"])
+    assert status == 200, second
+    assert second["refresh_token"] != first["refresh_token"]
+    assert second["access_token"] != first["access_token"]
+    assert second["scope"] == first["scope"]
+    keys = await client.jwks()
+    old, new = jwt.decode(first["id_token"], keys).claims, jwt.decode(second["id_token"], keys).claims
+    assert (new["sub"], new["iss"], new["aud"]) == (old["sub"], old["iss"], old["aud"])
+    assert "nonce" not in new
+    status, _third = await client.refresh(second["refresh_token"])
+    assert status == 200
+
+
+async def test_refresh_tokens_are_stored_only_as_hashes(facade: Facade) -> None:
+    client = facade.client()
+    body = await client.signed_in()
+    secret = body["refresh_token"].split(".")[1]
+    for key in await facade.keys():
+        assert secret not in key
+        if await facade.redis.type(key) == "hash":
+            assert secret not in str(await facade.redis.hgetall(key))
+        else:
+            assert secret not in str(await facade.redis.get(key))
+
+
+async def test_a_racer_within_the_grace_window_gets_the_same_new_token(facade: Facade) -> None:
+    """Concurrent Claude Code processes share one credential: all racers succeed with one new token."""
+    client = facade.client()
+    first = await client.signed_in()
+    results = await asyncio.gather(*(client.refresh(first["refresh_token"]) for _ in range(6)))
+    assert all(status == 200 for status, _ in results), results
+    assert len({body["refresh_token"] for _, body in results}) == 1
+    assert len(await family_keys(facade)) == 1
+    status, _ = await client.refresh(results[0][1]["refresh_token"])
+    assert status == 200
+
+
+async def test_replay_after_the_successor_was_used_is_reuse_and_revokes_the_family(facade: Facade) -> None:
+    """RFC 9700 §4.14.2: grace covers a racer only while the new token is unused."""
+    client = facade.client()
+    first = await client.signed_in()
+    _, second = await client.refresh(first["refresh_token"])
+    status, third = await client.refresh(second["refresh_token"])
+    assert status == 200
+    status, body = await client.refresh(first["refresh_token"])
+    assert (status, body["error"]) == (400, "invalid_grant")
+    assert await family_keys(facade) == []
+    status, body = await client.refresh(third["refresh_token"])
+    assert (status, body["error"]) == (400, "invalid_grant")
+
+
+async def test_replay_after_the_grace_window_is_reuse(make_facade: FacadeFactory) -> None:
+    facade = await make_facade(refresh_grace_s=0)
+    client = facade.client()
+    first = await client.signed_in()
+    _, second = await client.refresh(first["refresh_token"])
+    await asyncio.sleep(1.1)
+    status, body = await client.refresh(first["refresh_token"])
+    assert (status, body["error"]) == (400, "invalid_grant")
+    status, _ = await client.refresh(second["refresh_token"])
+    assert status == 400
+
+
+async def test_a_forged_token_naming_a_live_family_revokes_nothing_it_cannot_prove(facade: Facade) -> None:
+    """A made-up secret for a live family is treated as reuse of that family's token."""
+    client = facade.client()
+    body = await client.signed_in()
+    family = body["refresh_token"].split(".")[0]
+    status, error = await client.refresh(family + ".forged")
+    assert (status, error["error"]) == (400, "invalid_grant")
+
+
+async def test_another_clients_refresh_token_is_refused_without_side_effects(facade: Facade) -> None:
+    client = facade.client()
+    body = await client.signed_in()
+    thief = facade.client()
+    await thief.register()
+    status, error = await thief.refresh(body["refresh_token"])
+    assert (status, error["error"]) == (400, "invalid_grant")
+    status, _ = await client.refresh(body["refresh_token"])
+    assert status == 200
+
+
+async def test_scope_may_only_narrow(facade: Facade) -> None:
+    client = facade.client()
+    body = await client.signed_in()
+    status, error = await client.refresh(body["refresh_token"], scope="openid offline_access email")
+    assert (status, error["error"]) == (400, "invalid_scope")
+    status, narrowed = await client.refresh(body["refresh_token"], scope="openid")
+    assert status == 200, narrowed
+    assert narrowed["scope"] == "openid"
+    status, again = await client.refresh(narrowed["refresh_token"])
+    assert again["scope"] == "openid offline_access"
+
+
+async def test_resource_is_honoured_as_in_the_code_grant(facade: Facade) -> None:
+    client = facade.client()
+    body = await client.signed_in()
+    status, error = await client.refresh(body["refresh_token"], resource="https://other.example/mcp")
+    assert (status, error["error"]) == (400, "invalid_target")
+    status, ok = await client.refresh(body["refresh_token"], resource=facade.url.upper() + "/mcp/")
+    assert status == 200, ok
+
+
+async def test_expired_upstream_token_is_refreshed_upstream_and_the_rotation_stored(
+        make_facade: FacadeFactory) -> None:
+    """The IdP rotates refresh tokens and revokes on reuse: the facade keeps the newest one."""
+    facade = await make_facade(idp={"access_token_ttl_s": 1})
+    client = facade.client()
+    body = await client.signed_in()
+    for _ in range(3):
+        status, body = await client.refresh(body["refresh_token"])
+        assert status == 200, body
+    refreshes = [r for r in facade.idp_state.token_requests if r["grant_type"] == "refresh_token"]
+    assert len(refreshes) == 3
+    assert len({r["refresh_token"] for r in refreshes}) == 3
+
+
+async def test_upstream_refusal_revokes_the_family(make_facade: FacadeFactory) -> None:
+    facade = await make_facade(idp={"access_token_ttl_s": 1})
+    client = facade.client()
+    body = await client.signed_in()
+    facade.idp_state.refresh_tokens.clear()  # the user's upstream grant was revoked at the IdP
+    status, error = await client.refresh(body["refresh_token"])
+    assert (status, error["error"]) == (400, "invalid_grant")
+    assert await family_keys(facade) == []
+
+
+async def test_upstream_outage_answers_503_and_keeps_the_family(make_facade: FacadeFactory) -> None:
+    facade = await make_facade(idp={"access_token_ttl_s": 1}, upstream_timeout_s=1)
+    client = facade.client()
+    body = await client.signed_in()
+    metadata = await facade.services.upstream.metadata()
+    real_token_endpoint = metadata["token_endpoint"]
+    metadata["token_endpoint"] = "http://127.0.0.1:9/token"  # nothing listens: connection refused
+    status, error = await client.refresh(body["refresh_token"])
+    assert status == 503
+    assert error["error"] == "temporarily_unavailable"
+    metadata["token_endpoint"] = real_token_endpoint
+    status, fresh = await client.refresh(body["refresh_token"])
+    assert status == 200, fresh
+
+
+async def test_family_has_an_idle_ttl_and_an_absolute_lifetime(make_facade: FacadeFactory) -> None:
+    facade = await make_facade(refresh_token_idle_ttl_s=1000, refresh_token_absolute_ttl_s=5000)
+    client = facade.client()
+    await client.signed_in()
+    [key] = await family_keys(facade)
+    assert 990 < await facade.redis.ttl(key) <= 1000
+    abs_exp = int(await facade.redis.hget(key, "abs_exp"))
+    assert abs(abs_exp - (time.time() + 5000)) < 10
+
+
+async def test_refresh_beyond_the_absolute_lifetime_fails(make_facade: FacadeFactory) -> None:
+    facade = await make_facade()
+    client = facade.client()
+    body = await client.signed_in()
+    [key] = await family_keys(facade)
+    await facade.redis.hset(key, "abs_exp", int(time.time()) - 1)
+    status, error = await client.refresh(body["refresh_token"])
+    assert (status, error["error"]) == (400, "invalid_grant")

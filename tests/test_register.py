@@ -1,0 +1,144 @@
+"""POST /register (RFC 7591): 201, always a public client, validated redirect URIs, no nulls."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import pytest
+
+from tests.conftest import Facade
+
+
+async def post(facade: Facade, body: Any, *, raw: bytes | None = None) -> tuple[int, dict[str, Any], Any]:
+    kwargs: dict[str, Any] = {"data": raw, "headers": {"Content-Type": "application/json"}} if raw is not None \
+        else {"json": body}
+    async with facade.http.post(facade.url + "/register", **kwargs) as response:
+        return response.status, await response.json(content_type=None), response
+
+
+@pytest.mark.parametrize("method", [None, "none", "client_secret_post", "client_secret_basic", "private_key_jwt"])
+async def test_every_client_is_public_whatever_it_asked(facade: Facade, method: str | None) -> None:
+    """claude.ai asks client_secret_post, RFC 7591's default is Basic: the answer is none, no secret."""
+    body: dict[str, Any] = {"redirect_uris": ["https://claude.ai/api/mcp/auth_callback"]}
+    if method:
+        body["token_endpoint_auth_method"] = method
+    status, document, response = await post(facade, body)
+    assert status == 201
+    assert response.content_type == "application/json"
+    assert document["token_endpoint_auth_method"] == "none"
+    assert "client_secret" not in document and "client_secret_expires_at" not in document
+
+
+async def test_response_echoes_the_registration_without_nulls(facade: Facade) -> None:
+    uris = ["http://localhost:8787/callback", "https://app.example.com/cb"]
+    status, document, _ = await post(facade, {
+        "redirect_uris": uris, "client_name": "Claude Code", "grant_types": ["authorization_code", "refresh_token"],
+        "response_types": ["code"], "scope": "openid offline_access", "application_type": "native",
+        "client_uri": None})
+    assert status == 201
+    assert document["redirect_uris"] == uris
+    assert document["client_name"] == "Claude Code"
+    assert document["grant_types"] == ["authorization_code", "refresh_token"]
+    assert document["response_types"] == ["code"]
+    assert document["scope"] == "openid offline_access"
+    assert document["application_type"] == "native"
+    assert isinstance(document["client_id_issued_at"], int)
+    assert None not in document.values()
+    assert "client_uri" not in document
+
+
+async def test_client_ids_are_unguessable_and_from_the_basic_safe_alphabet(facade: Facade) -> None:
+    ids = {(await post(facade, {"redirect_uris": ["https://a.example/cb"]}))[1]["client_id"] for _ in range(5)}
+    assert len(ids) == 5
+    for client_id in ids:
+        assert re.fullmatch(r"[A-Za-z0-9_-]{32,}", client_id)
+
+
+async def test_grants_scopes_and_response_types_are_reduced(facade: Facade) -> None:
+    status, document, _ = await post(facade, {
+        "redirect_uris": ["https://a.example/cb"], "grant_types": ["implicit", "authorization_code", "password"],
+        "response_types": ["code", "token"], "scope": "openid admin offline_access"})
+    assert status == 201
+    assert document["grant_types"] == ["authorization_code"]
+    assert document["response_types"] == ["code"]
+    assert document["scope"] == "openid offline_access"
+
+
+async def test_cursors_three_uris_register_together(facade: Facade) -> None:
+    uris = ["cursor://anysphere.cursor-mcp/oauth/callback", "https://www.cursor.com/agents/mcp/oauth/callback",
+            "http://localhost:8787/callback"]
+    status, document, _ = await post(facade, {"redirect_uris": uris})
+    assert status == 201
+    assert document["redirect_uris"] == uris
+
+
+@pytest.mark.parametrize("uri", [
+    "http://127.0.0.1/", "http://[::1]:33418/", "http://localhost:3000/cb", "com.example.app:/oauth2redirect",
+    "https://vscode.dev/redirect",
+])
+async def test_acceptable_redirect_uris(facade: Facade, uri: str) -> None:
+    assert (await post(facade, {"redirect_uris": [uri]}))[0] == 201
+
+
+@pytest.mark.parametrize("uri", [
+    "http://app.example.com/cb",          # http off loopback
+    "https://app.example.com/cb#frag",    # fragment
+    "https://*.example.com/cb",           # wildcard
+    "https://user:pw@app.example.com/cb",  # userinfo
+    "javascript:alert(1)",
+    "data:text/html,hi",
+    "myapp:/cb",                          # private-use scheme without a dot
+    "/relative/cb",
+    "",
+])
+async def test_unacceptable_redirect_uris_are_invalid_redirect_uri(facade: Facade, uri: str) -> None:
+    before = await facade.keys()
+    status, document, _ = await post(facade, {"redirect_uris": ["https://ok.example/cb", uri]})
+    assert status == 400
+    assert document["error"] == "invalid_redirect_uri"
+    assert document["error_description"]
+    assert await facade.keys() == before
+
+
+async def test_missing_redirect_uris_is_invalid_redirect_uri(facade: Facade) -> None:
+    status, document, _ = await post(facade, {"client_name": "x"})
+    assert (status, document["error"]) == (400, "invalid_redirect_uri")
+
+
+@pytest.mark.parametrize("raw", [b"not json", b"[1,2]", b"\xff\xfe", b'{"redirect_uris": "https://a/cb"}'])
+async def test_bad_bodies_are_invalid_client_metadata_or_redirect(facade: Facade, raw: bytes) -> None:
+    status, document, _ = await post(facade, None, raw=raw)
+    assert status == 400
+    assert document["error"] in {"invalid_client_metadata", "invalid_redirect_uri"}
+
+
+async def test_wrongly_typed_metadata_is_invalid_client_metadata(facade: Facade) -> None:
+    status, document, _ = await post(facade, {"redirect_uris": ["https://a.example/cb"], "client_name": ["x"]})
+    assert (status, document["error"]) == (400, "invalid_client_metadata")
+
+
+async def test_deeply_nested_json_is_refused(facade: Facade) -> None:
+    nested: Any = "x"
+    for _ in range(50):
+        nested = {"a": nested}
+    status, document, _ = await post(facade, {"redirect_uris": ["https://a.example/cb"], "extra": nested})
+    assert (status, document["error"]) == (400, "invalid_client_metadata")
+
+
+async def test_registration_is_stored_with_a_ttl(facade: Facade) -> None:
+    _, document, _ = await post(facade, {"redirect_uris": ["https://a.example/cb"]})
+    key = f"oauthfacade:client:{document['client_id']}"
+    assert json.loads(await facade.redis.get(key))["redirect_uris"] == ["https://a.example/cb"]
+    ttl = await facade.redis.ttl(key)
+    assert 30 * 86400 - 5 < ttl <= 30 * 86400
+
+
+async def test_using_a_registration_renews_its_lifetime(facade: Facade) -> None:
+    client = facade.client()
+    await client.register()
+    key = f"oauthfacade:client:{client.client_id}"
+    await facade.redis.expire(key, 100)
+    await client.authorize()
+    assert await facade.redis.ttl(key) > 100
