@@ -79,6 +79,12 @@ class Client:
             await response.read()
             return response
 
+    async def post_form(self, url: str, form: dict[str, str]) -> aiohttp.ClientResponse:
+        async with aiohttp.ClientSession(cookie_jar=self.cookies) as browser:
+            response = await browser.post(url, data=form, allow_redirects=False)
+            await response.read()
+            return response
+
     async def start(self, **extra: str | None) -> tuple[aiohttp.ClientResponse, Authorization]:
         """GET /authorize only (first browser hop)."""
         verifier = secrets.token_urlsafe(48)

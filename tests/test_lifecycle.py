@@ -1,0 +1,163 @@
+"""Revocation (RFC 7009), introspection (RFC 7662) and userinfo (OIDC Core §5.3)."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import pytest
+
+from tests.conftest import Facade, FacadeFactory
+
+SECRET = "rs-secret"
+
+
+async def post(facade: Facade, path: str, form: dict[str, str], headers: dict[str, str] | None = None
+               ) -> tuple[int, Any, dict[str, str]]:
+    async with facade.http.post(facade.url + path, data=form, headers=headers) as response:
+        text = await response.text()
+        body = await response.json(content_type=None) if text else None
+        return response.status, body, dict(response.headers)
+
+
+async def introspect(facade: Facade, token: str) -> dict[str, Any]:
+    status, body, headers = await post(facade, "/introspect", {"token": token},
+                                       {"Authorization": f"Bearer {SECRET}"})
+    assert status == 200
+    assert headers["Cache-Control"] == "no-store"
+    return body  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+async def rs_facade(make_facade: FacadeFactory) -> Facade:
+    return await make_facade(introspection_secret=SECRET)
+
+
+async def test_revoking_a_refresh_token_revokes_its_family_and_the_upstream_grant(rs_facade: Facade) -> None:
+    client = rs_facade.client()
+    body = await client.signed_in()
+    status, _, headers = await post(rs_facade, "/revoke", {"token": body["refresh_token"],
+                                                           "client_id": client.client_id})
+    assert status == 200
+    assert headers["Cache-Control"] == "no-store"
+    status, error = await client.refresh(body["refresh_token"])
+    assert (status, error["error"]) == (400, "invalid_grant")
+    assert (await introspect(rs_facade, body["access_token"])) == {"active": False}
+    assert rs_facade.idp_state.refresh_tokens == {}
+
+
+async def test_revoking_an_access_token_fails_its_introspection(rs_facade: Facade) -> None:
+    client = rs_facade.client()
+    body = await client.signed_in()
+    assert (await introspect(rs_facade, body["access_token"]))["active"] is True
+    status, _, _ = await post(rs_facade, "/revoke", {"token": body["access_token"],
+                                                     "token_type_hint": "access_token",
+                                                     "client_id": client.client_id})
+    assert status == 200
+    assert (await introspect(rs_facade, body["access_token"])) == {"active": False}
+    status, _ = await client.refresh(body["refresh_token"])
+    assert status == 200
+
+
+@pytest.mark.parametrize("token", ["unknown", "a.b", "x.y.z", ""])
+async def test_revocation_of_unknown_tokens_is_200(rs_facade: Facade, token: str) -> None:
+    client = rs_facade.client()
+    await client.register()
+    status, _, _ = await post(rs_facade, "/revoke", {"token": token, "client_id": client.client_id})
+    assert status == (200 if token else 400)
+
+
+async def test_revocation_by_another_client_does_nothing(rs_facade: Facade) -> None:
+    client = rs_facade.client()
+    body = await client.signed_in()
+    other = rs_facade.client()
+    await other.register()
+    status, _, _ = await post(rs_facade, "/revoke", {"token": body["refresh_token"], "client_id": other.client_id})
+    assert status == 200
+    status, _ = await client.refresh(body["refresh_token"])
+    assert status == 200
+
+
+async def test_revocation_accepts_basic_client_authentication(rs_facade: Facade) -> None:
+    client = rs_facade.client()
+    body = await client.signed_in()
+    header = "Basic " + base64.b64encode(f"{client.client_id}:x".encode()).decode()
+    status, _, _ = await post(rs_facade, "/revoke", {"token": body["refresh_token"]}, {"Authorization": header})
+    assert status == 200
+    assert (await client.refresh(body["refresh_token"]))[0] == 400
+
+
+async def test_introspection_describes_a_live_access_token(rs_facade: Facade) -> None:
+    client = rs_facade.client()
+    body = await client.signed_in()
+    info = await introspect(rs_facade, body["access_token"])
+    assert info["active"] is True
+    assert info["client_id"] == client.client_id
+    assert info["sub"] == "demo-user"
+    assert info["scope"] == "openid offline_access"
+    assert info["iss"] == rs_facade.url
+    assert info["aud"] == rs_facade.url + "/mcp"
+    refresh_info = await introspect(rs_facade, body["refresh_token"])
+    assert refresh_info["active"] is True and refresh_info["client_id"] == client.client_id
+
+
+@pytest.mark.parametrize("token", ["nonsense", "a.b.c", "fam.secret"])
+async def test_introspection_of_unknown_tokens_is_inactive(rs_facade: Facade, token: str) -> None:
+    assert await introspect(rs_facade, token) == {"active": False}
+
+
+async def test_introspection_of_a_rotated_refresh_token_is_inactive(rs_facade: Facade) -> None:
+    client = rs_facade.client()
+    body = await client.signed_in()
+    await client.refresh(body["refresh_token"])
+    assert await introspect(rs_facade, body["refresh_token"]) == {"active": False}
+
+
+@pytest.mark.parametrize("header", [None, "Bearer wrong", "Basic " + base64.b64encode(b"rs:wrong").decode()])
+async def test_introspection_requires_the_configured_credential(rs_facade: Facade, header: str | None) -> None:
+    status, body, _ = await post(rs_facade, "/introspect", {"token": "x"},
+                                 {"Authorization": header} if header else None)
+    assert (status, body["error"]) == (401, "invalid_client")
+
+
+async def test_introspection_accepts_basic_with_the_secret(rs_facade: Facade) -> None:
+    header = "Basic " + base64.b64encode(f"mcp-server:{SECRET}".encode()).decode()
+    status, body, _ = await post(rs_facade, "/introspect", {"token": "x"}, {"Authorization": header})
+    assert (status, body) == (200, {"active": False})
+
+
+async def test_introspection_is_off_without_a_secret(facade: Facade) -> None:
+    status, body, _ = await post(facade, "/introspect", {"token": "x"}, {"Authorization": "Bearer x"})
+    assert (status, body["error"]) == (401, "invalid_client")
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+async def test_userinfo_returns_the_users_claims(facade: Facade, method: str) -> None:
+    client = facade.client()
+    body = await client.signed_in()
+    async with facade.http.request(method, facade.url + "/userinfo",
+                                   headers={"Authorization": f"Bearer {body['access_token']}"}) as response:
+        assert response.status == 200
+        info = await response.json()
+    assert info["sub"] == "demo-user"
+    assert info["email"] == "demo@example.com"
+    assert info["name"] == "Demo User"
+
+
+@pytest.mark.parametrize("header", [None, "Bearer nonsense", "Basic abc"])
+async def test_userinfo_without_a_valid_token_is_401_with_a_bearer_challenge(facade: Facade,
+                                                                              header: str | None) -> None:
+    async with facade.http.get(facade.url + "/userinfo",
+                               headers={"Authorization": header} if header else None) as response:
+        assert response.status == 401
+        assert response.headers["WWW-Authenticate"].startswith('Bearer error="invalid_token"')
+        assert (await response.json())["error"] == "invalid_token"
+
+
+async def test_userinfo_refuses_a_token_of_a_revoked_family(facade: Facade) -> None:
+    client = facade.client()
+    body = await client.signed_in()
+    await post(facade, "/revoke", {"token": body["refresh_token"], "client_id": client.client_id})
+    async with facade.http.get(facade.url + "/userinfo",
+                               headers={"Authorization": f"Bearer {body['access_token']}"}) as response:
+        assert response.status == 401

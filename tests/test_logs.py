@@ -1,0 +1,90 @@
+"""Logs: one JSON line per request, and no secret, code or token in any line of a whole flow."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+from collections.abc import Iterator
+
+import pytest
+
+from proxy import log
+from proxy.log import Redactor, scrub
+from tests.conftest import FacadeFactory
+
+
+@pytest.fixture
+def captured() -> Iterator[io.StringIO]:
+    stream = io.StringIO()
+    log.configure("debug", "json", stream=stream)
+    yield stream
+    log.configure("info", "console")
+
+
+async def test_a_whole_flow_logs_no_secret(make_facade: FacadeFactory, captured: io.StringIO) -> None:
+    facade = await make_facade(introspection_secret="introspection-credential", consent=True)
+    client = facade.client()
+    await client.register()
+    response, auth = await client.start()
+    html = (await response.read()).decode()
+    import re
+
+    form = dict(re.findall(r'name="(consent_id|csrf)" value="([^"]+)"', html))
+    upstream = await client.post_form(facade.url + "/consent", {**form, "decision": "approve"})
+    upstream_params = dict(item.split("=", 1) for item in upstream.headers["Location"].split("?")[1].split("&"))
+    auth = await client.follow(upstream, auth)
+    basic = "Basic " + base64.b64encode(f"{client.client_id}:client-secret-value".encode()).decode()
+    status, first, _ = await client.token({
+        "grant_type": "authorization_code", "code": auth.params["code"], "code_verifier": auth.verifier,
+        "redirect_uri": auth.redirect_uri}, {"Authorization": basic})
+    assert status == 200
+    status, second = await client.refresh(first["refresh_token"])
+    assert status == 200
+    await client.refresh(first["refresh_token"])  # a grace replay
+    async with facade.http.post(facade.url + "/introspect", data={"token": second["access_token"]},
+                                headers={"Authorization": "Bearer introspection-credential"}) as r:
+        assert r.status == 200
+    async with facade.http.get(facade.url + "/userinfo",
+                               headers={"Authorization": f"Bearer {second['access_token']}"}) as r:
+        assert r.status == 200
+    async with facade.http.post(facade.url + "/revoke", data={"token": second["refresh_token"],
+                                                              "client_id": client.client_id}) as r:
+        assert r.status == 200
+    await client.exchange(auth)  # a replayed code: logged as code.reused
+
+    secrets_issued = {
+        "client code": auth.params["code"], "verifier": auth.verifier, "state": auth.state or "",
+        "nonce": auth.nonce or "", "csrf": form["csrf"], "consent id": form["consent_id"],
+        "upstream state": upstream_params["state"], "upstream nonce": upstream_params["nonce"],
+        "client secret": "client-secret-value", "basic header": basic.split()[1],
+        "introspection secret": "introspection-credential", "upstream secret": "facade secret+1",
+    }
+    for n, body in enumerate((first, second)):
+        for name in ("access_token", "refresh_token", "id_token"):
+            secrets_issued[f"{name} {n}"] = body[name]
+    for token in (*facade.idp_state.access_tokens, *facade.idp_state.refresh_tokens):
+        secrets_issued["upstream token " + token[:4]] = token
+    for request in facade.idp_state.token_requests:
+        if "code" in request:
+            secrets_issued["upstream code"] = request["code"]
+
+    lines = captured.getvalue().splitlines()
+    assert len(lines) > 10
+    events = [json.loads(line) for line in lines]
+    requests = [e for e in events if e["event"] == "request"]
+    assert {"method", "path", "status", "duration_ms", "request_id"} <= set(requests[0])
+    assert any(e["event"] == "code.reused" for e in events)
+    for line in lines:
+        for name, value in secrets_issued.items():
+            assert value and value not in line, f"{name} appears in a log line: {line}"
+
+
+def test_redactor_removes_secret_fields_and_scrubs_urls() -> None:
+    event = Redactor()(None, "info", {
+        "event": "x", "refresh_token": "r", "Authorization": "Basic abc", "code": "c",
+        "url": "https://a/cb?code=SECRET&state=S2", "note": "Bearer eyJhbGciOi.x.y"})
+    assert event["refresh_token"] == event["Authorization"] == event["code"] == "[redacted]"
+    assert "SECRET" not in event["url"] and "S2" not in event["url"]
+    assert "eyJ" not in event["note"]
+    assert scrub("plain text") == "plain text"
