@@ -21,6 +21,7 @@ from proxy.discovery.endpoints import DOCUMENTS, JWKS_BYTES, jwks, well_known
 from proxy.keys import Keyset, generate, parse_keys, render_jwks
 from proxy.log import get_logger
 from proxy.ops.health import healthz, readyz
+from proxy.ops.metrics import metrics
 from proxy.registration.endpoint import register
 from proxy.resources import resource_table
 from proxy.settings import DEV_IDP_MOUNT, Settings
@@ -60,6 +61,7 @@ def routes(settings: Settings) -> list[Route]:
         Route(("GET", "POST"), base + "/userinfo", userinfo, cors=True, no_store=True),
         Route(("GET",), "/healthz", healthz, static=True),
         Route(("GET",), "/readyz", readyz),
+        Route(("GET",), "/metrics", metrics),
     ]
 
 

@@ -8,6 +8,7 @@ from aiohttp import web
 
 from proxy import pkce
 from proxy.authorization.request import AuthorizationRequest
+from proxy.ops.metrics import FLOWS_STARTED
 from proxy.state import Services
 from proxy.web.render import redirect
 
@@ -24,4 +25,5 @@ async def go_upstream(s: Services, areq: AuthorizationRequest, headers: dict[str
         extra["prompt"] = "login"  # the client asked for a fresh sign-in (OIDC Core §3.1.2.1)
     location = await s.upstream.authorize_url(state=state, nonce=nonce, code_challenge=challenge, extra=extra)
     await s.store.start_transaction(state, {**areq.record(), "up_verifier": verifier, "up_nonce": nonce})
+    FLOWS_STARTED.inc()
     return redirect(location, headers)

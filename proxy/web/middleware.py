@@ -15,11 +15,12 @@ from aiohttp import web
 
 from proxy.errors import OAuthError, PayloadTooLarge, ServerError
 from proxy.log import get_logger
+from proxy.ops import metrics
 from proxy.web.render import NO_STORE, error_page, error_redirect, json_response
 from proxy.web.routes import CORS_HEADERS, POLICY, REDIRECT_TARGET, Handler, Policy
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
-_DEFAULT = Policy(errors="json", cors=False, no_store=False, static=False)
+_DEFAULT = Policy(endpoint="other", errors="json", cors=False, no_store=False, static=False)
 ISSUER: web.AppKey[str] = web.AppKey("issuer", str)
 
 log = get_logger()
@@ -44,6 +45,7 @@ async def edge(request: web.Request, handler: Handler) -> web.StreamResponse:
         response = await handler(request)
         if policy.cors:
             response.headers.update(CORS_HEADERS)
+        metrics.count(policy.endpoint, response.status)
         log.debug("request", method=request.method, path=request.path, status=response.status)
         return response
 
@@ -56,6 +58,7 @@ async def edge(request: web.Request, handler: Handler) -> web.StreamResponse:
     except OAuthError as error:
         if error.status >= 500 or error.detail:
             log.warning("request.failed", error=error.error, status=error.status, detail=error.detail)
+        metrics.flow_failed(policy.endpoint, error.error)
         response = render_error(request, error, policy)
     except web.HTTPException as exc:
         # aiohttp's own answers: 404/405 from the router, 413 from the body limit.
@@ -65,12 +68,15 @@ async def edge(request: web.Request, handler: Handler) -> web.StreamResponse:
             response = web.Response(status=exc.status, text=exc.text, headers=exc.headers)
     except Exception:
         log.exception("error.unexpected")
+        metrics.flow_failed(policy.endpoint, "server_error")
         response = render_error(request, ServerError(), policy)
     if policy.cors:
         response.headers.update(CORS_HEADERS)
     if policy.no_store:
         response.headers.update(NO_STORE)
     response.headers["X-Request-Id"] = request_id
+    elapsed = time.perf_counter() - started
+    metrics.observe(policy.endpoint, response.status, elapsed)
     log.info("request", method=request.method, path=request.path, status=response.status,
-             duration_ms=round((time.perf_counter() - started) * 1000, 2))
+             duration_ms=round(elapsed * 1000, 2))
     return response

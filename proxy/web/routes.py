@@ -29,6 +29,7 @@ class Route:
 
 @dataclass(frozen=True, slots=True)
 class Policy:
+    endpoint: str  # the handler's name: the metrics label
     errors: ErrorMode
     cors: bool
     no_store: bool
@@ -55,7 +56,7 @@ async def preflight(request: web.Request) -> web.Response:
 def add_routes(app: web.Application, routes: list[Route]) -> None:
     policies: dict[str, Policy] = {}
     for index, route in enumerate(routes):
-        policy = Policy(route.errors, route.cors, route.no_store, route.static)
+        policy = Policy(route.handler.__name__, route.errors, route.cors, route.no_store, route.static)
         for method in route.methods:
             name = f"r{index}_{method.lower()}"
             app.router.add_route(method, route.path, route.handler, name=name)
@@ -63,5 +64,5 @@ def add_routes(app: web.Application, routes: list[Route]) -> None:
         if route.cors:
             name = f"r{index}_options"
             app.router.add_route("OPTIONS", route.path, preflight, name=name)
-            policies[name] = policy
+            policies[name] = Policy("preflight", route.errors, route.cors, route.no_store, static=True)
     app[POLICY] = policies

@@ -11,6 +11,7 @@ from typing import Any
 from proxy import pkce
 from proxy.errors import InvalidClient, InvalidGrant, InvalidRequest, InvalidTarget
 from proxy.log import get_logger
+from proxy.ops.metrics import FLOWS_COMPLETED
 from proxy.resources import normalise
 from proxy.state import Services
 from proxy.store.store import digest, family_of
@@ -51,4 +52,5 @@ async def handle(s: Services, client_id: str, form: dict[str, str]) -> dict[str,
         raise InvalidTarget("The resource differs from the one authorized.")
     grant["_upstream"] = redeemed.upstream
     log.info("token.issued", grant_type=GRANT_TYPE, client_id=client_id)
+    FLOWS_COMPLETED.inc()
     return token_response(s, grant, family=family, refresh_token=refresh_token, nonce=grant.get("nonce"))

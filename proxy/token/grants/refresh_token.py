@@ -22,6 +22,7 @@ from proxy.errors import (
     UpstreamRefused,
 )
 from proxy.log import get_logger
+from proxy.ops.metrics import REFRESH_REUSE
 from proxy.resources import normalise
 from proxy.state import Services
 from proxy.store import FamilyGrant
@@ -82,6 +83,7 @@ async def handle(s: Services, client_id: str, form: dict[str, str]) -> dict[str,
     outcome = await s.store.rotate_refresh(presented, new_token, seal(secret, presented), client_id)
     if outcome.status == "reuse":
         log.warning("refresh.reuse_detected", client_id=client_id)
+        REFRESH_REUSE.inc()
         await _revoke_upstream(s, outcome.family)
         raise InvalidGrant(detail="refresh token reuse; family revoked")
     if outcome.family is None:
