@@ -1,0 +1,79 @@
+"""The whole flow on a real Redis Cluster started by the test: hash tags keep each atomic step in one slot."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+
+from proxy.store.connect import connect
+from tests.conftest import FacadeFactory, free_port
+
+NODES = 3
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[list[int]]:
+    if shutil.which("redis-cli") is None or shutil.which("redis-server") is None:
+        pytest.fail("redis-server and redis-cli are needed: run `make test`, which installs them")
+    ports = [free_port() for _ in range(NODES)]
+    workdir = tempfile.mkdtemp(prefix="facade-cluster-")
+    processes = [subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--cluster-enabled", "yes",
+         "--cluster-config-file", f"{workdir}/nodes-{port}.conf", "--save", "", "--appendonly", "no",
+         "--dir", workdir], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for port in ports]
+    try:
+        for port in ports:
+            _wait(lambda p=port: _cli(p, "ping") == "PONG")
+        subprocess.run(["redis-cli", "--cluster", "create", *(f"127.0.0.1:{p}" for p in ports),
+                        "--cluster-replicas", "0", "--cluster-yes"], check=True, capture_output=True, timeout=30)
+        _wait(lambda: all("cluster_state:ok" in _cli(p, "cluster", "info") for p in ports))
+        yield ports
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait(timeout=10)
+
+
+def _cli(port: int, *args: str) -> str:
+    result = subprocess.run(["redis-cli", "-p", str(port), *args], capture_output=True, text=True, timeout=5)
+    return result.stdout.strip()
+
+
+def _wait(ready: object, timeout_s: float = 20) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if ready():  # type: ignore[operator]
+            return
+        time.sleep(0.1)
+    raise AssertionError("the Redis Cluster did not become ready")
+
+
+@pytest.fixture
+async def cluster_client(cluster: list[int]) -> AsyncIterator[object]:
+    client = connect(f"redis+cluster://127.0.0.1:{cluster[0]}", timeout_s=5)
+    await client.flushall()
+    yield client
+    await client.aclose()
+
+
+@pytest.mark.parametrize("redis_client", ["fakeredis"], indirect=True)
+async def test_whole_flow_refresh_and_revocation_on_a_cluster(make_facade: FacadeFactory,
+                                                               cluster_client: object) -> None:
+    facade = await make_facade(redis=cluster_client)
+    client = facade.client()
+    first = await client.signed_in()
+    status, second = await client.refresh(first["refresh_token"])
+    assert status == 200, second
+    status, grace = await client.refresh(first["refresh_token"])
+    assert (status, grace["refresh_token"]) == (200, second["refresh_token"])
+    await client.refresh(second["refresh_token"])
+    status, reuse = await client.refresh(first["refresh_token"])
+    assert (status, reuse["error"]) == (400, "invalid_grant")
+    status, replay = await client.exchange(first["_auth"])
+    assert (status, replay["error"]) == (400, "invalid_grant")

@@ -1,0 +1,78 @@
+"""The compose stack, the image and the config examples agree with what the code reads.
+
+A Docker engine is not available everywhere the tests run, so the files are checked, not started.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import yaml
+
+from proxy.__main__ import parser
+from proxy.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+KNOWN = {f"PROXY_{name.upper()}" for name in Settings.model_fields}
+
+
+def compose() -> dict[str, Any]:
+    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())  # type: ignore[no-any-return]
+
+
+def test_compose_has_the_facade_redis_and_the_dev_idp() -> None:
+    services = compose()["services"]
+    assert {"facade", "redis", "devidp"} <= set(services)
+
+
+def test_compose_env_names_are_settings_the_code_reads() -> None:
+    for name, service in compose()["services"].items():
+        for variable in service.get("environment", {}):
+            if variable.startswith("PROXY_"):
+                assert variable in KNOWN, f"{name}: {variable} is not a setting"
+    facade_env = compose()["services"]["facade"]["environment"]
+    Settings(_env_file=None, **{k[6:].lower(): v for k, v in facade_env.items()})  # type: ignore[arg-type]
+
+
+def test_compose_ports_and_addresses_line_up() -> None:
+    services = compose()["services"]
+    facade_env = services["facade"]["environment"]
+    published = {entry.split(":")[1] for entry in services["facade"]["ports"]}
+    assert facade_env["PROXY_PORT"] in published
+    assert urlsplit(facade_env["PROXY_ISSUER"]).port == int(facade_env["PROXY_PORT"])
+    assert urlsplit(facade_env["PROXY_REDIS_URL"]).hostname == "redis"
+    devidp = services["devidp"]
+    args = parser().parse_args(devidp["command"])
+    assert str(args.port) in published
+    assert args.public_url == facade_env["PROXY_UPSTREAM_ISSUER"]
+    assert devidp["network_mode"] == "service:facade"
+    assert devidp["environment"]["PROXY_UPSTREAM_CLIENT_ID"] == facade_env["PROXY_UPSTREAM_CLIENT_ID"]
+    assert devidp["environment"]["PROXY_UPSTREAM_CLIENT_SECRET"] == facade_env["PROXY_UPSTREAM_CLIENT_SECRET"]
+
+
+def test_compose_redis_persists() -> None:
+    redis = compose()["services"]["redis"]
+    assert "--appendonly" in redis["command"] and "yes" in redis["command"]
+    assert any(volume.endswith(":/data") for volume in redis["volumes"])
+
+
+def test_dockerfile_is_small_non_root_with_a_healthcheck() -> None:
+    text = (ROOT / "Dockerfile").read_text()
+    assert text.count("FROM python:3.11-slim") == 2  # multi-stage
+    assert re.search(r"^USER 10001$", text, re.M)
+    assert "HEALTHCHECK" in text and "/healthz" in text
+    assert 'ENTRYPOINT ["oauth-facade"]' in text
+    assert "SECRET" not in text.upper().replace("PROXY_UPSTREAM_CLIENT_SECRET", "")
+
+
+def test_config_examples_only_name_known_settings() -> None:
+    examples = sorted((ROOT / "config").glob("*.env"))
+    for path in examples:
+        for line in path.read_text().splitlines():
+            line = line.strip().removeprefix("#").strip()
+            match = re.match(r"^(PROXY_[A-Z0-9_]+)=", line)
+            if match:
+                assert match.group(1) in KNOWN, f"{path.name}: {match.group(1)} is not a setting"
