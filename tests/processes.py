@@ -27,7 +27,7 @@ def wait_http(url: str, process: subprocess.Popen[bytes], timeout_s: float = 20)
             raise AssertionError(f"{url}: the process exited with {process.returncode}: "
                                  f"{process.stderr.read().decode() if process.stderr else ''}")
         try:
-            with urllib.request.urlopen(url, timeout=1):  # noqa: S310 - loopback test URL
+            with urllib.request.urlopen(url, timeout=1):
                 return
         except OSError:
             time.sleep(0.1)
