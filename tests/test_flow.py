@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from joserfc import jwt
 
-from tests.conftest import Facade
+from tests.conftest import Facade, FacadeFactory
 
 
 async def test_flow_yields_tokens_that_agree_with_the_metadata(facade: Facade) -> None:
@@ -104,3 +104,16 @@ async def test_registered_redirect_query_is_kept(facade: Facade) -> None:
     auth = await client.authorize()
     assert auth.location.startswith("https://app.example.com/cb?tenant=7&")
     assert auth.params["tenant"] == "7"
+
+
+async def test_upstream_access_token_mode_hands_the_idps_token_through(make_facade: FacadeFactory) -> None:
+    """PROXY_ACCESS_TOKEN_MODE=upstream: the IdP's own access token, its id_token still re-signed."""
+    facade = await make_facade(access_token_mode="upstream")
+    client = facade.client()
+    body = await client.signed_in()
+    assert body["access_token"] in facade.idp_state.access_tokens
+    assert body["expires_in"] <= 3600
+    await client.verify_id_token(body["id_token"], nonce=body["_auth"].nonce, access_token=body["access_token"])
+    status, refreshed = await client.refresh(body["refresh_token"])
+    assert status == 200
+    assert refreshed["access_token"] in facade.idp_state.access_tokens
