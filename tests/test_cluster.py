@@ -11,16 +11,33 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 
 from proxy.store.connect import connect
-from tests.conftest import FacadeFactory, free_port
+from tests.conftest import FacadeFactory
 
 NODES = 3
+
+
+def cluster_port() -> int:
+    """A free port whose cluster-bus port (port + 10000) is free and valid too."""
+    import random
+    import socket
+
+    for _ in range(200):
+        port = random.randint(20000, 45000)  # noqa: S311 - a test port, not a secret
+        try:
+            with socket.socket() as first, socket.socket() as second:
+                first.bind(("127.0.0.1", port))
+                second.bind(("127.0.0.1", port + 10000))
+        except OSError:
+            continue
+        return port
+    raise AssertionError("no free port pair for a Redis Cluster node")
 
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[list[int]]:
     if shutil.which("redis-cli") is None or shutil.which("redis-server") is None:
         pytest.fail("redis-server and redis-cli are needed: run `make test`, which installs them")
-    ports = [free_port() for _ in range(NODES)]
+    ports = [cluster_port() for _ in range(NODES)]
     workdir = tempfile.mkdtemp(prefix="facade-cluster-")
     processes = [subprocess.Popen(
         ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--cluster-enabled", "yes",
