@@ -20,8 +20,8 @@ from proxy.discovery.documents import base_path, build_documents
 from proxy.discovery.endpoints import DOCUMENTS, JWKS_BYTES, jwks, well_known
 from proxy.keys import Keyset, generate, parse_keys, render_jwks
 from proxy.log import get_logger
+from proxy.ops.exposition import metrics
 from proxy.ops.health import healthz, readyz
-from proxy.ops.metrics import metrics
 from proxy.registration.endpoint import register
 from proxy.resources import resource_table
 from proxy.settings import DEV_IDP_MOUNT, Settings
@@ -110,7 +110,8 @@ def create_app(settings: Settings, *, redis: Any = None) -> web.Application:
             keyset = await load_keyset(settings, store)
             scopes = allowed_scopes(settings)
             app[REDIS] = client
-            app[SERVICES] = Services(settings, store, keyset, Upstream(settings, profile_for(settings), http),
+            upstream = Upstream(settings, profile_for(settings), http, clients=store.load_client)
+            app[SERVICES] = Services(settings, store, keyset, upstream,
                                      scopes, resource_table(settings.effective_resources), _consent_secret(keyset))
             app[DOCUMENTS] = build_documents(settings, keyset.algs, list(scopes))
             app[JWKS_BYTES] = keyset.jwks_bytes

@@ -1,69 +1,223 @@
 """`oauth-facade check`: load the settings, talk to the upstream, print what clients will see.
 
-Exit code 0 when nothing is wrong, 1 when a problem was found (each printed as a line).
+It fetches the upstream's discovery document and JWKS, looks for what would break a sign-in later
+(no PKCE S256, no refresh-token grant, a client-auth method the IdP does not list, no registration
+endpoint for PROXY_UPSTREAM_DCR), probes the client credentials with a code exchange for a made-up
+code (the IdP answers invalid_client for wrong credentials and invalid_grant for right ones), and
+prints the redirect URI to register. Notes go to stdout; each problem is one `problem:` line on
+stderr. Exit code 0 when nothing is wrong, 1 when a problem was found.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
+import secrets
 import sys
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+from urllib.parse import urlsplit
 
 import aiohttp
 
 from proxy.discovery.documents import authorization_server_metadata
-from proxy.errors import UpstreamError
+from proxy.errors import UpstreamError, UpstreamRefused
 from proxy.keys import KeyFileError, Keyset
 from proxy.settings import Settings
 from proxy.upstream import Upstream, profile_for
+from proxy.upstream.client import upstream_errors
+
+# What IdPs answer a code exchange with credentials they do not accept (GitHub and Auth0 have their own).
+BAD_CREDENTIALS = ("invalid_client", "unauthorized_client", "incorrect_client_credentials",
+                   "access_denied")  # not a token-endpoint error in RFC 6749 §5.2; Auth0 answers it
+BAD_REDIRECT = ("redirect_uri_mismatch",)
 
 
-async def _upstream_problems(settings: Settings) -> list[str]:
-    problems: list[str] = []
-    profile = profile_for(settings)
-    timeout = aiohttp.ClientTimeout(total=settings.upstream_timeout_s)
-    async with aiohttp.ClientSession(timeout=timeout) as http:
-        upstream = Upstream(settings, profile, http)
-        try:
-            metadata = await upstream.metadata()
-        except UpstreamError as exc:
-            return [f"upstream unreachable or unusable at {upstream.issuer}: {exc.detail}"]
-        print(f"upstream: {upstream.issuer} (profile {profile.name})")
-        if profile.oidc:
-            try:
-                await upstream.id_tokens._keyset()
-            except UpstreamError as exc:
-                problems.append(f"upstream JWKS: {exc.detail}")
-        methods = metadata.get("code_challenge_methods_supported")
-        if profile.endpoints is None and methods is not None and "S256" not in methods:
-            problems.append("the upstream does not list PKCE S256 in code_challenge_methods_supported")
-        grants = metadata.get("grant_types_supported")
-        if profile.refresh != "none" and grants is not None and "refresh_token" not in grants:
-            problems.append("the upstream does not list the refresh_token grant: sessions end at token expiry")
-        if not settings.effective_upstream_client_secret:
-            problems.append("PROXY_UPSTREAM_CLIENT_SECRET is not set")
-    print(f"register this redirect URI at the upstream: {settings.url('/callback')}")
-    return problems
+@dataclass
+class Report:
+    """What `check` found: notes for the operator, problems that make the exit code 1."""
+
+    notes: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    def note(self, text: str) -> None:
+        self.notes.append(text)
+
+    def problem(self, text: str) -> None:
+        self.problems.append(text)
 
 
-def run_check(settings: Settings) -> int:
-    problems: list[str] = []
+def _loopback(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _local_problems(settings: Settings, report: Report) -> list[str]:
+    """Checks that need no network; the signing algorithms the metadata will list."""
     algs = ["RS256"]
     if settings.signing_keys_file is not None:
         try:
             algs = Keyset.from_file(settings.signing_keys_file).algs
         except KeyFileError as exc:
-            problems.append(f"PROXY_SIGNING_KEYS_FILE: {exc}")
+            report.problem(f"PROXY_SIGNING_KEYS_FILE: {exc}")
     else:
-        print("signing keys: generated at start-up (set PROXY_SIGNING_KEYS_FILE for production)")
-    if not settings.issuer.startswith("https://"):
-        print("note: the issuer is http://; MCP clients require https outside localhost")
+        report.note("signing keys: generated at start-up (set PROXY_SIGNING_KEYS_FILE for production)")
+    if settings.issuer.startswith("http://"):
+        if _loopback(settings.issuer):
+            report.note("the issuer is http://; MCP clients and IdPs require https outside localhost")
+        else:
+            report.problem(f"PROXY_ISSUER {settings.issuer} is http:// on a non-loopback host: MCP clients and "
+                           "IdPs refuse it; use https")
+    return algs
+
+
+def _pkce_and_auth(upstream: Upstream, metadata: dict[str, Any], report: Report) -> None:
+    methods = metadata.get("code_challenge_methods_supported")
+    if methods is None:
+        report.note("the upstream does not advertise code_challenge_methods_supported; S256 is sent anyway")
+    elif "S256" not in methods:
+        report.problem("the upstream does not list PKCE S256 in code_challenge_methods_supported")
+    supported = metadata.get("token_endpoint_auth_methods_supported")
+    if upstream.client_secret is not None and isinstance(supported, list):
+        method = upstream.auth_method(upstream.static, metadata)
+        if method not in supported:
+            report.problem(f"the profile authenticates with {method}, which the upstream does not list "
+                           f"(it lists {', '.join(map(str, supported))})")
+
+
+def _refresh(upstream: Upstream, metadata: dict[str, Any], report: Report) -> None:
+    profile, settings = upstream.profile, upstream.settings
+    if not profile.wants_refresh(settings) or profile.refresh == "none":
+        return
+    grants = metadata.get("grant_types_supported")
+    if grants is not None and "refresh_token" not in grants:
+        report.problem("the upstream does not list the refresh_token grant: sessions end when its tokens expire")
+    advertised = metadata.get("scopes_supported")
+    if not isinstance(advertised, list):
+        return
+    for scope in profile.offline_scopes:
+        if scope in advertised:
+            continue
+        if profile.offline_scopes_if_advertised:
+            report.note(f"the upstream does not list {scope}: the facade will not ask it for refresh tokens")
+        else:
+            report.problem(f"the upstream does not list the {scope} scope that earns refresh tokens")
+
+
+async def _reachable(upstream: Upstream, metadata: dict[str, Any], report: Report) -> bool:
+    """An IdP without discovery: its authorize page must answer (any status but 404 and 5xx)."""
+    url = metadata["authorization_endpoint"]
+    try:
+        async with upstream_errors("authorize_page"), upstream.http.get(
+                url, params={"client_id": upstream.client_id}, allow_redirects=False) as response:
+            status = response.status
+    except UpstreamError as exc:
+        report.problem(f"upstream unreachable at {url}: {exc.detail}")
+        return False
+    if status == 404 or status >= 500:
+        report.problem(f"upstream authorize endpoint {url} answers HTTP {status}")
+        return False
+    return True
+
+
+async def _probe_credentials(upstream: Upstream, report: Report) -> None:
+    """Redeem a made-up code: the error says whether the IdP knows these credentials."""
+    try:
+        await upstream.exchange_code("oauth-facade-check-" + secrets.token_urlsafe(16), secrets.token_urlsafe(48))
+    except UpstreamRefused as exc:
+        if exc.upstream_error in BAD_CREDENTIALS:
+            report.problem(f"the upstream rejects PROXY_UPSTREAM_CLIENT_ID/SECRET ({exc.upstream_error})")
+        elif exc.upstream_error in BAD_REDIRECT:
+            report.problem(f"the upstream does not know the redirect URI {upstream.callback_url}: register it")
+        else:
+            report.note(f"client credentials: accepted (a made-up code was refused with {exc.upstream_error})")
+    except UpstreamError as exc:
+        report.problem(f"upstream token endpoint: {exc.detail}")
+    else:
+        report.problem("the upstream token endpoint accepted a made-up code")
+
+
+def _effective_upstream(upstream: Upstream, metadata: dict[str, Any], scope: str) -> dict[str, Any]:
+    profile, settings = upstream.profile, upstream.settings
+    effective: dict[str, Any] = {
+        "profile": profile.name,
+        "issuer": upstream.issuer,
+        "authorization_endpoint": metadata.get("authorization_endpoint"),
+        "token_endpoint": metadata.get("token_endpoint"),
+        "identity": "id_token" if profile.oidc else f"user API {metadata.get('userinfo_endpoint')}",
+        "scope": scope,
+        "authorize_parameters": profile.authorize_extras(settings),
+        "redirect_uri": upstream.callback_url,
+    }
+    if upstream.mirrors:
+        effective["client"] = f"one per registration, via {metadata.get('registration_endpoint')}"
+    else:
+        effective["client_id"] = upstream.client_id
+        effective["client_auth"] = ("none (public client)" if upstream.client_secret is None
+                                    else upstream.auth_method(upstream.static, metadata))
+    return effective
+
+
+async def check_upstream(settings: Settings, http: aiohttp.ClientSession, report: Report) -> dict[str, Any] | None:
+    """Everything about the upstream; the effective upstream configuration, or None when unusable."""
+    profile = profile_for(settings)
+    upstream = Upstream(settings, profile, http)
+    try:
+        metadata = await upstream.metadata()
+    except UpstreamError as exc:
+        report.problem(f"upstream unreachable or unusable at {upstream.issuer}: {exc.detail}")
+        return None
+    if profile.oidc:
+        try:
+            if not (await upstream.id_tokens.keys()).keys:
+                report.problem("the upstream JWKS has no keys")
+        except UpstreamError as exc:
+            report.problem(f"upstream JWKS: {exc.detail}")
+        _pkce_and_auth(upstream, metadata, report)
+    elif not await _reachable(upstream, metadata, report):
+        return None
+    _refresh(upstream, metadata, report)
+    if upstream.mirrors:
+        if not isinstance(metadata.get("registration_endpoint"), str):
+            report.problem("PROXY_UPSTREAM_DCR=true but the upstream has no registration_endpoint "
+                           "(turn on dynamic client registration at the IdP)")
+    else:
+        if upstream.client_secret is None:
+            report.note("PROXY_UPSTREAM_CLIENT_SECRET is not set: the facade acts as a public client upstream")
+        await _probe_credentials(upstream, report)
+    report.note(f"register this redirect URI at the upstream: {upstream.callback_url} ({profile.redirect_hint})")
+    return _effective_upstream(upstream, metadata, await upstream.scope())
+
+
+async def check(settings: Settings, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    """Run every check, print the findings and the effective metadata; 1 when a problem was found."""
+    out, err = out or sys.stdout, err or sys.stderr
+    report = Report()
+    algs = _local_problems(settings, report)
+    upstream: dict[str, Any] | None = None
     if settings.dev_idp:
-        print("upstream: the bundled development IdP (mounted at /devidp when serving)")
+        report.note("upstream: the bundled development IdP (mounted at /devidp when serving)")
     else:
-        problems += asyncio.run(_upstream_problems(settings))
-    scopes = list(dict.fromkeys((*settings.scopes, *profile_for(settings).extra_scopes)))
-    print(json.dumps(authorization_server_metadata(settings, algs, scopes), indent=2))
-    for problem in problems:
-        print(f"problem: {problem}", file=sys.stderr)
-    return 1 if problems else 0
+        timeout = aiohttp.ClientTimeout(total=settings.upstream_timeout_s)
+        async with aiohttp.ClientSession(timeout=timeout) as http:
+            upstream = await check_upstream(settings, http, report)
+    scopes = list(profile_for(settings).offered_scopes(settings))
+    for note in report.notes:
+        print(f"note: {note}", file=out)
+    document: dict[str, Any] = {"authorization_server": authorization_server_metadata(settings, algs, scopes)}
+    if upstream is not None:
+        document["upstream"] = upstream
+    print(json.dumps(document, indent=2), file=out)
+    for problem in report.problems:
+        print(f"problem: {problem}", file=err)
+    return 1 if report.problems else 0
+
+
+def run_check(settings: Settings) -> int:
+    return asyncio.run(check(settings))

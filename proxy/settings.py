@@ -61,13 +61,15 @@ class Settings(BaseSettings):
 
     # -- upstream identity provider ------------------------------------------------------------------
     upstream_profile: ProfileName = Field("generic", description="Which IdP: generic|clerk|google|auth0|github.")
-    upstream_issuer: str | None = Field(None, description="Upstream issuer URL. Unset: the bundled dev IdP.")
+    upstream_issuer: str | None = Field(
+        None, description="Upstream issuer URL (github: a GitHub Enterprise Server base URL). "
+        "Unset: the profile's own (google, github), else the bundled dev IdP.")
     upstream_client_id: str | None = Field(None, description="The facade's client id at the upstream.")
     upstream_client_secret: SecretStr | None = Field(None, description="The facade's client secret upstream.")
     upstream_scopes: WordList = Field((), description="Extra upstream scopes to request (space separated).")
     upstream_audience: str | None = Field(None, description="Auth0 `audience` parameter.")
     upstream_hosted_domain: str | None = Field(None, description="Google `hd`: only accept this domain.")
-    upstream_dcr: bool = Field(False, description="Clerk: mirror each registration to the upstream's DCR.")
+    upstream_dcr: bool = Field(False, description="Mirror each registration to the upstream's DCR (clerk).")
     upstream_timeout_s: float = Field(10.0, gt=0, description="Timeout of one upstream HTTP call.")
 
     # -- what the facade issues ------------------------------------------------------------------------
@@ -96,6 +98,14 @@ class Settings(BaseSettings):
     consent: bool = Field(True, description="`off`: no consent page (trusted single-client deployments).")
     consent_ttl_s: int = Field(30 * 86400, gt=0, description="How long a browser's approval is remembered.")
     rate_limits: bool = Field(True, description="`off`: no rate limits (a load test from one address).")
+    rate_limit_register_per_min: int = Field(
+        20, gt=0, description="POST /register per minute from one address; more get 429 with Retry-After.")
+    rate_limit_authorize_per_min: int = Field(
+        60, gt=0, description="GET /authorize per minute from one address, and for one client_id.")
+    rate_limit_token_per_min: int = Field(
+        120, gt=0, description="POST /token per minute from one address, and for one client_id.")
+    max_registrations_per_hour: int = Field(
+        1000, gt=0, description="Registrations per hour from all addresses together (bounds the stored clients).")
     trusted_proxies: WordList = Field((), description="Addresses/CIDRs whose X-Forwarded-For is trusted.")
     max_body_bytes: int = Field(64 * 1024, gt=0, description="Larger request bodies get 413.")
 
@@ -168,8 +178,16 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _coherent(self) -> Settings:
-        if self.upstream_issuer and not self.upstream_client_id:
+        from proxy.upstream.profiles import GENERIC, PROFILES  # here: that module imports this one
+
+        profile = PROFILES[self.upstream_profile]
+        if self.upstream_issuer and not self.upstream_client_id and not self.upstream_dcr:
             raise ValueError("PROXY_UPSTREAM_CLIENT_ID is required when PROXY_UPSTREAM_ISSUER is set")
+        if self.dev_idp and (profile is not GENERIC or self.upstream_dcr):  # only generic OIDC has a stand-in
+            needed = "PROXY_UPSTREAM_CLIENT_ID" if profile.default_issuer else "PROXY_UPSTREAM_ISSUER"
+            raise ValueError(f"PROXY_UPSTREAM_PROFILE={profile.name} needs {needed} (see config/{profile.name}.env)")
+        if self.upstream_dcr and not profile.supports_dcr:
+            raise ValueError(f"PROXY_UPSTREAM_DCR=true: the {profile.name} profile's IdP has no client registration")
         if self.env == "production":
             if self.dev_idp:
                 raise ValueError(
@@ -185,12 +203,19 @@ class Settings(BaseSettings):
     # -- derived values ----------------------------------------------------------------------------------
     @property
     def dev_idp(self) -> bool:
-        """True when no upstream is configured (GitHub has no issuer, so its client id counts)."""
-        return not self.upstream_issuer and not (self.upstream_profile == "github" and self.upstream_client_id)
+        """True when no upstream is configured (Google and GitHub need no issuer, so a client id counts)."""
+        from proxy.upstream.profiles import PROFILES  # here, not at the top: that module imports this one
+
+        return not self.upstream_issuer and not (PROFILES[self.upstream_profile].default_issuer
+                                                 and self.upstream_client_id)
 
     @property
     def effective_upstream_issuer(self) -> str:
-        return self.upstream_issuer or (self.issuer + DEV_IDP_MOUNT)
+        from proxy.upstream.profiles import PROFILES
+
+        if self.dev_idp:
+            return self.issuer + DEV_IDP_MOUNT
+        return PROFILES[self.upstream_profile].issuer(self) or self.issuer + DEV_IDP_MOUNT
 
     @property
     def effective_upstream_client_id(self) -> str:

@@ -18,6 +18,7 @@ from aiohttp import web
 from proxy.errors import InvalidClientMetadata, InvalidRedirectUri
 from proxy.registration.redirect_uris import problem
 from proxy.state import services
+from proxy.web import ratelimit
 from proxy.web.forms import json_object
 from proxy.web.render import json_response
 
@@ -92,6 +93,7 @@ def client_record(metadata: dict[str, Any], allowed_scopes: tuple[str, ...]) -> 
 
 async def register(request: web.Request) -> web.Response:
     s = services(request)
+    await ratelimit.admit(request, "register")
     metadata = await json_object(request)
     record = client_record(metadata, s.scopes)
     alg = record.get("id_token_signed_response_alg")
@@ -100,5 +102,7 @@ async def register(request: web.Request) -> web.Response:
     client_id = secrets.token_urlsafe(24)  # [A-Za-z0-9_-]: decodes the same from raw, percent- or form-encoded Basic
     record["client_id"] = client_id
     record["client_id_issued_at"] = int(time.time())
-    await s.store.save_client(client_id, record)
+    await ratelimit.admit_registration(request)  # only valid registrations use up the global cap
+    private = await s.upstream.mirror_registration(record)  # PROXY_UPSTREAM_DCR: kept, never echoed
+    await s.store.save_client(client_id, {**record, **private})
     return json_response(record, status=201)

@@ -39,7 +39,7 @@ async def revoke(request: web.Request) -> web.Response:
         upstream = revoked.upstream if revoked else None
         if upstream and upstream.get("refresh_token"):
             try:
-                await s.upstream.revoke(upstream["refresh_token"], "refresh_token")
+                await s.upstream.revoke(upstream["refresh_token"], "refresh_token", client_id=client_id)
             except UpstreamError as exc:
                 log.warning("upstream.revoke_failed", detail=exc.detail)
     return web.Response(status=200, headers=NO_STORE)

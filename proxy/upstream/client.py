@@ -2,7 +2,11 @@
 
 Discovery and JWKS are fetched on first use and cached (the JWKS refetched on an unknown `kid`, at
 most every few seconds), so the IdP being down at start-up does not stop the facade. Every foreign
-failure becomes an `UpstreamError` here and nowhere else.
+failure becomes an `UpstreamError` here and nowhere else. What differs between IdPs is read from the
+`Profile`; this module never asks which IdP it is talking to.
+
+Methods that act as a client at the IdP take the *downstream* `client_id`: with PROXY_UPSTREAM_DCR it
+selects that client's mirrored upstream registration, otherwise it is ignored.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ import asyncio
 import base64
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -19,12 +23,19 @@ from urllib.parse import parse_qsl, quote, urlencode
 
 import aiohttp
 
-from proxy.errors import UpstreamError, UpstreamRefused, UpstreamUnavailable
+from proxy.errors import InvalidClient, UpstreamError, UpstreamRefused, UpstreamUnavailable
+from proxy.log import get_logger
+from proxy.ops.metrics import UPSTREAM
 from proxy.settings import Settings
+from proxy.upstream.credentials import MIRROR_FIELD, UpstreamClient, mirror_request
 from proxy.upstream.idtoken import IdTokenValidator
 from proxy.upstream.profiles import Profile
+from proxy.upstream.userapi import user_claims
 
 Json = dict[str, Any]
+# Looks up a downstream registration record (Store.load_client): where mirrored credentials live.
+ClientLookup = Callable[[str], Awaitable[Json | None]]
+log = get_logger()
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,13 +49,23 @@ class Identity:
 
 @asynccontextmanager
 async def upstream_errors(step: str) -> AsyncIterator[None]:
-    """Map transport failures to protocol errors (httpx's map_httpcore_exceptions shape)."""
+    """Map transport failures to protocol errors (httpx's map_httpcore_exceptions shape), and time
+    every upstream call for the `oauth_facade_upstream_duration_seconds{step,outcome}` histogram."""
+    started = time.perf_counter()
+    outcome = "ok"
     try:
         yield
     except TimeoutError as exc:
+        outcome = "timeout"
         raise UpstreamUnavailable(detail=f"{step}: timed out") from exc
     except aiohttp.ClientError as exc:
+        outcome = "unreachable"
         raise UpstreamUnavailable(detail=f"{step}: {type(exc).__name__}: {exc}") from exc
+    except UpstreamError:
+        outcome = "error"
+        raise
+    finally:
+        UPSTREAM.labels(step, outcome).observe(time.perf_counter() - started)
 
 
 def basic_credentials(client_id: str, secret: str) -> str:
@@ -53,22 +74,47 @@ def basic_credentials(client_id: str, secret: str) -> str:
     return "Basic " + base64.b64encode(pair.encode()).decode()
 
 
+class DocumentNotFound(UpstreamError):
+    """HTTP 404 on a GET: for discovery, the cue to try the profile's next well-known path."""
+
+
+def _status_error(step: str, response: aiohttp.ClientResponse) -> UpstreamError | None:
+    """5xx, 429 and an exhausted rate limit (GitHub: 403 with x-ratelimit-remaining 0) are transient."""
+    if response.status >= 500 or response.status == 429:
+        return UpstreamUnavailable(detail=f"{step}: HTTP {response.status}")
+    if response.status == 403 and response.headers.get("x-ratelimit-remaining") == "0":
+        return UpstreamUnavailable(detail=f"{step}: rate limited")
+    return None
+
+
+def _boolean_claims(claims: Json) -> Json:
+    """Some IdPs (old Google, Cognito) send email_verified as the string "true"/"false"."""
+    value = claims.get("email_verified")
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return {**claims, "email_verified": value.lower() == "true"}
+    return claims
+
+
+def _merged_prompt(current: str | None, added: str) -> str:
+    return " ".join(dict.fromkeys([*(current or "").split(), *added.split()]))
+
+
 class Upstream:
-    def __init__(self, settings: Settings, profile: Profile, http: aiohttp.ClientSession) -> None:
+    def __init__(self, settings: Settings, profile: Profile, http: aiohttp.ClientSession, *,
+                 clients: ClientLookup | None = None) -> None:
         self.settings = settings
         self.profile = profile
         self.http = http
-        self.issuer = settings.upstream_issuer or profile.default_issuer or settings.effective_upstream_issuer
+        self.issuer = settings.effective_upstream_issuer
         self.client_id = settings.effective_upstream_client_id
         self.client_secret = settings.effective_upstream_client_secret
+        self.static = UpstreamClient(self.client_id, self.client_secret)
+        self.mirrors = settings.upstream_dcr and profile.supports_dcr
+        self.clients = clients
         self.callback_url = settings.url("/callback")
         self._metadata: Json | None = None
         self._metadata_lock = asyncio.Lock()
         self.id_tokens = IdTokenValidator(self)
-        scopes = list(profile.upstream_scopes) + list(settings.upstream_scopes)
-        if profile.offline_scope:
-            scopes.append(profile.offline_scope)
-        self.scopes = " ".join(dict.fromkeys(scopes))
 
     # -- discovery --------------------------------------------------------------------------------
     async def metadata(self) -> Json:
@@ -80,10 +126,19 @@ class Upstream:
         return self._metadata
 
     async def _discover(self) -> Json:
-        if self.profile.endpoints is not None:
-            return {k: v for k, v in vars(self.profile.endpoints).items() if v}
-        url = self.issuer.rstrip("/") + "/.well-known/openid-configuration"
-        document = await self.get_json(url, step="discovery")
+        explicit = self.profile.explicit_endpoints(self.settings)
+        if explicit is not None:
+            return explicit.metadata()
+        base = self.issuer.rstrip("/")
+        *fallbacks, last = self.profile.discovery_paths
+        for path in fallbacks:
+            try:
+                document = await self.get_json(base + path, step="discovery")
+                break
+            except DocumentNotFound:
+                continue
+        else:
+            document = await self.get_json(base + last, step="discovery")
         if document.get("issuer") not in (self.issuer, *self.profile.accepted_issuers):
             raise UpstreamError(detail=f"discovery issuer {document.get('issuer')!r} != {self.issuer!r}")
         for member in ("authorization_endpoint", "token_endpoint"):
@@ -92,16 +147,29 @@ class Upstream:
         return document
 
     # -- HTTP -------------------------------------------------------------------------------------------
-    async def get_json(self, url: str, *, step: str, headers: dict[str, str] | None = None) -> Json:
+    async def get_document(self, url: str, *, step: str, headers: dict[str, str] | None = None) -> Any:
+        """GET a JSON document of any shape (GitHub's /user/emails is an array)."""
         async with upstream_errors(step), self.http.get(url, headers=headers) as response:
-            if response.status >= 500 or response.status == 429:
-                raise UpstreamUnavailable(detail=f"{step}: HTTP {response.status}")
+            failure = _status_error(step, response)
+            if failure is not None:
+                raise failure
+            if response.status == 404:
+                raise DocumentNotFound(detail=f"{step}: HTTP 404 at {url}")
             if response.status != 200:
                 raise UpstreamError(detail=f"{step}: HTTP {response.status}")
-            return await self._json(response, step)
+            raw = await response.read()
+        try:
+            return json.loads(raw)
+        except ValueError:
+            raise UpstreamError(detail=f"{step}: body is not JSON") from None
 
-    async def _json(self, response: aiohttp.ClientResponse, step: str) -> Json:
-        raw = await response.read()
+    async def get_json(self, url: str, *, step: str, headers: dict[str, str] | None = None) -> Json:
+        document = await self.get_document(url, step=step, headers=headers)
+        if not isinstance(document, dict):
+            raise UpstreamError(detail=f"{step}: body is not a JSON object")
+        return document
+
+    def _parse(self, raw: bytes, step: str) -> Json:
         try:
             document = json.loads(raw)
         except ValueError:
@@ -113,107 +181,155 @@ class Upstream:
             raise UpstreamError(detail=f"{step}: body is not a JSON object")
         return document
 
-    async def _token_request(self, form: dict[str, str], step: str) -> Json:
-        metadata = await self.metadata()
-        headers = {"Accept": "application/json"}
-        body = dict(form)
-        if self.client_secret is not None:
-            if self._auth_method(metadata) == "client_secret_basic":
-                headers["Authorization"] = basic_credentials(self.client_id, self.client_secret)
-            else:
-                body.update(client_id=self.client_id, client_secret=self.client_secret)
+    def auth_method(self, client: UpstreamClient, metadata: Json) -> str:
+        if client.auth_method is not None:
+            return client.auth_method
+        if self.profile.token_auth != "auto":
+            return self.profile.token_auth
+        supported = metadata.get("token_endpoint_auth_methods_supported", ["client_secret_basic"])
+        return "client_secret_basic" if "client_secret_basic" in supported else "client_secret_post"
+
+    def _authenticated(self, client: UpstreamClient, metadata: Json, form: dict[str, str]
+                       ) -> tuple[dict[str, str], dict[str, str]]:
+        """(body, headers) carrying the client's credentials as the IdP wants them (RFC 6749 §2.3.1)."""
+        body, headers = dict(form), {"Accept": "application/json"}
+        if client.client_secret is None:
+            body["client_id"] = client.client_id  # a public client: PKCE is its proof
+        elif self.auth_method(client, metadata) == "client_secret_basic":
+            headers["Authorization"] = basic_credentials(client.client_id, client.client_secret)
         else:
-            body["client_id"] = self.client_id
+            body.update(client_id=client.client_id, client_secret=client.client_secret)
+        return body, headers
+
+    async def _token_request(self, form: dict[str, str], step: str, client: UpstreamClient) -> Json:
+        metadata = await self.metadata()
+        body, headers = self._authenticated(client, metadata, form)
         async with upstream_errors(step), self.http.post(metadata["token_endpoint"], data=body,
                                                          headers=headers) as response:
-            if response.status >= 500 or response.status == 429:
-                raise UpstreamUnavailable(detail=f"{step}: HTTP {response.status}")
-            document = await self._json(response, step)
+            failure = _status_error(step, response)
+            if failure is not None:
+                raise failure
+            document = self._parse(await response.read(), step)
         if "error" in document:  # 4xx per RFC 6749 §5.2, or 200 for GitHub
             raise UpstreamRefused(str(document["error"]), detail=f"{step}: {document.get('error')}")
         if not isinstance(document.get("access_token"), str):
             raise UpstreamError(detail=f"{step}: no access_token in the token response")
         return document
 
-    def _auth_method(self, metadata: Json) -> str:
-        if self.profile.token_auth != "auto":
-            return self.profile.token_auth
-        supported = metadata.get("token_endpoint_auth_methods_supported", ["client_secret_basic"])
-        return "client_secret_basic" if "client_secret_basic" in supported else "client_secret_post"
+    # -- which client the facade is at the IdP ----------------------------------------------------------
+    async def client_for(self, client_id: str | None) -> UpstreamClient:
+        """The upstream credentials to use on behalf of downstream `client_id`."""
+        if not self.mirrors or client_id is None:
+            return self.static
+        record = await self.clients(client_id) if self.clients is not None else None
+        mirrored = (record or {}).get(MIRROR_FIELD)
+        if mirrored:
+            return UpstreamClient.from_record(mirrored)
+        if self.settings.upstream_client_id:  # registered before PROXY_UPSTREAM_DCR was switched on
+            return self.static
+        raise InvalidClient("This client has no registration at the identity provider: register it again.",
+                            detail=f"{client_id} has no {MIRROR_FIELD}")
+
+    async def scope(self) -> str:
+        metadata = await self.metadata()
+        advertised = metadata.get("scopes_supported")
+        return " ".join(self.profile.upstream_scopes(self.settings, advertised if isinstance(advertised, list)
+                                                     else None))
+
+    async def mirror_registration(self, downstream: Json) -> Json:
+        """Register `downstream` at the IdP (PROXY_UPSTREAM_DCR); the fields to keep server-side, or {}.
+
+        The IdP's answer is never shown to the downstream client: its secret stays in our record.
+        """
+        if not self.mirrors:
+            return {}
+        metadata = await self.metadata()
+        endpoint = metadata.get("registration_endpoint")
+        if not isinstance(endpoint, str):
+            raise UpstreamError(detail="PROXY_UPSTREAM_DCR is on but the upstream has no registration_endpoint")
+        request = mirror_request(downstream, redirect_uri=self.callback_url, scope=await self.scope(),
+                                 refresh=self.profile.wants_refresh(self.settings))
+        step = "upstream_register"
+        async with upstream_errors(step), self.http.post(endpoint, json=request,
+                                                         headers={"Accept": "application/json"}) as response:
+            failure = _status_error(step, response)
+            if failure is not None:
+                raise failure
+            document = self._parse(await response.read(), step)
+            status = response.status
+        if "error" in document:
+            raise UpstreamRefused(str(document["error"]), detail=f"{step}: {document.get('error')}")
+        if status not in (200, 201) or not isinstance(document.get("client_id"), str):
+            raise UpstreamError(detail=f"{step}: HTTP {status} without a client_id")
+        mirrored = UpstreamClient.from_registration(document)
+        log.info("upstream.client_registered", upstream_client_id=mirrored.client_id,
+                 confidential=mirrored.client_secret is not None)
+        return {MIRROR_FIELD: mirrored.record()}
 
     # -- the authorization-code leg -------------------------------------------------------------------
     async def authorize_url(self, *, state: str, nonce: str, code_challenge: str,
-                            extra: dict[str, str] | None = None) -> str:
+                            extra: dict[str, str] | None = None, client_id: str | None = None) -> str:
+        """The IdP's authorize URL; `extra` may carry prompt=login, translated to the profile's word."""
         metadata = await self.metadata()
+        client = await self.client_for(client_id)
         params = {
             "response_type": "code",
-            "client_id": self.client_id,
+            "client_id": client.client_id,
             "redirect_uri": self.callback_url,
-            "scope": self.scopes,
+            "scope": await self.scope(),
             "state": state,
             "code_challenge": code_challenge,
             "code_challenge_method": "S256",
         }
         if self.profile.oidc:
             params["nonce"] = nonce
-        params.update(self.profile.extra_authorize_params)
-        if self.profile.authorize_params is not None:
-            params.update(self.profile.authorize_params(self.settings))
-        params.update(extra or {})
+        params.update(self.profile.authorize_extras(self.settings))
+        for name, value in (extra or {}).items():
+            if name == "prompt":
+                words = [self.profile.login_prompt if word == "login" else word for word in value.split()]
+                params["prompt"] = _merged_prompt(params.get("prompt"), " ".join(words))
+            else:
+                params[name] = value
         separator = "&" if "?" in metadata["authorization_endpoint"] else "?"
         return metadata["authorization_endpoint"] + separator + urlencode(params)
 
-    async def exchange_code(self, code: str, code_verifier: str) -> Json:
+    async def exchange_code(self, code: str, code_verifier: str, *, client_id: str | None = None) -> Json:
         return await self._token_request({
             "grant_type": "authorization_code", "code": code, "redirect_uri": self.callback_url,
-            "code_verifier": code_verifier}, "token_exchange")
+            "code_verifier": code_verifier}, "token_exchange", await self.client_for(client_id))
 
-    async def identity(self, tokens: Json, nonce: str) -> Identity:
+    async def identity(self, tokens: Json, nonce: str, *, client_id: str | None = None) -> Identity:
         """The signed-in user: from a validated id_token, or the user API for OAuth-only IdPs."""
         now = int(time.time())
         if self.profile.oidc:
             id_token = tokens.get("id_token")
             if not isinstance(id_token, str):
                 raise UpstreamError(detail="token response has no id_token")
-            claims = await self.id_tokens.validate(id_token, nonce=nonce)
+            audience = (await self.client_for(client_id)).client_id
+            claims = await self.id_tokens.validate(id_token, nonce=nonce, audience=audience)
         else:
-            claims = await self.user_api(tokens["access_token"])
+            claims = await user_claims(self, tokens["access_token"])
+        claims = _boolean_claims(claims)
         if self.profile.check_claims is not None:
             self.profile.check_claims(claims, self.settings)
         picked = {name: claims[name] for name in self.profile.claims if name in claims}
         auth_time = claims.get("auth_time")
         return Identity(str(claims["sub"]), picked, int(auth_time) if isinstance(auth_time, int) else now)
 
-    async def user_api(self, access_token: str) -> Json:
-        """An OAuth 2.0 IdP's user endpoint, normalised to OIDC claim names."""
-        metadata = await self.metadata()
-        user = await self.get_json(metadata["userinfo_endpoint"], step="user_api", headers={
-            "Authorization": f"Bearer {access_token}", "Accept": "application/json"})
-        if "sub" not in user and "id" in user:
-            user = {"sub": str(user["id"]), "preferred_username": user.get("login"), "name": user.get("name"),
-                    "email": user.get("email"), "picture": user.get("avatar_url")}
-        if "sub" not in user:
-            raise UpstreamError(detail="user API answered without an id")
-        return {name: value for name, value in user.items() if value is not None}
-
     # -- lifecycle ------------------------------------------------------------------------------------
-    async def refresh(self, refresh_token: str) -> Json:
+    async def refresh(self, refresh_token: str, *, client_id: str | None = None) -> Json:
         return await self._token_request({"grant_type": "refresh_token", "refresh_token": refresh_token},
-                                         "upstream_refresh")
+                                         "upstream_refresh", await self.client_for(client_id))
 
-    async def revoke(self, token: str, hint: str) -> None:
+    async def revoke(self, token: str, hint: str, *, client_id: str | None = None) -> None:
         """Best effort (RFC 7009): a failure upstream is logged by the caller, never fatal."""
         metadata = await self.metadata()
         endpoint = metadata.get("revocation_endpoint")
         if not endpoint:
             return
-        form = {"token": token, "token_type_hint": hint}
-        headers = {}
-        if self.client_secret is not None:
-            headers["Authorization"] = basic_credentials(self.client_id, self.client_secret)
-        else:
-            form["client_id"] = self.client_id
-        async with upstream_errors("revoke"), self.http.post(endpoint, data=form, headers=headers) as response:
+        client = await self.client_for(client_id)
+        body, headers = self._authenticated(client, metadata, {"token": token, "token_type_hint": hint})
+        async with upstream_errors("revoke"), self.http.post(endpoint, data=body, headers=headers) as response:
             await response.read()
 
     async def userinfo(self, access_token: str) -> Json:

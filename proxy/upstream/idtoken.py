@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import hmac
 import time
 from typing import TYPE_CHECKING, Any
 
 from joserfc import jwk, jws, jwt
 from joserfc.errors import JoseError
 
+from proxy.consttime import equals
 from proxy.errors import UpstreamError
 
 if TYPE_CHECKING:
@@ -47,6 +47,10 @@ class IdTokenValidator:
                 self._fetched_at = time.monotonic()
             return self._keys
 
+    async def keys(self) -> jwk.KeySet:
+        """The upstream's signing keys (fetched once, then cached); `oauth-facade check` looks at them."""
+        return await self._keyset()
+
     async def _decode(self, token: str) -> dict[str, Any]:
         try:
             header = jws.extract_compact(token.encode()).protected
@@ -61,18 +65,22 @@ class IdTokenValidator:
         except (JoseError, ValueError) as exc:
             raise IdTokenRejected(detail=f"id_token signature: {type(exc).__name__}: {exc}") from exc
 
-    async def validate(self, token: str, *, nonce: str) -> dict[str, Any]:
+    async def validate(self, token: str, *, nonce: str, audience: str | None = None) -> dict[str, Any]:
+        """The claims of a valid id_token for `audience` (default: the static upstream client id).
+
+        `iss` may be any of the profile's accepted spellings (Google: with or without the scheme)."""
         claims = await self._decode(token)
+        audience = audience or self.upstream.client_id
         upstream = self.upstream
         now = int(time.time())
         issuers = (upstream.issuer, *upstream.profile.accepted_issuers)
         if claims.get("iss") not in issuers:
             raise IdTokenRejected(detail=f"id_token iss {claims.get('iss')!r} is not {upstream.issuer!r}")
-        audience = claims.get("aud")
-        audiences = audience if isinstance(audience, list) else [audience]
-        if upstream.client_id not in audiences:
+        aud = claims.get("aud")
+        audiences = aud if isinstance(aud, list) else [aud]
+        if audience not in audiences:
             raise IdTokenRejected(detail="id_token aud does not contain our upstream client id")
-        if len(audiences) > 1 and claims.get("azp") != upstream.client_id:
+        if len(audiences) > 1 and claims.get("azp") != audience:
             raise IdTokenRejected(detail="id_token has several audiences and azp is not us")
         exp = claims.get("exp")
         if not isinstance(exp, int | float) or exp < now - CLOCK_SKEW_S:
@@ -80,7 +88,7 @@ class IdTokenValidator:
         iat = claims.get("iat")
         if not isinstance(iat, int | float) or iat > now + CLOCK_SKEW_S:
             raise IdTokenRejected(detail="id_token iat missing or in the future")
-        if not hmac.compare_digest(str(claims.get("nonce", "")), nonce):
+        if not equals(str(claims.get("nonce", "")), nonce):
             raise IdTokenRejected(detail="id_token nonce does not match")
         if not isinstance(claims.get("sub"), str) or not claims["sub"]:
             raise IdTokenRejected(detail="id_token has no sub")

@@ -54,9 +54,9 @@ def _needs_upstream_refresh(s: Services, upstream: dict[str, Any] | None) -> boo
 
 
 async def _refresh_upstream(s: Services, family: str, new_token: str, outcome_undo: tuple[str, str, str, str],
-                            upstream: dict[str, Any]) -> dict[str, Any]:
+                            upstream: dict[str, Any], client_id: str) -> dict[str, Any]:
     try:
-        response = await s.upstream.refresh(upstream["refresh_token"])
+        response = await s.upstream.refresh(upstream["refresh_token"], client_id=client_id)
     except UpstreamRefused as exc:
         await s.store.revoke_family(family)
         log.warning("family.revoked", reason="upstream_refused", detail=exc.detail)
@@ -84,7 +84,7 @@ async def handle(s: Services, client_id: str, form: dict[str, str]) -> dict[str,
     if outcome.status == "reuse":
         log.warning("refresh.reuse_detected", client_id=client_id)
         REFRESH_REUSE.inc()
-        await _revoke_upstream(s, outcome.family)
+        await _revoke_upstream(s, outcome.family, client_id)
         raise InvalidGrant(detail="refresh token reuse; family revoked")
     if outcome.family is None:
         raise InvalidGrant(detail=f"refresh token {outcome.status}")
@@ -103,7 +103,7 @@ async def handle(s: Services, client_id: str, form: dict[str, str]) -> dict[str,
         assert outcome.undo is not None
         if _needs_upstream_refresh(s, upstream):
             assert upstream is not None
-            upstream = await _refresh_upstream(s, family, new_token, outcome.undo, upstream)
+            upstream = await _refresh_upstream(s, family, new_token, outcome.undo, upstream, client_id)
         log.info("refresh.rotated", client_id=client_id)
     grant["_upstream"] = upstream
     return token_response(s, grant, family=family, refresh_token=new_token, scope=scope)
@@ -117,10 +117,10 @@ def _checked_request(form: dict[str, str], grant: dict[str, Any]) -> str:
     return _narrowed(form.get("scope"), grant["scope"])
 
 
-async def _revoke_upstream(s: Services, family: FamilyGrant | None) -> None:
+async def _revoke_upstream(s: Services, family: FamilyGrant | None, client_id: str) -> None:
     upstream = family.upstream if family else None
     if upstream and upstream.get("refresh_token"):
         try:
-            await s.upstream.revoke(upstream["refresh_token"], "refresh_token")
+            await s.upstream.revoke(upstream["refresh_token"], "refresh_token", client_id=client_id)
         except UpstreamError as exc:
             log.warning("upstream.revoke_failed", detail=exc.detail)
