@@ -1,8 +1,9 @@
 """Structured logs: one JSON object a line, events as short dotted names, secrets never written.
 
 Event vocabulary (the `event` field): request, startup, store.unavailable, upstream.failed,
-upstream.id_token_rejected, callback.upstream_error, code.issued, code.reused, refresh.rotated,
-refresh.grace_replay, refresh.reuse_detected, family.revoked, token.issued, error.unexpected.
+upstream.id_token_rejected, callback.upstream_error, callback.browser_mismatch, callback.issuer_mismatch,
+code.issued, code.reused, refresh.rotated, refresh.grace_replay, refresh.reuse_detected, family.revoked,
+token.issued, request.failed, error.unexpected.
 """
 
 from __future__ import annotations
@@ -44,7 +45,8 @@ def scrub(text: str) -> str:
     return _BEARER.sub(r"\1 " + REDACTED, _SECRET_PARAM.sub(r"\1=" + REDACTED, text))
 
 
-def configure(level: str = "info", fmt: str = "json", stream: Any = None) -> None:
+def configure(level: str = "info", fmt: str = "json", stream: Any = None, *, cache: bool = False) -> None:
+    """`cache`: bind each module's logger once (serving); tests reconfigure, so they keep it off."""
     renderer: Any = (
         structlog.processors.JSONRenderer() if fmt == "json" else structlog.dev.ConsoleRenderer(colors=False)
     )
@@ -59,7 +61,7 @@ def configure(level: str = "info", fmt: str = "json", stream: Any = None) -> Non
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelNamesMapping()[level.upper()]),
         logger_factory=structlog.PrintLoggerFactory(stream or sys.stdout),
-        cache_logger_on_first_use=False,
+        cache_logger_on_first_use=cache,
     )
 
 

@@ -44,15 +44,17 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}/0"
 
 
-def start_redis(port: int | None = None) -> RedisServer:
+def start_redis(port: int | None = None, *extra: str, workdir: str | None = None) -> RedisServer:
+    """A redis-server on 127.0.0.1; `extra` arguments override the defaults (e.g. `--appendonly yes`),
+    and the same `workdir` again restarts it on the data it persisted there."""
     binary = shutil.which("redis-server")
     if binary is None:
         pytest.fail("redis-server is not installed: run `make test`, which installs it")
     port = port or free_port()
-    workdir = tempfile.mkdtemp(prefix="facade-redis-")
+    workdir = workdir or tempfile.mkdtemp(prefix="facade-redis-")
     process = subprocess.Popen(
         [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         "--dir", workdir],
+         "--dir", workdir, *extra],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:

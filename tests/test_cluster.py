@@ -22,7 +22,7 @@ def cluster_port() -> int:
     import socket
 
     for _ in range(200):
-        port = random.randint(20000, 45000)  # noqa: S311 - a test port, not a secret
+        port = random.randint(20000, 45000)
         try:
             with socket.socket() as first, socket.socket() as second:
                 first.bind(("127.0.0.1", port))

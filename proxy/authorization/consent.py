@@ -4,22 +4,25 @@ The facade is one upstream client serving many downstream clients, so an IdP ses
 let a newly registered client obtain tokens silently (MCP authorization spec, "Confused Deputy").
 The approval form's CSRF token is an HMAC over the pending-consent id *and* a random browser cookie,
 so a form lifted from one browser fails in another. Approvals are remembered in a signed cookie.
+The upstream redirect that follows is bound to the same browser (see `browser`), so a lifted
+upstream URL fails at /callback in any other browser.
 """
 
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
 import json
 import secrets
 import time
+import unicodedata
 from urllib.parse import urlsplit
 
 from aiohttp import web
 
+from proxy.authorization import browser
 from proxy.authorization.handoff import go_upstream
 from proxy.authorization.request import AuthorizationRequest
+from proxy.consttime import equals
 from proxy.errors import AccessDenied, InvalidRequest
 from proxy.state import Services, services
 from proxy.web.forms import form
@@ -27,28 +30,14 @@ from proxy.web.render import esc, page
 from proxy.web.routes import REDIRECT_TARGET
 
 MAX_REMEMBERED = 20
-
-
-def _names(s: Services) -> tuple[str, str]:
-    """`__Host-` cookies on https (no Domain, Path=/, Secure); plain names on a development http issuer."""
-    prefix = "__Host-" if s.settings.issuer.startswith("https://") else ""
-    return prefix + "oauthfacade-consent", prefix + "oauthfacade-browser"
-
-
-def _cookie_options(s: Services, max_age: int) -> dict[str, object]:
-    return {"path": "/", "httponly": True, "samesite": "Lax", "max_age": max_age,
-            "secure": s.settings.issuer.startswith("https://")}
-
-
-def _mac(s: Services, *parts: str) -> str:
-    digest = hmac.new(s.consent_secret, "\x00".join(parts).encode(), hashlib.sha256).digest()
-    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+MAX_SHOWN = 80  # characters of a client_name shown on the page
+APPROVALS = "oauthfacade-consent"
 
 
 def _approvals(request: web.Request, s: Services) -> dict[str, int]:
-    raw = request.cookies.get(_names(s)[0], "")
+    raw = request.cookies.get(browser.cookie_name(s, APPROVALS), "")
     payload, _, mac = raw.rpartition(".")
-    if not payload or not hmac.compare_digest(mac, _mac(s, "consent", payload)):
+    if not payload or not equals(mac, browser.mac(s, "consent", payload)):
         return {}
     try:
         entries = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
@@ -67,32 +56,64 @@ def _remember(request: web.Request, s: Services, response: web.StreamResponse, c
     entries[client_id] = int(time.time()) + s.settings.consent_ttl_s
     newest = dict(sorted(entries.items(), key=lambda item: item[1])[-MAX_REMEMBERED:])
     payload = base64.urlsafe_b64encode(json.dumps(newest, separators=(",", ":")).encode()).rstrip(b"=").decode()
-    response.set_cookie(_names(s)[0], f"{payload}.{_mac(s, 'consent', payload)}",
-                        **_cookie_options(s, s.settings.consent_ttl_s))  # type: ignore[arg-type]
+    response.set_cookie(browser.cookie_name(s, APPROVALS), f"{payload}.{browser.mac(s, 'consent', payload)}",
+                        **browser.cookie_options(s, s.settings.consent_ttl_s))  # type: ignore[arg-type]
+
+
+def shown_name(name: str) -> str:
+    """A client-chosen name made safe to read: control, format (bidi overrides, zero-width) and
+    private-use characters become U+FFFD, so "Evil\u202egnp.exe" cannot pose as something else."""
+    cleaned = "".join("\ufffd" if unicodedata.category(ch) in ("Cc", "Cf", "Co", "Cs", "Zl", "Zp") else ch
+                      for ch in name)
+    cleaned = " ".join(cleaned.split())
+    return cleaned if len(cleaned) <= MAX_SHOWN else cleaned[:MAX_SHOWN] + "…"
+
+
+def shown_host(uri: str) -> str:
+    """Where the browser will be sent: the host in ASCII (punycode), so a homograph shows as one."""
+    parts = urlsplit(uri)
+    host = parts.hostname
+    if not host:
+        return parts.scheme + ":"  # a private-use scheme (RFC 8252 §7.1): the app that owns it
+    try:
+        ascii_host = host.encode("idna").decode("ascii")
+    except UnicodeError:
+        ascii_host = host.encode("ascii", "backslashreplace").decode("ascii")
+    port = f":{parts.port}" if parts.port is not None else ""
+    return ascii_host + port
 
 
 async def ask(request: web.Request, s: Services, areq: AuthorizationRequest) -> web.Response:
     """Keep the request as a pending consent and show the page; nothing goes upstream yet."""
-    browser = request.cookies.get(_names(s)[1]) or secrets.token_urlsafe(24)
+    browser_id = browser.ensure(request, s)
     consent_id = secrets.token_urlsafe(32)
     await s.store.put_pending_consent(consent_id, areq.record())
-    csrf = _mac(s, "csrf", consent_id, browser)
-    host = urlsplit(areq.reply_to).netloc or urlsplit(areq.reply_to).scheme + ":"
+    csrf = browser.mac(s, "csrf", consent_id, browser_id)
     scope_items = "".join(f"<li><code>{esc(word)}</code></li>" for word in areq.scope.split())
     body = (
-        f"<p><strong>{esc(areq.client_name)}</strong> wants to sign you in to "
+        f"<p><strong>{esc(shown_name(areq.client_name))}</strong> wants to sign you in to "
         f"<code>{esc(areq.resource)}</code>.</p>"
-        f"<p>After you sign in, you will be sent to <strong>{esc(host)}</strong>.</p>"
+        f"<p>After you sign in, you will be sent to <strong>{esc(shown_host(areq.reply_to))}</strong>.</p>"
         f"<p>It asks for:</p><ul>{scope_items or '<li>basic sign-in</li>'}</ul>"
         '<form method="post" action="consent">'
         f'<input type="hidden" name="consent_id" value="{esc(consent_id)}">'
         f'<input type="hidden" name="csrf" value="{esc(csrf)}">'
         '<button type="submit" name="decision" value="approve">Allow</button>'
         '<button type="submit" name="decision" value="deny">Deny</button></form>'
-        "<p>Only allow applications you recognise and just started connecting.</p>"
+        "<p>The name above is chosen by the application itself. Only allow applications you recognise "
+        "and just started connecting.</p>"
     )
     response = page("Allow access?", body)
-    response.set_cookie(_names(s)[1], browser, **_cookie_options(s, s.settings.transaction_ttl_s))  # type: ignore[arg-type]
+    browser.keep(s, response, browser_id)
+    return response
+
+
+async def upstream_from_this_browser(request: web.Request, s: Services, areq: AuthorizationRequest
+                                     ) -> web.Response:
+    """The upstream redirect, its transaction bound to this browser (the cookie is set or renewed)."""
+    browser_id = browser.ensure(request, s)
+    response = await go_upstream(s, areq, browser_binding=browser.binding(s, browser_id))
+    browser.keep(s, response, browser_id)
     return response
 
 
@@ -101,8 +122,8 @@ async def decide(request: web.Request) -> web.StreamResponse:
     s = services(request)
     params = await form(request)
     consent_id, csrf = params.get("consent_id", ""), params.get("csrf", "")
-    browser = request.cookies.get(_names(s)[1], "")
-    if not consent_id or not browser or not hmac.compare_digest(csrf, _mac(s, "csrf", consent_id, browser)):
+    browser_id = browser.current(request, s)
+    if not consent_id or browser_id is None or not equals(csrf, browser.mac(s, "csrf", consent_id, browser_id)):
         raise InvalidRequest("The consent form is invalid or was submitted from another browser.")
     record = await s.store.take_pending_consent(consent_id)
     if record is None:
@@ -111,6 +132,6 @@ async def decide(request: web.Request) -> web.StreamResponse:
     request[REDIRECT_TARGET] = (areq.reply_to, areq.state)
     if params.get("decision") != "approve":
         raise AccessDenied("The user denied the request.")
-    response = await go_upstream(s, areq)
+    response = await upstream_from_this_browser(request, s, areq)
     _remember(request, s, response, areq.client_id)
     return response

@@ -13,6 +13,7 @@ import secrets
 
 from aiohttp import web
 
+from proxy.authorization import browser
 from proxy.authorization.request import AuthorizationRequest
 from proxy.errors import AccessDenied, InvalidRequest, OAuthError, ServerError, UpstreamRefused
 from proxy.log import get_logger
@@ -48,11 +49,25 @@ async def callback(request: web.Request) -> web.Response:
     state = params.get("state")
     if not state:
         raise InvalidRequest("The identity provider's answer has no state.")
+    if "code" not in params and "error" not in params:
+        # A malformed answer must not use up the real one's transaction (RFC 6749 §4.1.2).
+        raise InvalidRequest("The identity provider's answer has neither a code nor an error.")
     record = await s.store.take_transaction(state)
     if record is None:
         raise InvalidRequest("This sign-in is unknown, expired or was already completed. Start again.")
+    if record.get("browser") is not None and not browser.holds(request, s, record["browser"]):
+        # Consent was given in another browser: a lifted upstream URL (GHSA-rww4-4w9c-7733). No redirect,
+        # no upstream call: the victim's code must not reach the attacker's client.
+        log.warning("callback.browser_mismatch", client_id=record.get("client_id"))
+        raise AccessDenied("This sign-in was started in another browser. Start again from the application.")
     areq = AuthorizationRequest.from_record(record)
     request[REDIRECT_TARGET] = (areq.reply_to, areq.state)
+
+    issuer = params.get("iss")
+    if issuer is not None and issuer not in (s.upstream.issuer, *s.upstream.profile.accepted_issuers):
+        # RFC 9207 §2.4: an answer naming another issuer is a mix-up; its code is never redeemed.
+        log.warning("callback.issuer_mismatch", client_id=areq.client_id)
+        raise AccessDenied("The sign-in answer came from another identity provider.")
 
     if "error" in params:
         log.info("callback.upstream_error", upstream_error=params["error"][:64], client_id=areq.client_id)
@@ -61,8 +76,8 @@ async def callback(request: web.Request) -> web.Response:
     if not upstream_code:
         raise ServerError("The identity provider's answer has no code.")
     try:
-        tokens = await s.upstream.exchange_code(upstream_code, record["up_verifier"])
-        identity = await s.upstream.identity(tokens, record["up_nonce"])
+        tokens = await s.upstream.exchange_code(upstream_code, record["up_verifier"], client_id=areq.client_id)
+        identity = await s.upstream.identity(tokens, record["up_nonce"], client_id=areq.client_id)
     except UpstreamRefused as exc:
         log.warning("upstream.exchange_refused", detail=exc.detail, client_id=areq.client_id)
         raise AccessDenied("The identity provider refused to complete the sign-in.") from exc

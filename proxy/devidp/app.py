@@ -5,14 +5,18 @@ real OIDC (discovery, PKCE S256, signed id_tokens, rotating refresh tokens, user
 facade's upstream code runs unchanged against it. State is in process memory: one process only. It
 refuses to exist when ``PROXY_ENV=production``.
 
-`login_hint` picks another user (`sub` = the hint), so tests can sign in several people.
+`login_hint` picks another user (`sub` = the hint), so tests can sign in several people. The test knobs
+in `DevIdpConfig` make it misbehave the ways real IdPs do (slow, down, garbage, bad id_tokens), and
+`rotate_key` rotates its signing key, so the facade's fault handling is tested against a real server.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
+import json
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -41,6 +45,13 @@ class DevIdpConfig:
     rotate_refresh_tokens: bool = True
     tamper_id_token: bool = False
     wrong_nonce: bool = False
+    # endpoint name (discovery, jwks, authorize, token, userinfo, revoke) -> one of FAULTS
+    faults: dict[str, str] = field(default_factory=dict)
+    fault_delay_s: float = 5.0  # how long "slow" sleeps before answering normally
+    foreign_key: bool = False  # sign id_tokens with a key that is not in /jwks
+    id_token_claims: dict[str, Any] = field(default_factory=dict)  # override claims; None removes one
+    id_token_alg_none: bool = False  # an unsigned id_token (alg: none)
+    discovery_overrides: dict[str, str] = field(default_factory=dict)  # e.g. a token_endpoint on a closed port
 
 
 @dataclass
@@ -50,11 +61,49 @@ class DevIdpState:
     refresh_tokens: dict[str, dict[str, Any]] = field(default_factory=dict)
     token_requests: list[dict[str, str]] = field(default_factory=list)
     authorize_requests: list[dict[str, str]] = field(default_factory=list)
+    arrivals: list[str] = field(default_factory=list)  # endpoint names, in the order requests arrived
+    keys: list[jwk.RSAKey] = field(default_factory=list)  # the first signs; all are in /jwks
+
+
+# What a faulty endpoint answers instead of its real answer.
+FAULTS = {
+    "slow": "answer normally after fault_delay_s",
+    "500": "HTTP 500 with a text body",
+    "html": "HTTP 200 with an HTML page",
+    "truncated": "HTTP 200 with JSON cut off in the middle",
+    "array": "HTTP 200 with a JSON array instead of an object",
+}
 
 
 CONFIG: web.AppKey[DevIdpConfig] = web.AppKey("devidp_config", DevIdpConfig)
 STATE: web.AppKey[DevIdpState] = web.AppKey("devidp_state", DevIdpState)
-KEY: web.AppKey[jwk.RSAKey] = web.AppKey("devidp_key", jwk.RSAKey)
+
+
+def rotate_key(state: DevIdpState, *, keep_old: bool = True) -> jwk.RSAKey:
+    """A new signing key in front (a new kid); the old one stays published unless `keep_old` is False."""
+    key = jwk.RSAKey.generate_key(2048, auto_kid=True)
+    state.keys[:] = [key, *state.keys] if keep_old else [key]
+    return key
+
+
+@web.middleware
+async def _faults(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Record the arrival, then misbehave as `DevIdpConfig.faults` says for this endpoint."""
+    name = request.match_info.route.name or ""
+    request.app[STATE].arrivals.append(name)
+    config = request.app[CONFIG]
+    fault = config.faults.get(name)
+    if fault == "slow":
+        await asyncio.sleep(config.fault_delay_s)
+    elif fault == "500":
+        return web.Response(status=500, text="internal error")
+    elif fault == "html":
+        return web.Response(text="<html><body>Maintenance</body></html>", content_type="text/html")
+    elif fault == "truncated":
+        return web.Response(text='{"access_token": "abc", "token_ty', content_type="application/json")
+    elif fault == "array":
+        return web.json_response(["not", "an", "object"])
+    return await handler(request)
 
 
 def _user(login_hint: str | None) -> dict[str, Any]:
@@ -84,13 +133,17 @@ async def discovery(request: web.Request) -> web.Response:
         "code_challenge_methods_supported": ["S256"],
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "scopes_supported": ["openid", "email", "profile", "offline_access"],
+        **request.app[CONFIG].discovery_overrides,
     })
 
 
 async def jwks(request: web.Request) -> web.Response:
-    public = request.app[KEY].as_dict(private=False)
-    public.update(alg="RS256", use="sig")
-    return web.json_response({"keys": [public]})
+    published = []
+    for key in request.app[STATE].keys:
+        public = key.as_dict(private=False)
+        public.update(alg="RS256", use="sig")
+        published.append(public)
+    return web.json_response({"keys": published})
 
 
 async def authorize(request: web.Request) -> web.Response:
@@ -174,13 +227,27 @@ def _issue(request: web.Request, grant: dict[str, Any], *, with_id_token: bool,
                   "exp": now + 300, "auth_time": grant["auth_time"]}
         if grant.get("nonce"):
             claims["nonce"] = "not-" + grant["nonce"] if config.wrong_nonce else grant["nonce"]
-        key = request.app[KEY]
+        for name, value in config.id_token_claims.items():
+            if value is None:
+                claims.pop(name, None)
+            else:
+                claims[name] = value
+        key = jwk.RSAKey.generate_key(2048, auto_kid=True) if config.foreign_key else state.keys[0]
         id_token = jwt.encode({"alg": "RS256", "kid": key.kid}, claims, key)
+        if config.id_token_alg_none:
+            id_token = _unsigned(claims)
         if config.tamper_id_token:
             head, body, signature = id_token.split(".")
             id_token = ".".join((head, body, signature[::-1]))
         response["id_token"] = id_token
     return response
+
+
+def _unsigned(claims: dict[str, Any]) -> str:
+    def part(value: dict[str, Any]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()
+
+    return f"{part({'alg': 'none', 'typ': 'JWT'})}.{part(claims)}."
 
 
 async def userinfo(request: web.Request) -> web.Response:
@@ -205,14 +272,14 @@ async def revoke(request: web.Request) -> web.Response:
 def create_devidp_app(config: DevIdpConfig, *, env: str = "development") -> web.Application:
     if env == "production":
         raise DevIdpRefused("the development IdP refuses to run with PROXY_ENV=production")
-    app = web.Application()
+    app = web.Application(middlewares=[_faults])
     app[CONFIG] = config
     app[STATE] = DevIdpState()
-    app[KEY] = jwk.RSAKey.generate_key(2048, auto_kid=True)
-    app.router.add_get("/.well-known/openid-configuration", discovery)
-    app.router.add_get("/jwks", jwks)
-    app.router.add_get("/authorize", authorize)
-    app.router.add_post("/token", token)
-    app.router.add_get("/userinfo", userinfo)
-    app.router.add_post("/revoke", revoke)
+    rotate_key(app[STATE])
+    app.router.add_get("/.well-known/openid-configuration", discovery, name="discovery")
+    app.router.add_get("/jwks", jwks, name="jwks")
+    app.router.add_get("/authorize", authorize, name="authorize")
+    app.router.add_post("/token", token, name="token")
+    app.router.add_get("/userinfo", userinfo, name="userinfo")
+    app.router.add_post("/revoke", revoke, name="revoke")
     return app

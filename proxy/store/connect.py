@@ -15,7 +15,10 @@ from urllib.parse import unquote, urlsplit
 
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 
 def connect(url: str | None, *, timeout_s: float) -> Any:
@@ -33,8 +36,16 @@ def connect(url: str | None, *, timeout_s: float) -> Any:
     if scheme.endswith("+cluster"):
         return RedisCluster.from_url(url.replace("+cluster", "", 1), **common)
     if scheme == "redis+sentinel":
-        return _sentinel(url, common)
-    return aioredis.Redis.from_url(url, health_check_interval=30, **common)
+        return _sentinel(url, {**common, "retry": _retry()})
+    return aioredis.Redis.from_url(url, health_check_interval=30, retry=_retry(), **common)
+
+
+def _retry() -> Retry:
+    """One immediate retry on a broken connection (a pooled socket Redis closed when it restarted), none
+    on a timeout: a timed-out command may have run, and running a code redemption twice would revoke
+    the family it opened. redis-py's default (10 retries with backoff, timeouts included) would also
+    hold a request for many timeouts before the client hears 503."""
+    return Retry(NoBackoff(), retries=1, supported_errors=(RedisConnectionError,))
 
 
 def _sentinel(url: str, common: dict[str, Any]) -> Any:

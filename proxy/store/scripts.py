@@ -57,10 +57,20 @@ return {'reuse', f[7] or ''}
 
 # KEYS: family
 # ARGV: new token hash (must still be current), previous cur, prev, rot_at, grace
-# Undo a rotation whose upstream refresh could not be done, so the client's token stays valid.
+# Undo a rotation whose upstream refresh could not be done (or whose request was invalid), so the
+# client's token stays valid. A field that was absent before ('' here) is removed again, so the
+# family reads exactly as it did.
 UNDO_ROTATION = """
 if redis.call('HGET', KEYS[1], 'cur') ~= ARGV[1] then return 0 end
-redis.call('HSET', KEYS[1], 'cur', ARGV[2], 'prev', ARGV[3], 'rot_at', ARGV[4], 'grace', ARGV[5])
+redis.call('HSET', KEYS[1], 'cur', ARGV[2])
+local fields = {'prev', 'rot_at', 'grace'}
+for i = 1, 3 do
+  if ARGV[i + 2] == '' then
+    redis.call('HDEL', KEYS[1], fields[i])
+  else
+    redis.call('HSET', KEYS[1], fields[i], ARGV[i + 2])
+  end
+end
 return 1
 """
 

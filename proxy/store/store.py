@@ -273,12 +273,20 @@ class Store:
     # -- rate limits ---------------------------------------------------------------------------------
     async def hit(self, bucket: str, window_s: int) -> tuple[int, int]:
         """Count one hit in the current fixed window; (count, seconds until the window ends)."""
+        return (await self.hits([(bucket, window_s)]))[0]
+
+    async def hits(self, buckets: list[tuple[str, int]]) -> list[tuple[int, int]]:
+        """Count one hit in each (bucket, window) in one round trip; (count, seconds left) for each.
+
+        Each counter is a key per fixed window that expires with it, so idle buckets cost nothing."""
         now = int(time.time())
-        window = now // window_s
-        key = self.key("rate", bucket, str(window))
+        windows = [now // window_s for _, window_s in buckets]
         async with _redis_errors("rate_limit"):
             pipe = self.redis.pipeline(transaction=False)
-            pipe.incr(key)
-            pipe.expire(key, window_s + 1)
-            count, _ = await pipe.execute()
-        return int(count), (window + 1) * window_s - now
+            for (bucket, window_s), window in zip(buckets, windows, strict=True):
+                key = self.key("rate", bucket, str(window))
+                pipe.incr(key)
+                pipe.expire(key, window_s + 1)
+            replies = await pipe.execute()
+        return [(int(replies[2 * index]), (window + 1) * window_s - now)
+                for index, ((_, window_s), window) in enumerate(zip(buckets, windows, strict=True))]

@@ -11,6 +11,7 @@ from proxy.errors import InvalidRequest, UnsupportedGrantType
 from proxy.state import Services, services
 from proxy.token.clientauth import client_id_of
 from proxy.token.grants import authorization_code, refresh_token
+from proxy.web import ratelimit
 from proxy.web.forms import form
 from proxy.web.render import NO_STORE, json_response
 
@@ -31,5 +32,6 @@ async def token(request: web.Request) -> web.Response:
     if handle is None:
         raise UnsupportedGrantType()
     client_id = client_id_of(request, params)
+    await ratelimit.admit(request, "token", client_id)
     body = await handle(s, client_id, params)
     return json_response(body, headers=NO_STORE)

@@ -73,6 +73,8 @@ async def json_object(request: web.Request, max_depth: int = 4) -> dict[str, Any
         document = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
         raise InvalidClientMetadata("The body must be a JSON object.") from exc
+    except RecursionError as exc:  # "[" * 65536 fits in the body limit; the decoder gives up, so do we
+        raise InvalidClientMetadata("The JSON document is nested too deeply.") from exc
     if not isinstance(document, dict):
         raise InvalidClientMetadata("The body must be a JSON object.")
     if _depth(document, max_depth + 1) > max_depth:

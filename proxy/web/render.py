@@ -62,7 +62,8 @@ def error_page(error: OAuthError) -> web.Response:
     body = (f"<p>{esc(error.description)}</p><p>Error code: <code>{esc(error.error)}</code></p>"
             "<p>Return to the application and start signing in again.</p>")
     status = error.status if error.status != 401 else 400
-    return page("Sign-in cannot continue", body, status=status)
+    retry = {name: value for name, value in error.headers.items() if name == "Retry-After"}  # 429, 503
+    return page("Sign-in cannot continue", body, status=status, headers=retry)
 
 
 def esc(value: object) -> str:
