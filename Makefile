@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help run test test-fast lint redis-server interop-deps bench clean
+.PHONY: help run test test-fast interop lint redis-server interop-deps bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -26,11 +26,15 @@ redis-server: ## Install a real redis-server where missing (Debian/Ubuntu)
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq redis-server >/dev/null; }
 	@redis-server --version
 
-interop-deps: ## Install the pinned npm packages of the interop suite (node and npm must exist)
+interop-deps: ## Install node (where missing) and the interop suite's npm packages, pinned by package-lock.json
 	@command -v npm >/dev/null || { \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq nodejs npm >/dev/null; }
-	@if [ -f tests/interop/js/package-lock.json ]; then cd tests/interop/js && npm ci --silent --no-audit --no-fund; fi
+	@node -e 'const [a, b] = process.versions.node.split(".").map(Number); if (a < 20 || (a === 20 && b < 19)) { console.error("node " + process.versions.node + " is too old for oidc-provider: install Node.js >= 20.19"); process.exit(1); }'
+	cd tests/interop/js && npm ci --silent --no-audit --no-fund
+
+interop: $(STAMP) redis-server interop-deps ## Only the interop suite: oauth4webapi and the MCP Python SDK via oidc-provider
+	$(PY) -m pytest -m interop tests/interop $(PYTEST_ARGS)
 
 test: $(STAMP) redis-server interop-deps ## Install what the tests need and run the whole suite
 	@$(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
@@ -43,7 +47,7 @@ lint: $(STAMP) ## ruff
 	$(VENV)/bin/ruff check proxy tests
 
 bench: $(STAMP) redis-server ## Run the benchmark suite (writes bench/results/)
-	$(PY) -m bench
+	$(PY) -m bench $(BENCH_ARGS)
 
 clean: ## Remove the virtualenv and caches
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info
