@@ -45,7 +45,7 @@ def _preflight(settings: Settings, workers: int) -> None:
 def _run(settings: Settings, reuse_port: bool) -> None:
     from proxy.app import create_app
 
-    logging_setup.configure(settings.log_level, settings.log_format)
+    logging_setup.configure(settings.log_level, settings.log_format, cache=True)
     app = create_app(settings)
     web.run_app(app, host=settings.host, port=settings.port, reuse_port=reuse_port or None, access_log=None,
                 print=None, shutdown_timeout=SHUTDOWN_TIMEOUT_S, handle_signals=True,

@@ -33,6 +33,7 @@ async def test_a_flow_and_a_reuse_show_up_in_the_counters(facade: Facade) -> Non
         ('oauth_facade_requests_total{endpoint="register",status="201"}', 1),
         ('oauth_facade_requests_total{endpoint="token",status="200"}', 3),
         ('oauth_facade_requests_total{endpoint="token",status="400"}', 1),
+        ('oauth_facade_upstream_duration_seconds_count{outcome="ok",step="token_exchange"}', 1),
     ]:
         assert value(after, sample) - value(before, sample) == delta, sample
     assert 'oauth_facade_request_duration_seconds_bucket{endpoint="callback",le="+Inf"}' in after

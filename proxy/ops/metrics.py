@@ -1,20 +1,12 @@
 """Prometheus metrics: what an operator watches on a sign-in path.
 
 Labels are bounded: the endpoint is the handler's name, never the raw path; the failure reason is an
-OAuth error code. With `--workers N`, set PROMETHEUS_MULTIPROC_DIR so /metrics aggregates all processes.
+OAuth error code. The instruments live here, importable from anywhere; GET /metrics is ops/exposition.py.
 """
 
 from __future__ import annotations
 
-import hmac
-import os
-
-from aiohttp import web
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
-
-from proxy.errors import InvalidToken
-from proxy.state import SETTINGS
+from prometheus_client import Counter, Histogram
 
 REQUESTS = Counter("oauth_facade_requests_total", "HTTP requests by endpoint and status", ["endpoint", "status"])
 LATENCY = Histogram("oauth_facade_request_duration_seconds", "Request latency by endpoint", ["endpoint"],
@@ -53,20 +45,3 @@ def observe(endpoint: str, status: int, seconds: float) -> None:
 def flow_failed(endpoint: str, reason: str) -> None:
     if endpoint in FLOW_ENDPOINTS:
         FLOWS_FAILED.labels(reason).inc()
-
-
-async def metrics(request: web.Request) -> web.Response:
-    """GET /metrics in the Prometheus text format; Bearer-protected when PROXY_METRICS_TOKEN is set."""
-    token = request.app[SETTINGS].metrics_token
-    if token is not None:
-        header = request.headers.get("Authorization", "")
-        presented = header[7:].strip() if header[:7].lower() == "bearer " else ""
-        if not hmac.compare_digest(presented.encode(), token.get_secret_value().encode()):
-            raise InvalidToken("GET /metrics needs the Bearer token from PROXY_METRICS_TOKEN.")
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-        body = generate_latest(registry)
-    else:
-        body = generate_latest()
-    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})

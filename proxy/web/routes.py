@@ -49,8 +49,8 @@ CORS_HEADERS = {
 
 
 async def preflight(request: web.Request) -> web.Response:
-    """CORS preflight for browser-based MCP clients (the headers are added by the middleware)."""
-    return web.Response(status=204)
+    """CORS preflight for browser-based MCP clients."""
+    return web.Response(status=204, headers=CORS_HEADERS)
 
 
 def add_routes(app: web.Application, routes: list[Route]) -> None:
