@@ -11,7 +11,9 @@ DOCUMENTS: web.AppKey[Documents] = web.AppKey("documents", Documents)
 JWKS_BYTES: web.AppKey[bytes] = web.AppKey("jwks_bytes", bytes)
 
 # Everything these answers carry, decided once: the fast path adds nothing per request.
-HEADERS = {"Content-Type": "application/json", "Cache-Control": "public, max-age=300", **CORS_HEADERS}
+# Only the preflight needs the Allow-Methods/Headers/Max-Age members; a GET needs the origin grant.
+HEADERS = {"Content-Type": "application/json", "Cache-Control": "public, max-age=300",
+           "Access-Control-Allow-Origin": CORS_HEADERS["Access-Control-Allow-Origin"]}
 
 
 async def well_known(request: web.Request) -> web.Response:

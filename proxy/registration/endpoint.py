@@ -9,6 +9,7 @@ never contains a JSON null.
 
 from __future__ import annotations
 
+import json
 import secrets
 import time
 from typing import Any
@@ -20,7 +21,6 @@ from proxy.registration.redirect_uris import problem
 from proxy.state import services
 from proxy.web import ratelimit
 from proxy.web.forms import json_object
-from proxy.web.render import json_response
 
 GRANT_TYPES = ("authorization_code", "refresh_token")
 MAX_REDIRECT_URIS = 20
@@ -104,5 +104,6 @@ async def register(request: web.Request) -> web.Response:
     record["client_id_issued_at"] = int(time.time())
     await ratelimit.admit_registration(request)  # only valid registrations use up the global cap
     private = await s.upstream.mirror_registration(record)  # PROXY_UPSTREAM_DCR: kept, never echoed
-    await s.store.save_client(client_id, {**record, **private})
-    return json_response(record, status=201)
+    body = json.dumps(record, separators=(",", ":"))
+    await s.store.save_client(client_id, json.dumps({**record, **private}) if private else body)
+    return web.Response(text=body, status=201, content_type="application/json")

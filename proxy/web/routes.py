@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from aiohttp import web
+
+from proxy.web.render import NO_STORE
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 ErrorMode = Literal["json", "html", "redirect"]
@@ -34,6 +36,10 @@ class Policy:
     cors: bool
     no_store: bool
     static: bool
+    headers: dict[str, str] = field(default_factory=dict)  # what the policy adds to every answer
+
+    def __post_init__(self) -> None:
+        self.headers.update({**(CORS_HEADERS if self.cors else {}), **(NO_STORE if self.no_store else {})})
 
 
 POLICY: web.AppKey[dict[str, Policy]] = web.AppKey("route_policy", dict)
