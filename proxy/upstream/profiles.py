@@ -1,7 +1,7 @@
 """Each IdP's quirks as data (plus at most two hooks), selected by ``PROXY_UPSTREAM_PROFILE``.
 
 No endpoint branches on a provider's name: the upstream client reads these fields. Every value cites
-the quirk it turns into data; the sources are in docs/providers.md and the upstream-profiles notes.
+the quirk it turns into data; the set-up per IdP is in the README's "Identity providers" section.
 
     field                   generic        clerk            google              auth0           github
     discovery               issuer         issuer (FAPI)    accounts.google.com issuer (tenant) none: endpoints
