@@ -117,3 +117,24 @@ async def test_upstream_access_token_mode_hands_the_idps_token_through(make_faca
     status, refreshed = await client.refresh(body["refresh_token"])
     assert status == 200
     assert refreshed["access_token"] in facade.idp_state.access_tokens
+
+
+async def test_claims_missing_from_the_upstream_id_token_come_from_its_userinfo(make_facade: FacadeFactory) -> None:
+    """OIDC Core §5.4: an IdP may keep profile claims for userinfo; the facade's id_token still has them."""
+    facade = await make_facade(idp={"id_token_claims": {"email": None, "email_verified": None, "name": None,
+                                                        "preferred_username": None}})
+    client = facade.client()
+    body = await client.signed_in()
+    claims = await client.verify_id_token(body["id_token"], nonce=body["_auth"].nonce,
+                                          access_token=body["access_token"])
+    assert claims["sub"] == "demo-user"
+    assert claims["email"] == "demo@example.com"
+    assert claims["name"] == "Demo User"
+
+
+async def test_claims_in_the_upstream_id_token_need_no_userinfo_call(facade: Facade) -> None:
+    """The common case costs no extra upstream call."""
+    client = facade.client()
+    await client.signed_in()
+    assert "token" in facade.idp_state.arrivals
+    assert "userinfo" not in facade.idp_state.arrivals

@@ -307,6 +307,8 @@ class Upstream:
                 raise UpstreamError(detail="token response has no id_token")
             audience = (await self.client_for(client_id)).client_id
             claims = await self.id_tokens.validate(id_token, nonce=nonce, audience=audience)
+            if not any(name in claims for name in self.profile.claims):
+                claims = await self._with_userinfo(claims, tokens["access_token"])
         else:
             claims = await user_claims(self, tokens["access_token"])
         claims = _boolean_claims(claims)
@@ -315,6 +317,21 @@ class Upstream:
         picked = {name: claims[name] for name in self.profile.claims if name in claims}
         auth_time = claims.get("auth_time")
         return Identity(str(claims["sub"]), picked, int(auth_time) if isinstance(auth_time, int) else now)
+
+    async def _with_userinfo(self, claims: Json, access_token: str) -> Json:
+        """Some IdPs keep profile claims out of the id_token and serve them at userinfo (OIDC Core §5.4;
+        oidc-provider's default). One extra call, only then; best effort: the sign-in stands on `sub`."""
+        if not (await self.metadata()).get("userinfo_endpoint"):
+            return claims
+        try:
+            info = await self.userinfo(access_token)
+        except UpstreamError as exc:
+            log.warning("upstream.userinfo_failed", detail=exc.detail)
+            return claims
+        if info.get("sub") != claims["sub"]:  # OIDC Core §5.3.2: MUST match, else MUST NOT be used
+            log.warning("upstream.userinfo_sub_mismatch")
+            return claims
+        return {**{name: info[name] for name in self.profile.claims if name in info}, **claims}
 
     # -- lifecycle ------------------------------------------------------------------------------------
     async def refresh(self, refresh_token: str, *, client_id: str | None = None) -> Json:
