@@ -24,11 +24,12 @@ def at_hash(access_token: str) -> str:
     return base64.urlsafe_b64encode(digest[:16]).rstrip(b"=").decode()
 
 
-def access_token(s: Services, grant: Json, *, scope: str, family: str, now: int) -> tuple[str, int]:
+def access_token(s: Services, grant: Json, *, scope: str, family: str, now: int,
+                 upstream: Json | None) -> tuple[str, int]:
     """(token, lifetime). In `upstream` mode the IdP's own token is handed through (README trade-off)."""
     settings = s.settings
     if settings.access_token_mode == "upstream":
-        upstream = grant.get("_upstream") or {}
+        upstream = upstream or {}
         expires_at = upstream.get("expires_at")
         lifetime = max(0, int(expires_at) - now) if expires_at else settings.access_token_ttl_s
         return upstream["access_token"], min(lifetime, settings.access_token_ttl_s)
@@ -66,11 +67,11 @@ def id_token(s: Services, grant: Json, *, access: str, nonce: str | None, family
 
 
 def token_response(s: Services, grant: Json, *, family: str, refresh_token: str, scope: str | None = None,
-                   nonce: str | None = None, with_id_token: bool = True) -> Json:
+                   nonce: str | None = None, with_id_token: bool = True, upstream: Json | None = None) -> Json:
     """The RFC 6749 §5.1 body; `expires_in` is the real lifetime, never longer."""
     now = int(time.time())
     scope = scope if scope is not None else grant["scope"]
-    token, lifetime = access_token(s, grant, scope=scope, family=family, now=now)
+    token, lifetime = access_token(s, grant, scope=scope, family=family, now=now, upstream=upstream)
     body: Json = {"access_token": token, "token_type": "Bearer", "expires_in": lifetime, "scope": scope,
                   "refresh_token": refresh_token}
     if with_id_token and "openid" in scope.split():

@@ -7,7 +7,7 @@ import time
 
 from aiohttp import web
 
-from proxy.errors import InvalidRequest, UpstreamError
+from proxy.errors import InvalidRequest
 from proxy.log import get_logger
 from proxy.state import services
 from proxy.store.store import digest, family_of
@@ -36,10 +36,5 @@ async def revoke(request: web.Request) -> web.Response:
     if family is not None and await s.store.refresh_token_current(family, digest(token), client_id):
         revoked = await s.store.revoke_family(family)
         log.info("family.revoked", reason="revocation", client_id=client_id)
-        upstream = revoked.upstream if revoked else None
-        if upstream and upstream.get("refresh_token"):
-            try:
-                await s.upstream.revoke(upstream["refresh_token"], "refresh_token", client_id=client_id)
-            except UpstreamError as exc:
-                log.warning("upstream.revoke_failed", detail=exc.detail)
+        await s.upstream.revoke_quietly(revoked.upstream if revoked else None, client_id)
     return web.Response(status=200, headers=NO_STORE)

@@ -349,6 +349,15 @@ class Upstream:
         async with upstream_errors("revoke"), self.http.post(endpoint, data=body, headers=headers) as response:
             await response.read()
 
+    async def revoke_quietly(self, tokens: Json | None, client_id: str) -> None:
+        """Revoke the upstream grant behind a revoked family; a failure is logged, never the client's."""
+        if not tokens or not tokens.get("refresh_token"):
+            return
+        try:
+            await self.revoke(tokens["refresh_token"], "refresh_token", client_id=client_id)
+        except UpstreamError as exc:
+            log.warning("upstream.revoke_failed", detail=exc.detail)
+
     async def userinfo(self, access_token: str) -> Json:
         metadata = await self.metadata()
         endpoint = metadata.get("userinfo_endpoint")

@@ -50,7 +50,7 @@ async def handle(s: Services, client_id: str, form: dict[str, str]) -> dict[str,
         # Consumed already, so the family must go too: nothing of this code survives a bad request.
         await s.store.revoke_family(family)
         raise InvalidTarget("The resource differs from the one authorized.")
-    grant["_upstream"] = redeemed.upstream
     log.info("token.issued", grant_type=GRANT_TYPE, client_id=client_id)
     FLOWS_COMPLETED.inc()
-    return token_response(s, grant, family=family, refresh_token=refresh_token, nonce=grant.get("nonce"))
+    return token_response(s, grant, family=family, refresh_token=refresh_token, nonce=grant.get("nonce"),
+                          upstream=redeemed.upstream)

@@ -25,7 +25,6 @@ from proxy.log import get_logger
 from proxy.ops.metrics import REFRESH_REUSE
 from proxy.resources import normalise
 from proxy.state import Services
-from proxy.store import FamilyGrant
 from proxy.store.store import family_of
 from proxy.token.mint import token_response
 from proxy.token.sealing import new_refresh_token, seal, unseal
@@ -84,7 +83,7 @@ async def handle(s: Services, client_id: str, form: dict[str, str]) -> dict[str,
     if outcome.status == "reuse":
         log.warning("refresh.reuse_detected", client_id=client_id)
         REFRESH_REUSE.inc()
-        await _revoke_upstream(s, outcome.family, client_id)
+        await s.upstream.revoke_quietly(outcome.family.upstream if outcome.family else None, client_id)
         raise InvalidGrant(detail="refresh token reuse; family revoked")
     if outcome.family is None:
         raise InvalidGrant(detail=f"refresh token {outcome.status}")
@@ -105,8 +104,7 @@ async def handle(s: Services, client_id: str, form: dict[str, str]) -> dict[str,
             assert upstream is not None
             upstream = await _refresh_upstream(s, family, new_token, outcome.undo, upstream, client_id)
         log.info("refresh.rotated", client_id=client_id)
-    grant["_upstream"] = upstream
-    return token_response(s, grant, family=family, refresh_token=new_token, scope=scope)
+    return token_response(s, grant, family=family, refresh_token=new_token, scope=scope, upstream=upstream)
 
 
 def _checked_request(form: dict[str, str], grant: dict[str, Any]) -> str:
@@ -115,12 +113,3 @@ def _checked_request(form: dict[str, str], grant: dict[str, Any]) -> str:
     if resource is not None and normalise(resource) != normalise(grant["resource"]):
         raise InvalidTarget("The resource differs from the one authorized.")
     return _narrowed(form.get("scope"), grant["scope"])
-
-
-async def _revoke_upstream(s: Services, family: FamilyGrant | None, client_id: str) -> None:
-    upstream = family.upstream if family else None
-    if upstream and upstream.get("refresh_token"):
-        try:
-            await s.upstream.revoke(upstream["refresh_token"], "refresh_token", client_id=client_id)
-        except UpstreamError as exc:
-            log.warning("upstream.revoke_failed", detail=exc.detail)
