@@ -99,13 +99,13 @@ class Settings(BaseSettings):
     consent_ttl_s: int = Field(30 * 86400, gt=0, description="How long a browser's approval is remembered.")
     rate_limits: bool = Field(True, description="`off`: no rate limits (a load test from one address).")
     rate_limit_register_per_min: int = Field(
-        20, gt=0, description="POST /register per minute from one address; more get 429 with Retry-After.")
+        30, gt=0, description="POST /register per minute from one address; more get 429 with Retry-After.")
     rate_limit_authorize_per_min: int = Field(
-        60, gt=0, description="GET /authorize per minute from one address, and for one client_id.")
+        120, gt=0, description="GET /authorize per minute from one address, and for one client_id.")
     rate_limit_token_per_min: int = Field(
-        120, gt=0, description="POST /token per minute from one address, and for one client_id.")
+        300, gt=0, description="POST /token per minute from one address, and for one client_id.")
     max_registrations_per_hour: int = Field(
-        1000, gt=0, description="Registrations per hour from all addresses together (bounds the stored clients).")
+        10000, gt=0, description="Registrations per hour from all addresses together (bounds the stored clients).")
     trusted_proxies: WordList = Field((), description="Addresses/CIDRs whose X-Forwarded-For is trusted.")
     max_body_bytes: int = Field(64 * 1024, gt=0, description="Larger request bodies get 413.")
 

@@ -87,3 +87,9 @@ def test_cli_settings_table_lists_every_setting() -> None:
     assert result.returncode == 0
     for name in Settings.model_fields:
         assert f"`PROXY_{name.upper()}`" in result.stdout
+
+
+def test_readme_settings_table_is_the_generated_one() -> None:
+    """The README table is `oauth-facade settings`; regenerate it when a setting changes."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    assert run_cli("settings").stdout.strip() in readme
