@@ -70,6 +70,8 @@ class Settings(BaseSettings):
     upstream_audience: str | None = Field(None, description="Auth0 `audience` parameter.")
     upstream_hosted_domain: str | None = Field(None, description="Google `hd`: only accept this domain.")
     upstream_dcr: bool = Field(False, description="Mirror each registration to the upstream's DCR (clerk).")
+    upstream_fresh_userinfo: bool = Field(
+        False, description="GET /userinfo asks the upstream's userinfo for fresh claims (else the sign-in's).")
     upstream_timeout_s: float = Field(10.0, gt=0, description="Timeout of one upstream HTTP call.")
 
     # -- what the facade issues ------------------------------------------------------------------------

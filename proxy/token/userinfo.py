@@ -26,7 +26,8 @@ async def userinfo(request: web.Request) -> web.Response:
         raise InvalidToken()
     info = {**family.grant.get("claims", {}), "sub": family.grant["sub"]}
     upstream = family.upstream or {}
-    if s.upstream.profile.fresh_userinfo and upstream.get("access_token"):
+    fresh = s.settings.upstream_fresh_userinfo or s.upstream.profile.fresh_userinfo
+    if fresh and upstream.get("access_token"):
         try:
             fresh = await s.upstream.userinfo(upstream["access_token"])
             info.update({k: fresh[k] for k in s.upstream.profile.claims if k in fresh})
