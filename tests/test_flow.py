@@ -138,3 +138,37 @@ async def test_claims_in_the_upstream_id_token_need_no_userinfo_call(facade: Fac
     await client.signed_in()
     assert "token" in facade.idp_state.arrivals
     assert "userinfo" not in facade.idp_state.arrivals
+
+
+async def test_with_no_upstream_configured_the_mounted_dev_idp_signs_in_the_demo_user(
+        redis_client: object, aiohttp_server: object) -> None:
+    """`make run`'s embedded default: the development IdP mounted under the facade at /devidp."""
+    import aiohttp
+
+    from proxy.app import create_app
+    from proxy.settings import Settings
+    from tests.conftest import free_port
+    from tests.helpers import query_of, s256
+
+    port = free_port()
+    issuer = f"http://127.0.0.1:{port}"
+    settings = Settings(_env_file=None, issuer=issuer, port=port, consent=False)  # type: ignore[call-arg]
+    assert settings.dev_idp
+    await aiohttp_server(create_app(settings, redis=redis_client), port=port)  # type: ignore[operator]
+    async with aiohttp.ClientSession() as http:
+        async with http.post(issuer + "/register", json={"redirect_uris": ["http://127.0.0.1:5599/cb"]}) as r:
+            client_id = (await r.json())["client_id"]
+        location = issuer + "/authorize?" + "&".join(f"{k}={v}" for k, v in {
+            "response_type": "code", "client_id": client_id, "redirect_uri": "http://127.0.0.1:5599/cb",
+            "code_challenge": s256("v" * 43), "code_challenge_method": "S256", "state": "xyz"}.items())
+        for _ in range(3):  # facade -> mounted IdP -> facade callback -> client
+            async with http.get(location, allow_redirects=False) as response:
+                assert response.status == 302, await response.text()
+                location = response.headers["Location"]
+        params = query_of(location)
+        assert location.startswith("http://127.0.0.1:5599/cb?") and params["state"] == "xyz"
+        async with http.post(issuer + "/token", data={
+                "grant_type": "authorization_code", "code": params["code"], "code_verifier": "v" * 43,
+                "redirect_uri": "http://127.0.0.1:5599/cb", "client_id": client_id}) as response:
+            assert response.status == 200
+            assert (await response.json())["token_type"] == "Bearer"
