@@ -3,6 +3,7 @@ and the facade in-process on a free loopback port."""
 
 from __future__ import annotations
 
+import io
 import shutil
 import socket
 import subprocess
@@ -18,6 +19,7 @@ import pytest
 import redis.asyncio as aioredis
 from aiohttp.test_utils import TestServer
 
+from proxy import log
 from proxy.app import REDIS, create_app
 from proxy.devidp import DevIdpConfig, create_devidp_app
 from proxy.devidp.app import CONFIG as DEVIDP_CONFIG
@@ -65,6 +67,15 @@ def start_redis(port: int | None = None, *extra: str, workdir: str | None = None
             time.sleep(0.05)
     process.kill()
     pytest.fail("redis-server did not start")
+
+
+@pytest.fixture
+def captured_logs() -> Iterator[io.StringIO]:
+    """Every log line the facade writes during the test, as JSON lines."""
+    stream = io.StringIO()
+    log.configure("debug", "json", stream=stream)
+    yield stream
+    log.configure("info", "console")
 
 
 @pytest.fixture(scope="session")

@@ -163,13 +163,17 @@ async def test_userinfo_refuses_a_token_of_a_revoked_family(facade: Facade) -> N
         assert response.status == 401
 
 
+def rename_at_the_idp(facade: Facade) -> None:
+    for grant in facade.idp_state.access_tokens.values():
+        grant["user"] = {**grant["user"], "name": "Renamed User"}
+
+
 async def test_userinfo_can_ask_the_upstream_for_fresh_claims(make_facade: FacadeFactory) -> None:
     """PROXY_UPSTREAM_FRESH_USERINFO: a name changed at the IdP since sign-in shows at /userinfo."""
     facade = await make_facade(upstream_fresh_userinfo=True)
     client = facade.client()
     body = await client.signed_in()
-    for grant in facade.idp_state.access_tokens.values():
-        grant["user"] = {**grant["user"], "name": "Renamed User"}
+    rename_at_the_idp(facade)
     async with facade.http.get(facade.url + "/userinfo",
                                headers={"Authorization": f"Bearer {body['access_token']}"}) as response:
         assert response.status == 200
@@ -180,8 +184,7 @@ async def test_userinfo_can_ask_the_upstream_for_fresh_claims(make_facade: Facad
 async def test_userinfo_serves_the_sign_in_snapshot_by_default(facade: Facade) -> None:
     client = facade.client()
     body = await client.signed_in()
-    for grant in facade.idp_state.access_tokens.values():
-        grant["user"] = {**grant["user"], "name": "Renamed User"}
+    rename_at_the_idp(facade)
     async with facade.http.get(facade.url + "/userinfo",
                                headers={"Authorization": f"Bearer {body['access_token']}"}) as response:
         assert (await response.json())["name"] == "Demo User"

@@ -5,24 +5,12 @@ from __future__ import annotations
 import base64
 import io
 import json
-from collections.abc import Iterator
 
-import pytest
-
-from proxy import log
 from proxy.log import Redactor, scrub
 from tests.conftest import FacadeFactory
 
 
-@pytest.fixture
-def captured() -> Iterator[io.StringIO]:
-    stream = io.StringIO()
-    log.configure("debug", "json", stream=stream)
-    yield stream
-    log.configure("info", "console")
-
-
-async def test_a_whole_flow_logs_no_secret(make_facade: FacadeFactory, captured: io.StringIO) -> None:
+async def test_a_whole_flow_logs_no_secret(make_facade: FacadeFactory, captured_logs: io.StringIO) -> None:
     facade = await make_facade(introspection_secret="introspection-credential", consent=True)
     client = facade.client()
     await client.register()
@@ -69,7 +57,7 @@ async def test_a_whole_flow_logs_no_secret(make_facade: FacadeFactory, captured:
         if "code" in request:
             secrets_issued["upstream code"] = request["code"]
 
-    lines = captured.getvalue().splitlines()
+    lines = captured_logs.getvalue().splitlines()
     assert len(lines) > 10
     events = [json.loads(line) for line in lines]
     requests = [e for e in events if e["event"] == "request"]

@@ -19,7 +19,6 @@ import pytest
 import redis.asyncio as aioredis
 from aiohttp.test_utils import TestServer
 
-from proxy import log
 from proxy.app import create_app
 from proxy.devidp import DevIdpConfig, create_devidp_app
 from proxy.devidp.app import CONFIG as DEVIDP_CONFIG
@@ -60,15 +59,6 @@ def html_error(text: str) -> str:
 async def json_error(response: aiohttp.ClientResponse) -> str:
     assert response.content_type == "application/json", response.content_type
     return str((await response.json())["error"])
-
-
-@pytest.fixture
-def captured_logs() -> Iterator[io.StringIO]:
-    """Every log line the facade writes during the test, as JSON lines."""
-    stream = io.StringIO()
-    log.configure("debug", "json", stream=stream)
-    yield stream
-    log.configure("info", "console")
 
 
 def events(stream: io.StringIO) -> list[dict[str, Any]]:
