@@ -186,3 +186,14 @@ async def test_resource_at_token_must_match_the_authorized_one(facade: Facade) -
     client, auth = await ready(facade)
     status, body, _ = await client.token(code_form(client, auth, resource="https://elsewhere.example/mcp"))
     assert (status, body["error"]) == (400, "invalid_target")
+
+
+@pytest.mark.parametrize(("method", "path", "status"), [("GET", "/token", 405), ("GET", "/register", 405),
+                                                        ("POST", "/nowhere", 404)])
+async def test_router_errors_of_back_channel_endpoints_are_json(facade: Facade, method: str, path: str,
+                                                                status: int) -> None:
+    """Every 4xx from /token and /register is application/json with an RFC 6749 error code."""
+    async with facade.http.request(method, facade.url + path) as response:
+        assert response.status == status
+        assert response.content_type == "application/json"
+        assert (await response.json())["error"] == "invalid_request"

@@ -64,6 +64,11 @@ async def edge(request: web.Request, handler: Handler) -> web.StreamResponse:
         # aiohttp's own answers: 404/405 from the router, 413 from the body limit.
         if exc.status == 413:
             response = render_error(request, PayloadTooLarge(), policy)
+        elif policy.errors == "json" and 400 <= exc.status < 500:
+            # Every 4xx of a back-channel endpoint is RFC 6749 JSON, even the router's (oauth4webapi parses it).
+            body = {"error": "invalid_request", "error_description": f"{exc.status} {exc.reason}."}
+            allow = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else {}
+            response = json_response(body, status=exc.status, headers=allow)
         else:
             response = web.Response(status=exc.status, text=exc.text, headers=exc.headers)
     except Exception:
