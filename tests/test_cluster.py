@@ -87,6 +87,9 @@ async def test_whole_flow_refresh_and_revocation_on_a_cluster(make_facade: Facad
     first = await client.signed_in()
     status, second = await client.refresh(first["refresh_token"])
     assert status == 200, second
+    async with facade.http.get(facade.url + "/userinfo",  # token and family checks span two slots
+                               headers={"Authorization": f"Bearer {second['access_token']}"}) as response:
+        assert response.status == 200
     status, grace = await client.refresh(first["refresh_token"])
     assert (status, grace["refresh_token"]) == (200, second["refresh_token"])
     await client.refresh(second["refresh_token"])

@@ -273,9 +273,12 @@ class Store:
     async def access_token_live(self, jti: str, family: str | None) -> bool:
         """False when the token itself or its whole family was revoked."""
         async with _redis_errors("access_token_live"):
-            revoked = await self.redis.exists(self.key("revoked", jti))
-            alive = await self.redis.exists(self.family_key(family)) if family else 1
-        return not revoked and bool(alive)
+            pipe = self.redis.pipeline(transaction=False)  # one round trip; two slots on a Cluster is fine
+            pipe.exists(self.key("revoked", jti))
+            if family:
+                pipe.exists(self.family_key(family))
+            revoked, *alive = await pipe.execute()
+        return not revoked and all(alive)
 
     # -- signing keys shared by replicas ----------------------------------------------------------
     async def shared_keyset(self, candidate: str) -> str:
