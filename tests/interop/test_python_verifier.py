@@ -158,3 +158,33 @@ async def test_the_sdk_wiring_alone_accepts_the_facades_tokens(interop: InteropS
         server.stop()
         if server.process.returncode not in (0, -15):
             fail(f"the SDK-only server exited with {server.process.returncode}:\n{server.tail(40)}")
+
+
+@pytest.mark.parametrize("mode", ["jwtverifier", "bearerauth"])
+async def test_fastmcp_accepts_the_facades_tokens(interop: InteropStack, tmp_path: Path, mode: str) -> None:
+    """FastMCP, wired as the README shows: its own `JWTVerifier` (JWKS, issuer, audience = the resource)
+    in `RemoteAuthProvider`, or no auth of its own behind `BearerAuth`. The facade's token calls the tool;
+    none, or a tampered one, gets 401; under BearerAuth a tool needing a missing scope gets 403 + scope."""
+    token, _ = await sign_in(interop, Seen())
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/mcp"
+    server = _start(f"fastmcp-{mode}", [sys.executable, str(HERE / "fastmcp_server.py"), str(port), interop.facade,
+                                        interop.mcp, mode], {}, tmp_path, tmp_path)
+    try:
+        _wait(server, url, method="POST", expect=401)
+        identity = await call_tool(url, "whoami", token=token, seen=Seen())
+        guard = "JWTVerifier" if mode == "jwtverifier" else "BearerAuth"
+        assert identity == {"guard": guard, "sub": "verifier-user", "aud": interop.mcp}
+        for bad_token in (None, token[:-4] + "AAAA"):
+            seen = Seen()
+            await refused(url, "whoami", token=bad_token, seen=seen)
+            challenge = seen.challenge(url, 401)
+            assert ("error" in challenge) == (bad_token is not None), challenge
+        if mode == "bearerauth":
+            seen = Seen()
+            await refused(url, "admin", token=token, seen=seen)
+            assert seen.challenge(url, 403)["scope"] == "openid mcp:admin"
+    except Exception as error:
+        fail(f"FastMCP ({mode}): {type(error).__name__}: {error}\n{server.tail(40)}")
+    finally:
+        server.stop()
