@@ -3,12 +3,12 @@
 The transaction is taken once by the upstream `state`; the upstream code is redeemed with the
 facade's own credentials and verifier; the id_token is validated; then the facade issues its own
 code, bound to everything the client asked for, and answers the client with `code`, `state`, `iss`.
-The upstream's own `iss` and error text never reach the client.
+The upstream's own `iss` and error text never reach the client; its error code is mapped to a fixed
+set (UPSTREAM_ERRORS).
 """
 
 from __future__ import annotations
 
-import re
 import secrets
 
 from aiohttp import web
@@ -24,17 +24,31 @@ from proxy.web.render import redirect, with_query
 from proxy.web.routes import REDIRECT_TARGET
 
 log = get_logger()
-_ERROR_CODE = re.compile(r"^[\x20\x21\x23-\x5B\x5D-\x7E]{1,64}$")  # RFC 6749 §4.1.2.1 charset
+
+# What an upstream authorization error means to the client (RFC 6749 §4.1.2.1, OIDC Core §3.1.2.6).
+# The facade, not the client, made the upstream request: an upstream complaint about that request
+# (invalid_request, invalid_scope, unauthorized_client, request objects...) is the facade's problem,
+# server_error. OIDC's interaction errors (login_required...) cannot answer the client's own prompt:
+# the facade never forwards prompt=none, so to the client they mean "not signed in": access_denied.
+# Anything else, known or not, is server_error. The upstream's error_description is never relayed.
+UPSTREAM_ERRORS: dict[str, tuple[str, str]] = {
+    "access_denied": ("access_denied", "The sign-in was denied at the identity provider."),
+    "login_required": ("access_denied", "The identity provider did not sign the user in."),
+    "interaction_required": ("access_denied", "The identity provider did not sign the user in."),
+    "consent_required": ("access_denied", "The identity provider did not sign the user in."),
+    "account_selection_required": ("access_denied", "The identity provider did not sign the user in."),
+    "temporarily_unavailable": ("temporarily_unavailable", "The identity provider is unavailable; retry later."),
+}
+UPSTREAM_ERROR_DEFAULT = ("server_error", "The identity provider could not complete the sign-in.")
 
 
 class UpstreamAuthorizationError(OAuthError):
-    """The IdP answered the sign-in with an error; the client gets the same code."""
+    """The IdP answered the sign-in with an error; the client gets one of a fixed set of codes."""
 
-    default_description = "The identity provider did not complete the sign-in."
-
-    def __init__(self, error: str) -> None:
-        super().__init__()
-        self.error = error if _ERROR_CODE.match(error) else "access_denied"  # type: ignore[misc]
+    def __init__(self, upstream_error: str) -> None:
+        error, description = UPSTREAM_ERRORS.get(upstream_error, UPSTREAM_ERROR_DEFAULT)
+        super().__init__(description)
+        self.error = error  # type: ignore[misc]
 
 
 def new_code() -> tuple[str, str]:
@@ -63,10 +77,10 @@ async def callback(request: web.Request) -> web.Response:
     areq = AuthorizationRequest.from_record(record)
     request[REDIRECT_TARGET] = (areq.reply_to, areq.state)
 
-    issuer = params.get("iss")
-    if issuer is not None and issuer not in (s.upstream.issuer, *s.upstream.profile.accepted_issuers):
-        # RFC 9207 §2.4: an answer naming another issuer is a mix-up; its code is never redeemed.
-        log.warning("callback.issuer_mismatch", client_id=areq.client_id)
+    if not await s.upstream.accepts_response_issuer(params.get("iss")):
+        # RFC 9207 §2.4: an answer naming another issuer, or none where the upstream promised one, is a
+        # mix-up candidate; its code is never redeemed.
+        log.warning("callback.issuer_mismatch", client_id=areq.client_id, iss_sent="iss" in params)
         raise AccessDenied("The sign-in answer came from another identity provider.")
 
     if "error" in params:
