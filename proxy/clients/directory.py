@@ -50,10 +50,16 @@ class ClientDirectory:
     def preregistered(self, client_id: str) -> PreRegisteredClient | None:
         return self.registry.get(client_id)
 
+    @property
+    def offers_client_credentials(self) -> bool:
+        """Only a deployment with a client allowed the grant supports it (else unsupported_grant_type)."""
+        return any("client_credentials" in client.grant_types for client in self.registry.clients.values())
+
     async def authenticate(self, request: web.Request, form: dict[str, str]) -> str:
-        """The requesting client's id (RFC 6749 §2.3). Public clients are identified; a pre-registered
-        confidential client must prove its secret (client_secret_basic or client_secret_post),
-        compared in constant time. One method per request (§2.3: MUST NOT use more than one)."""
+        """The requesting client's id (RFC 6749 §2.3). Public clients are identified (a secret they send
+        anyway is ignored, as before); a pre-registered confidential client must prove its secret with
+        client_secret_basic (form-urlencoded Basic, §2.3.1) or client_secret_post, checked in constant
+        time, and with one method per request (§2.3: MUST NOT use more than one)."""
         header = request.headers.get("Authorization")
         body_id, body_secret = form.get("client_id"), form.get("client_secret")
         secret: str | None
@@ -61,14 +67,14 @@ class ClientDirectory:
             client_id, secret = basic_credentials(header)
             if body_id is not None and body_id != client_id:
                 raise InvalidClient("The client_id in the body differs from the Basic credentials.")
-            if body_secret is not None:
-                raise InvalidRequest("Use one client authentication method: Basic or client_secret, not both.")
         elif body_id:
             client_id, secret = body_id, body_secret
         else:
             raise InvalidRequest("The client_id parameter is missing.")
         pre = self.registry.get(client_id)
         if pre is not None and pre.secret_hash is not None:
+            if header is not None and body_secret is not None:
+                raise InvalidRequest("Use one client authentication method: Basic or client_secret, not both.")
             if not secret or not await verify_secret_async(secret, pre.secret_hash):
                 raise InvalidClient(detail="wrong or missing secret of a pre-registered client")
         return client_id

@@ -90,7 +90,7 @@ class ClientDocument:
             "client_id": self.client_id, "client_name": self.client_name, "redirect_uris": list(self.redirect_uris),
             "token_endpoint_auth_method": "none", "grant_types": ["authorization_code", "refresh_token"],
             "response_types": ["code"], "application_type": self.application_type,
-            "cimd": {"digest": self.digest, "host": self.host},
+            "cimd": {"digest": self.digest, "host": self.host}, "loopback_only": self.loopback_only,
         }
         client.update(dict(self.extra))
         return client

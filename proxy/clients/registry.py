@@ -62,6 +62,10 @@ class PreRegisteredClient:
         }
         if self.skip_consent:
             record["skip_consent"] = True
+        if self.scopes is not None:
+            record["allowed_scopes"] = list(self.scopes)
+        if self.resources is not None:
+            record["allowed_resources"] = list(self.resources)
         return record
 
 

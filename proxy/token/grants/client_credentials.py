@@ -12,7 +12,6 @@ import time
 from typing import Any
 
 from proxy import scopes
-from proxy.clients.directory import ClientDirectory
 from proxy.errors import InvalidScope, InvalidTarget, UnauthorizedClient
 from proxy.log import get_logger
 from proxy.resources import normalise
@@ -32,8 +31,8 @@ def _resource(s: Services, sent: str | None, allowed: tuple[str, ...]) -> str:
     return canonical
 
 
-async def handle(s: Services, client_id: str, form: dict[str, str], directory: ClientDirectory) -> dict[str, Any]:
-    client = directory.preregistered(client_id)
+async def handle(s: Services, client_id: str, form: dict[str, str]) -> dict[str, Any]:
+    client = s.clients.preregistered(client_id)
     if client is None or not client.confidential or GRANT_TYPE not in client.grant_types:
         raise UnauthorizedClient("This client may not use the client_credentials grant.")
     allowed_resources = client.resources or tuple(s.resources.values())
