@@ -33,7 +33,8 @@ from proxy.state import Services
 
 APPROVALS = "oauthfacade-consent"
 MAX_REMEMBERED = 20
-MAX_PAYLOAD = 3000  # bytes of JSON before base64 (4/3 of it plus the MAC stays under 4096)
+MAX_PAYLOAD = 2900  # bytes of JSON before base64: 4/3 of it, the MAC and the name stay under 4096
+_MAC_LABEL = "approvals-v2"  # not the per-client cookie's label: an old cookie is simply not an approval
 _DIGEST_CHARS = 16  # 96 bits of a keyed MAC: nobody without the consent secret can aim a collision
 
 
@@ -135,12 +136,12 @@ def _json(entries: list[Approval]) -> bytes:
 def encode(s: Services, entries: list[Approval]) -> str:
     """The cookie value: base64url(JSON rows) "." MAC."""
     payload = base64.urlsafe_b64encode(_json(entries)).rstrip(b"=").decode()
-    return f"{payload}.{browser.mac(s, 'consent', payload)}"
+    return f"{payload}.{browser.mac(s, _MAC_LABEL, payload)}"
 
 
 def _decode(s: Services, raw: str) -> list[Approval]:
     payload, _, mac = raw.rpartition(".")
-    if not payload or not equals(mac, browser.mac(s, "consent", payload)):
+    if not payload or not equals(mac, browser.mac(s, _MAC_LABEL, payload)):
         return []
     try:
         rows = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))

@@ -48,7 +48,8 @@ class AuthorizationRequest:
         return asdict(self)
 
     def cover(self) -> approvals.Cover:
-        """What approving this request covers: exactly what the consent page shows."""
+        """What approving this request covers: exactly what the consent page shows. A client identified
+        by a metadata document URL (CIMD) also passes `document=` (the digest of the document it had)."""
         return approvals.Cover(client_id=self.client_id, origin=approvals.origin(self.reply_to),
                                resource=self.resource, scopes=tuple(self.scope.split()), document=self.document)
 
