@@ -37,9 +37,10 @@ class DocumentHost:
     answers: dict[str, Answer] = field(default_factory=dict)
     hits: list[tuple[str, str]] = field(default_factory=list)  # (path, Host header)
     down: bool = False
+    name: str = DOC_HOST  # "localhost" when the facade resolves it with the system resolver
 
     def url(self, path: str) -> str:
-        return f"https://{DOC_HOST}:{self.port}{path}"
+        return f"https://{self.name}:{self.port}{path}"
 
     def serve(self, path: str, document: dict[str, Any] | None = None, **answer: Any) -> str:
         """Serve `document` (default: a valid one for this URL) at `path`; returns the client_id URL."""
@@ -77,7 +78,7 @@ def valid_document(url: str, **members: Any) -> dict[str, Any]:
 
 @pytest.fixture(scope="session")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> TestPKI:
-    return make_pki(Path(tmp_path_factory.mktemp("pki")), (DOC_HOST, "other.test"))
+    return make_pki(Path(tmp_path_factory.mktemp("pki")), (DOC_HOST, "other.test", "localhost"))
 
 
 @pytest.fixture
