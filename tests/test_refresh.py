@@ -81,12 +81,16 @@ async def test_replay_after_the_grace_window_is_reuse(make_facade: FacadeFactory
 
 
 async def test_a_forged_token_naming_a_live_family_revokes_nothing_it_cannot_prove(facade: Facade) -> None:
-    """A made-up secret for a live family is treated as reuse of that family's token."""
+    """A made-up secret for a live family (the family id is public) is invalid_grant and nothing more:
+    the family is still there and its real token still refreshes."""
     client = facade.client()
     body = await client.signed_in()
     family = body["refresh_token"].split(".")[0]
     status, error = await client.refresh(family + ".forged")
     assert (status, error["error"]) == (400, "invalid_grant")
+    assert len(await family_keys(facade)) == 1
+    status, fresh = await client.refresh(body["refresh_token"])
+    assert status == 200, fresh
 
 
 async def test_another_clients_refresh_token_is_refused_without_side_effects(facade: Facade) -> None:
