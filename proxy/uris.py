@@ -118,7 +118,7 @@ def _check_characters(text: str) -> None:
         # Browsers strip tabs and newlines anywhere, and leading/trailing spaces and controls.
         raise UriError("must not contain spaces, tabs, newlines or control characters")
     if "#" in text:
-        raise UriError("must not contain a fragment (RFC 6749 §3.1.2)")
+        raise UriError("must not contain a fragment (RFC 6749 section 3.1.2)")
     if "\\" in text:
         raise UriError("must not contain a backslash (browsers read it as /, which changes the host)")
     if "@" in text:
@@ -129,7 +129,8 @@ def _check_characters(text: str) -> None:
         raise UriError("has a % that does not start a %XX escape")
     unsafe = _SAFE.sub("", text.replace("[", "").replace("]", ""))
     if unsafe:
-        raise UriError(f"must not contain the character(s) {' '.join(sorted(set(unsafe)))}")
+        named = " ".join(f"U+{ord(ch):04X}" for ch in sorted(set(unsafe)))  # the reason may be shown
+        raise UriError(f"must not contain the character(s) {named}")
 
 
 def _split_tail(rest: str) -> tuple[str, str, str | None]:

@@ -76,9 +76,9 @@ def validate_redirect_uri(uri: object) -> RedirectUri | str:
     if url.scheme == "https":
         return candidate
     if url.scheme == "http":
-        return candidate if candidate.loopback else "may use http only on a loopback host (RFC 8252 §7.3)"
+        return candidate if candidate.loopback else "may use http only on a loopback host (RFC 8252 section 7.3)"
     if "." not in url.scheme and url.scheme not in KNOWN_APP_SCHEMES:
-        return "must use a private-use scheme that is a reverse domain name such as com.example.app (RFC 8252 §7.1)"
+        return "must use a reverse domain name such as com.example.app as its private-use scheme (RFC 8252 section 7.1)"
     return candidate
 
 
