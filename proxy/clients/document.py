@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from proxy.registration.redirect_uris import is_loopback, problem
+from proxy.registration.redirect_uris import RedirectUri, validate_redirect_uri
 
 MAX_URL = 2000
 MAX_REDIRECT_URIS = 20
@@ -82,7 +82,7 @@ class ClientDocument:
     @property
     def loopback_only(self) -> bool:
         """Every redirect goes to this machine: anyone can claim such a document (spec: warn)."""
-        return all(is_loopback(urlsplit(uri).hostname) for uri in self.redirect_uris)
+        return all(_is_loopback(uri) for uri in self.redirect_uris)
 
     def record(self) -> dict[str, Any]:
         """The client as the rest of the facade sees one (the shape of a registration)."""
@@ -105,23 +105,29 @@ class ClientDocument:
                    digest=data["digest"], extra=tuple((str(k), str(v)) for k, v in data.get("extra", ())))
 
 
+def _is_loopback(uri: str) -> bool:
+    checked = validate_redirect_uri(uri)
+    return isinstance(checked, RedirectUri) and checked.loopback
+
+
 def _redirect_uris(value: object) -> tuple[str, ...]:
     if not isinstance(value, list) or not value:
         raise DocumentInvalid("redirect_uris is required and must be a non-empty array")
     if len(value) > MAX_REDIRECT_URIS:
         raise DocumentInvalid(f"at most {MAX_REDIRECT_URIS} redirect_uris are accepted")
+    kept: list[str] = []
     for uri in value:
-        reason = problem(uri)  # the same rules as POST /register
-        if reason is not None:
-            raise DocumentInvalid(f"a redirect URI {reason}")
-    return tuple(dict.fromkeys(value))
+        checked = validate_redirect_uri(uri)  # the same rules (and canonical string) as POST /register
+        if not isinstance(checked, RedirectUri):
+            raise DocumentInvalid(f"a redirect URI {checked}")
+        kept.append(checked.uri)
+    return tuple(dict.fromkeys(kept))
 
 
 def infer_application_type(redirect_uris: tuple[str, ...] | list[str]) -> str:
     """OIDC DCR: `native` for loopback or private-use-scheme redirects, else `web`."""
     for uri in redirect_uris:
-        parts = urlsplit(uri)
-        if parts.scheme not in ("http", "https") or is_loopback(parts.hostname):
+        if urlsplit(uri).scheme not in ("http", "https") or _is_loopback(uri):
             return "native"
     return "web"
 
