@@ -86,7 +86,8 @@ def _published_by(areq: AuthorizationRequest) -> str:
     for a client whose every redirect stays on this device, which anyone can claim (MCP 2026-07-28)."""
     if not areq.client_host:
         return ""
-    text = f"<p>This application is described by <strong>{esc(shown_host('https://' + areq.client_host))}</strong>.</p>"
+    # The host of a client_id that passed proxy.uris.parse: ASCII, lower-case, as browsers write it.
+    text = f"<p>This application is described by <strong>{esc(areq.client_host)}</strong>.</p>"
     if areq.loopback_only:
         text += ("<p><strong>Warning:</strong> this application only returns to a program on this computer "
                  "(localhost). Any program can claim to be it: allow only if you just started it yourself.</p>")

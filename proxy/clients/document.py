@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from proxy.registration.redirect_uris import RedirectUri, validate_redirect_uri
+from proxy.uris import UriError, parse
 
 MAX_URL = 2000
 MAX_REDIRECT_URIS = 20
@@ -60,6 +61,10 @@ def url_problem(url: str) -> str | None:
         return "must not contain dot segments (§3)"
     if "?" in url:
         return "must not contain a query (§3 SHOULD NOT; refused here)"
+    try:
+        parse(url)  # as browsers read it, unchanged: the host fetched is the host shown (SEC-71)
+    except UriError as exc:
+        return exc.reason
     return None
 
 

@@ -26,6 +26,9 @@ URL = "https://app.example.com/oauth/client.json"
     "https://app.example.com/cli ent.json",
     "https:///client.json",
     "https://app.example.com\\@evil.example/client.json",
+    "https://APP.example.com/client.json",  # browsers lower-case it: the string would change (SEC-71)
+    "https://app.example.com:443/client.json",  # the default port, dropped by browsers
+    "https://xn--bcher-kva.example/c\u00e9",  # non-ASCII
 ])
 def test_malformed_client_id_urls_are_refused(url: str) -> None:
     """§3: https, a path, no fragment, userinfo or dot segments (and, by this server's choice, no query)."""
