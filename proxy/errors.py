@@ -12,7 +12,10 @@
     ├── AccessDenied                403 access_denied
     ├── InvalidRedirectUri          400 invalid_redirect_uri (RFC 7591 §3.2.2)
     ├── InvalidClientMetadata       400 invalid_client_metadata
+    ├── ClientDocumentUnusable      400 invalid_client: a client metadata document (CIMD) unusable
     ├── InvalidToken                401 invalid_token (RFC 6750 §3.1, Bearer challenge)
+    ├── InsufficientScope           403 insufficient_scope (RFC 6750 §3.1, Bearer challenge)
+    ├── ConsentRequired             400 consent_required (OIDC Core §3.1.2.6, prompt=none)
     ├── PayloadTooLarge             413 invalid_request
     ├── RateLimited                 429 (Retry-After)
     ├── ServerError                 500 server_error
@@ -124,6 +127,15 @@ class InvalidClientMetadata(OAuthError):
     redirectable = False
 
 
+class ClientDocumentUnusable(OAuthError):
+    """A URL client_id whose metadata document cannot be used: always an HTML page, never a redirect
+    (the redirect URIs are not verified). draft-ietf-oauth-client-id-metadata-document-03 §5.1."""
+
+    error = "invalid_client"
+    default_description = "The client's metadata document cannot be used."
+    redirectable = False
+
+
 class InvalidToken(OAuthError):
     error = "invalid_token"
     status = 401
@@ -133,6 +145,31 @@ class InvalidToken(OAuthError):
     @property
     def headers(self) -> dict[str, str]:
         return {"WWW-Authenticate": f'Bearer error="invalid_token", error_description="{self.description}"'}
+
+
+class InsufficientScope(OAuthError):
+    """RFC 6750 §3.1: the token is valid but lacks the scope this endpoint needs (named in the challenge)."""
+
+    error = "insufficient_scope"
+    status = 403
+    default_description = "The access token does not carry the scope this request needs."
+    redirectable = False
+
+    def __init__(self, scope: str, description: str | None = None) -> None:
+        super().__init__(description)
+        self.scope = scope
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": f'Bearer error="insufficient_scope", scope="{self.scope}", '
+                                    f'error_description="{self.description}"'}
+
+
+class ConsentRequired(OAuthError):
+    """OIDC Core §3.1.2.6: prompt=none, and no remembered approval covers the request."""
+
+    error = "consent_required"
+    default_description = "The user has not approved this request in this browser, and prompt=none forbids asking."
 
 
 class PayloadTooLarge(OAuthError):

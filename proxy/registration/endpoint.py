@@ -13,11 +13,13 @@ import json
 import secrets
 import time
 from typing import Any
+from urllib.parse import quote, urlsplit
 
 from aiohttp import web
 
+from proxy.clients.document import infer_application_type
 from proxy.errors import InvalidClientMetadata, InvalidRedirectUri
-from proxy.registration.redirect_uris import problem
+from proxy.registration.redirect_uris import DISPLAY_SAFE, RedirectUri, validate_redirect_uri
 from proxy.state import services
 from proxy.web import ratelimit
 from proxy.web.forms import json_object
@@ -36,12 +38,21 @@ def _redirect_uris(metadata: dict[str, Any]) -> list[str]:
         raise InvalidRedirectUri("redirect_uris is required and must be a non-empty array.")
     if len(uris) > MAX_REDIRECT_URIS:
         raise InvalidRedirectUri(f"At most {MAX_REDIRECT_URIS} redirect URIs may be registered.")
+    kept: list[str] = []
     for uri in uris:
-        reason = problem(uri)
-        if reason is not None:
-            shown = uri[:100] if isinstance(uri, str) else type(uri).__name__
-            raise InvalidRedirectUri(f"Redirect URI {shown!r} {reason}.")
-    return list(dict.fromkeys(uris))
+        checked = validate_redirect_uri(uri)
+        if not isinstance(checked, RedirectUri):
+            raise InvalidRedirectUri(f"Redirect URI {_quoted(uri)} {checked}.")
+        kept.append(checked.uri)  # the canonical form, which is the string sent (SEC-71)
+    return list(dict.fromkeys(kept))
+
+
+def _quoted(uri: object) -> str:
+    """A refused URI named in error_description (RFC 6749 §5.2 allows no quote, backslash or non-ASCII):
+    anything else percent-encoded, so a backslash shows as %5C."""
+    if not isinstance(uri, str):
+        return f"<{type(uri).__name__}>"
+    return "<" + quote(uri[:100], safe=DISPLAY_SAFE, errors="backslashreplace") + ">"
 
 
 def _texts(metadata: dict[str, Any]) -> dict[str, str]:
@@ -75,6 +86,18 @@ def _reduced(metadata: dict[str, Any], name: str, allowed: tuple[str, ...], defa
     return [item for item in allowed if item in value] or default
 
 
+def _application_type(sent: str | None, redirect_uris: list[str]) -> str:
+    """OIDC DCR `application_type` (MCP 2026-07-28 clients send it): echoed, inferred when absent, and a
+    `web` client may not use a private-use scheme (OIDC Registration §2). Clients that omit it pass."""
+    if sent is None:
+        return infer_application_type(redirect_uris)
+    if sent not in ("native", "web"):
+        raise InvalidClientMetadata("application_type must be native or web.")
+    if sent == "web" and any(urlsplit(uri).scheme not in ("http", "https") for uri in redirect_uris):
+        raise InvalidRedirectUri("A web client must not use a private-use redirect scheme (use native).")
+    return sent
+
+
 def client_record(metadata: dict[str, Any], allowed_scopes: tuple[str, ...]) -> dict[str, Any]:
     """The registration as stored and echoed: validated, reduced to what this server does."""
     record: dict[str, Any] = {"redirect_uris": _redirect_uris(metadata)}
@@ -82,6 +105,7 @@ def client_record(metadata: dict[str, Any], allowed_scopes: tuple[str, ...]) -> 
     alg = record.get("id_token_signed_response_alg")
     if alg is not None and alg not in ("RS256", "ES256", "PS256"):
         raise InvalidClientMetadata("id_token_signed_response_alg is not supported.")
+    record["application_type"] = _application_type(record.get("application_type"), record["redirect_uris"])
     record["grant_types"] = _reduced(metadata, "grant_types", GRANT_TYPES, list(GRANT_TYPES))
     record["response_types"] = ["code"]
     record["token_endpoint_auth_method"] = "none"
