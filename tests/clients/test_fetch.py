@@ -3,7 +3,11 @@ status and content type (draft-ietf-oauth-client-id-metadata-document-03 §5, §
 
 from __future__ import annotations
 
+import ipaddress
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from proxy.clients.addresses import refusal
 from proxy.clients.fetch import Fetcher, FetchFailed, FetchRefused
@@ -191,3 +195,25 @@ async def test_unresolvable_host_fails_transiently(doc_host: DocumentHost) -> No
     with pytest.raises(FetchFailed) as failure:
         await fetcher.fetch("https://nowhere.test/client.json")
     assert failure.value.transient
+
+
+BLOCKS = ["10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12", "192.168.0.0/16",
+          "224.0.0.0/4", "240.0.0.0/4", "198.18.0.0/15", "::1/128", "fc00::/7", "fe80::/10", "ff00::/8",
+          "64:ff9b::/96", "2002::/16", "2001::/32", "2001:db8::/32", "::ffff:0:0/96"]
+
+
+@given(st.sampled_from(BLOCKS), st.integers(min_value=0))
+def test_every_address_inside_a_special_use_block_is_refused(block: str, offset: int) -> None:
+    """Property over whole blocks, not samples: any address in a special-use network is refused."""
+    network = ipaddress.ip_network(block)
+    assert refusal(network[offset % network.num_addresses]) is not None
+
+
+@given(st.integers(min_value=0, max_value=2**32 - 1))
+def test_ipv4_embedded_in_ipv6_is_refused_whatever_the_ipv4(value: int) -> None:
+    """IPv4-mapped, NAT64 and 6to4 forms of any IPv4 address (global ones too) are refused: a translator
+    on the path would connect to the embedded address, which the check never saw as such."""
+    v4 = ipaddress.IPv4Address(value)
+    for form in (f"::ffff:{v4}", f"64:ff9b::{v4}"):
+        assert refusal(form) is not None
+    assert refusal(ipaddress.IPv6Address((0x2002 << 112) | (value << 80))) is not None
