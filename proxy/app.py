@@ -35,6 +35,7 @@ from proxy.store import Store
 from proxy.store.connect import connect, describe
 from proxy.token.endpoint import token
 from proxy.token.introspect import introspect
+from proxy.token.resource_servers import ResourceServersFileError, load_resource_servers
 from proxy.token.revoke import revoke
 from proxy.token.userinfo import userinfo
 from proxy.upstream import Upstream, profile_for
@@ -118,6 +119,10 @@ def create_app(settings: Settings, *, redis: Any = None, cimd_resolve: Resolve |
     except ClientsFileError as exc:
         raise SettingsError(f"PROXY_CLIENTS_FILE: {exc}") from None
     can_client_credentials = any("client_credentials" in c.grant_types for c in registry.clients.values())
+    try:
+        resource_servers = load_resource_servers(settings)
+    except ResourceServersFileError as exc:
+        raise SettingsError(f"PROXY_RESOURCE_SERVERS_FILE: {exc}") from None
     app = web.Application(middlewares=[edge], client_max_size=settings.max_body_bytes)
     app[SETTINGS] = settings
     app[ISSUER] = settings.issuer
@@ -138,8 +143,10 @@ def create_app(settings: Settings, *, redis: Any = None, cimd_resolve: Resolve |
             upstream = Upstream(settings, profile_for(settings), http, clients=store.load_client)
             directory = client_directory(settings, store, registry, cimd_resolve or system_resolve)
             app[SERVICES] = Services(settings, store, keyset, upstream, scopes,
-                                     resource_table(settings.effective_resources), _consent_secret(keyset), directory)
-            app[DOCUMENTS] = build_documents(settings, keyset.algs, list(scopes), can_client_credentials)
+                                     resource_table(settings.effective_resources), _consent_secret(keyset), directory,
+                                     resource_servers=resource_servers)
+            app[DOCUMENTS] = build_documents(settings, keyset.algs, list(scopes), can_client_credentials,
+                                             resource_servers=resource_servers)
             app[JWKS_BYTES] = keyset.jwks_bytes
             _startup_warnings(settings)
             yield

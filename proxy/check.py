@@ -101,7 +101,7 @@ def _refresh(upstream: Upstream, metadata: dict[str, Any], report: Report) -> No
     advertised = metadata.get("scopes_supported")
     if not isinstance(advertised, list):
         return
-    for scope in profile.offline_scopes:
+    for scope in profile.offline_scopes(settings):
         if scope in advertised:
             continue
         if profile.offline_scopes_if_advertised:

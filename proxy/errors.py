@@ -21,7 +21,8 @@
     ├── ServerError                 500 server_error
     ├── UpstreamError               502 server_error: the IdP answered nonsense
     │   ├── UpstreamRefused         502: the IdP answered an OAuth error (e.g. invalid_grant)
-    │   └── UpstreamUnavailable     503 temporarily_unavailable: the IdP is down or slow
+    │   └── UpstreamUnavailable     503 temporarily_unavailable: the IdP is down or slow (Retry-After)
+    │       └── UpstreamMisconfigured  503: the IdP refuses the facade's own configuration (operator)
     └── StoreUnavailable            503 temporarily_unavailable: Redis is down or slow
 
 The `description` is public; `detail` is private and only logged (fosite's hint vs debug).
@@ -201,26 +202,51 @@ class ServerError(OAuthError):
 
 
 class UpstreamError(ServerError):
+    """`outcome` (a proxy.upstream.policy.Outcome, untyped here: this module imports nothing of the
+    product) says how the call failed, for the upstream error policy."""
+
     status = 502
     default_description = "The identity provider gave an unusable answer."
+
+    def __init__(self, description: str | None = None, *, detail: str | None = None, outcome: object = None) -> None:
+        super().__init__(description, detail=detail)
+        self.outcome = outcome
 
 
 class UpstreamRefused(UpstreamError):
     """The IdP answered with an OAuth error of its own (kept in `upstream_error`, never shown)."""
 
-    def __init__(self, upstream_error: str, *, detail: str | None = None) -> None:
-        super().__init__(detail=detail or upstream_error)
+    def __init__(self, upstream_error: str, *, detail: str | None = None, outcome: object = None) -> None:
+        super().__init__(detail=detail or upstream_error, outcome=outcome)
         self.upstream_error = upstream_error
 
 
 class UpstreamUnavailable(UpstreamError):
+    """Transient: retry later. `retry_after_s` is the IdP's own Retry-After when it sent one."""
+
     error = "temporarily_unavailable"
     status = 503
     default_description = "The identity provider is unavailable; retry later."
 
+    def __init__(self, description: str | None = None, *, detail: str | None = None, outcome: object = None,
+                 retry_after_s: int | None = None) -> None:
+        super().__init__(description, detail=detail, outcome=outcome)
+        self.retry_after_s = max(1, retry_after_s) if retry_after_s else 5
+
     @property
     def headers(self) -> dict[str, str]:
-        return {"Retry-After": "5"}
+        return {"Retry-After": str(self.retry_after_s)}
+
+
+class UpstreamMisconfigured(UpstreamUnavailable):
+    """The IdP refuses the facade's own configuration (a wrong client secret, a grant not enabled): the
+    operator must act, the user's session is kept. 503 so clients keep their tokens and retry."""
+
+    default_description = "The identity provider refuses this service's configuration; retry later."
+
+    def __init__(self, description: str | None = None, *, detail: str | None = None, outcome: object = None,
+                 retry_after_s: int | None = None) -> None:
+        super().__init__(description, detail=detail, outcome=outcome, retry_after_s=retry_after_s or 60)
 
 
 class StoreUnavailable(ServerError):

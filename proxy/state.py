@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aiohttp import web
 
@@ -10,6 +10,7 @@ from proxy.clients.directory import ClientDirectory
 from proxy.keys import Keyset
 from proxy.settings import Settings
 from proxy.store import Store
+from proxy.token.resource_servers import ResourceServers
 from proxy.upstream import Upstream
 
 
@@ -23,6 +24,7 @@ class Services:
     resources: dict[str, str]
     consent_secret: bytes
     clients: ClientDirectory  # who a client_id is: pre-registered, CIMD URL or DCR registration
+    resource_servers: ResourceServers = field(default_factory=ResourceServers)  # /introspect, token exchange
 
 
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings", Settings)

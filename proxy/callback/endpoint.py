@@ -15,10 +15,13 @@ from aiohttp import web
 
 from proxy.authorization import browser
 from proxy.authorization.request import AuthorizationRequest
-from proxy.errors import AccessDenied, InvalidRequest, OAuthError, ServerError, UpstreamRefused
+from proxy.errors import AccessDenied, InvalidRequest, OAuthError, ServerError, UpstreamError
 from proxy.log import get_logger
 from proxy.state import services
 from proxy.upstream import token_set
+from proxy.upstream.failures import Judgement, judged
+from proxy.upstream.offline import expect_refresh_token
+from proxy.upstream.policy import UpstreamClass
 from proxy.web.forms import query
 from proxy.web.render import redirect, with_query
 from proxy.web.routes import REDIRECT_TARGET
@@ -49,6 +52,17 @@ class UpstreamAuthorizationError(OAuthError):
         error, description = UPSTREAM_ERRORS.get(upstream_error, UPSTREAM_ERROR_DEFAULT)
         super().__init__(description)
         self.error = error  # type: ignore[misc]
+
+
+def _redemption_failed(judgement: Judgement) -> OAuthError:
+    """The upstream error policy at code redemption: the code is spent (terminal) -> access_denied, the
+    user may sign in again; the facade's configuration is refused (operator) -> server_error, logged as
+    an error; the IdP is down, slow or garbled (transient) -> temporarily_unavailable. Nothing is stored."""
+    if judgement.terminal:
+        return AccessDenied("The identity provider refused to complete the sign-in.", detail=judgement.error.detail)
+    if judgement.upstream_class is UpstreamClass.OPERATOR:
+        return ServerError("The identity provider refused this service's request.", detail=judgement.error.detail)
+    return judgement.error
 
 
 def new_code() -> tuple[str, str]:
@@ -92,9 +106,9 @@ async def callback(request: web.Request) -> web.Response:
     try:
         tokens = await s.upstream.exchange_code(upstream_code, record["up_verifier"], client_id=areq.client_id)
         identity = await s.upstream.identity(tokens, record["up_nonce"], client_id=areq.client_id)
-    except UpstreamRefused as exc:
-        log.warning("upstream.exchange_refused", detail=exc.detail, client_id=areq.client_id)
-        raise AccessDenied("The identity provider refused to complete the sign-in.") from exc
+    except UpstreamError as exc:
+        raise _redemption_failed(judged(exc, "callback")) from exc
+    expect_refresh_token(s.upstream.profile, s.settings, tokens)
 
     _family, code = new_code()
     grant = {"client_id": areq.client_id, "sub": identity.sub, "scope": areq.scope, "resource": areq.resource,
