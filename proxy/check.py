@@ -27,6 +27,7 @@ from proxy.keys import KeyFileError, Keyset
 from proxy.settings import Settings
 from proxy.upstream import Upstream, profile_for
 from proxy.upstream.client import upstream_errors
+from proxy.upstream.offline import advice
 
 # What IdPs answer a code exchange with credentials they do not accept (GitHub and Auth0 have their own).
 BAD_CREDENTIALS = ("invalid_client", "unauthorized_client", "incorrect_client_credentials",
@@ -110,6 +111,21 @@ def _refresh(upstream: Upstream, metadata: dict[str, Any], report: Report) -> No
             report.problem(f"the upstream does not list the {scope} scope that earns refresh tokens")
 
 
+def _offline_access(upstream: Upstream, report: Report) -> None:
+    """How refresh tokens are earned upstream, and what a sign-in without one means (the facade logs
+    `upstream.no_refresh_token` once and counts oauth_facade_upstream_missing_refresh_token_total)."""
+    profile, settings = upstream.profile, upstream.settings
+    mode = profile.offline_mode(settings)
+    if not profile.expects_refresh_token(settings):
+        report.note(f"offline access: {mode}: the facade expects no upstream refresh token; it cannot refresh "
+                    "the upstream token nor revoke the upstream grant")
+        return
+    words = {"scope": "the offline_access scope", "scope+consent": "offline_access with prompt=consent",
+             "access_type": "access_type=offline with prompt=consent"}[mode]
+    report.note(f"offline access: {mode}: sign-ins ask for {words}; a sign-in that brings no upstream refresh "
+                f"token is logged as upstream.no_refresh_token ({advice(mode)})")
+
+
 async def _reachable(upstream: Upstream, metadata: dict[str, Any], report: Report) -> bool:
     """An IdP without discovery: its authorize page must answer (any status but 404 and 5xx)."""
     url = metadata["authorization_endpoint"]
@@ -183,6 +199,7 @@ async def check_upstream(settings: Settings, http: aiohttp.ClientSession, report
     elif not await _reachable(upstream, metadata, report):
         return None
     _refresh(upstream, metadata, report)
+    _offline_access(upstream, report)
     if upstream.mirrors:
         if not isinstance(metadata.get("registration_endpoint"), str):
             report.problem("PROXY_UPSTREAM_DCR=true but the upstream has no registration_endpoint "

@@ -14,6 +14,7 @@ upstream access token. Nothing here logs or counts a token.
 from __future__ import annotations
 
 import asyncio
+import math
 import secrets
 import time
 from collections.abc import Mapping
@@ -116,7 +117,7 @@ async def upstream_access_token(s: Services, principal: Mapping[str, Any], *,
     expires_at = upstream.get("expires_at")
     if expires_at is None:
         return UpstreamAccessToken(token, None)
-    remaining = int(expires_at - time.time())
+    remaining = math.ceil(expires_at - time.time())
     if remaining <= 0:
         raise InvalidGrant(detail="the upstream access token expired and cannot be refreshed")
     return UpstreamAccessToken(token, remaining)
