@@ -39,6 +39,7 @@ class Fault:
     drop: bool = False
     grant_type: str | None = None
     times: int | None = None  # None: until cleared
+    slow_only: bool = False  # wait delay_s, then answer normally
 
 
 @dataclass
@@ -128,6 +129,8 @@ async def _faults(request: web.Request, handler: Any) -> web.StreamResponse:
     fake.fault_hits.append(request.match_info.route.name or "")
     if fault.delay_s:
         await asyncio.sleep(fault.delay_s)
+    if fault.slow_only:
+        return await handler(request)
     if fault.drop:
         assert request.transport is not None
         request.transport.close()
