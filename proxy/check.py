@@ -111,12 +111,12 @@ def _refresh(upstream: Upstream, metadata: dict[str, Any], report: Report) -> No
             report.problem(f"the upstream does not list the {scope} scope that earns refresh tokens")
 
 
-def _offline_access(upstream: Upstream, report: Report) -> None:
+async def _offline_access(upstream: Upstream, report: Report) -> None:
     """How refresh tokens are earned upstream, and what a sign-in without one means (the facade logs
     `upstream.no_refresh_token` once and counts oauth_facade_upstream_missing_refresh_token_total)."""
     profile, settings = upstream.profile, upstream.settings
     mode = profile.offline_mode(settings)
-    if not profile.expects_refresh_token(settings):
+    if not profile.expects_refresh_token(settings, await upstream.advertised_scopes()):
         report.note(f"offline access: {mode}: the facade expects no upstream refresh token; it cannot refresh "
                     "the upstream token nor revoke the upstream grant")
         return
@@ -199,7 +199,7 @@ async def check_upstream(settings: Settings, http: aiohttp.ClientSession, report
     elif not await _reachable(upstream, metadata, report):
         return None
     _refresh(upstream, metadata, report)
-    _offline_access(upstream, report)
+    await _offline_access(upstream, report)
     if upstream.mirrors:
         if not isinstance(metadata.get("registration_endpoint"), str):
             report.problem("PROXY_UPSTREAM_DCR=true but the upstream has no registration_endpoint "

@@ -108,7 +108,7 @@ async def callback(request: web.Request) -> web.Response:
         identity = await s.upstream.identity(tokens, record["up_nonce"], client_id=areq.client_id)
     except UpstreamError as exc:
         raise _redemption_failed(judged(exc, "callback")) from exc
-    expect_refresh_token(s.upstream.profile, s.settings, tokens)
+    expect_refresh_token(s.upstream.profile, s.settings, tokens, await s.upstream.advertised_scopes())
 
     _family, code = new_code()
     grant = {"client_id": areq.client_id, "sub": identity.sub, "scope": areq.scope, "resource": areq.resource,

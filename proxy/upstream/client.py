@@ -266,11 +266,12 @@ class Upstream:
         raise InvalidClient("This client has no registration at the identity provider: register it again.",
                             detail=f"{client_id} has no {MIRROR_FIELD}")
 
+    async def advertised_scopes(self) -> list[str] | None:
+        advertised = (await self.metadata()).get("scopes_supported")
+        return advertised if isinstance(advertised, list) else None
+
     async def scope(self) -> str:
-        metadata = await self.metadata()
-        advertised = metadata.get("scopes_supported")
-        return " ".join(self.profile.upstream_scopes(self.settings, advertised if isinstance(advertised, list)
-                                                     else None))
+        return " ".join(self.profile.upstream_scopes(self.settings, await self.advertised_scopes()))
 
     async def mirror_registration(self, downstream: Json) -> Json:
         """Register `downstream` at the IdP (PROXY_UPSTREAM_DCR); the fields to keep server-side, or {}.
@@ -319,7 +320,7 @@ class Upstream:
         }
         if self.profile.oidc:
             params["nonce"] = nonce
-        params.update(self.profile.authorize_extras(self.settings))
+        params.update(self.profile.authorize_extras(self.settings, await self.advertised_scopes()))
         for name, value in (extra or {}).items():
             if name == "prompt":
                 words = [self.profile.login_prompt if word == "login" else word for word in value.split()]

@@ -29,10 +29,11 @@ def advice(mode: str) -> str:
     return HINTS.get(mode, "")
 
 
-def expect_refresh_token(profile: Profile, settings: Settings, tokens: dict[str, Any]) -> bool:
+def expect_refresh_token(profile: Profile, settings: Settings, tokens: dict[str, Any],
+                         advertised: list[str] | None = None) -> bool:
     """True when the answer is as expected; otherwise count it, and say so once."""
     global _said
-    if not profile.expects_refresh_token(settings) or tokens.get("refresh_token"):
+    if not profile.expects_refresh_token(settings, advertised) or tokens.get("refresh_token"):
         return True
     UPSTREAM_NO_REFRESH_TOKEN.inc()
     if not _said:

@@ -139,9 +139,13 @@ class Profile:
     def offline_scopes(self, settings: Settings) -> tuple[str, ...]:
         return OFFLINE_SCOPES[self.offline_mode(settings)]
 
-    def expects_refresh_token(self, settings: Settings) -> bool:
-        """A sign-in should bring an upstream refresh token: the facade asks for one in a way it names."""
-        return self.wants_refresh(settings) and self.offline_mode(settings) != "none"
+    def expects_refresh_token(self, settings: Settings, advertised: list[str] | None = None) -> bool:
+        """A sign-in should bring an upstream refresh token: the facade asks for one in a way it names (and
+        a generic IdP lists the scope that asks, when it lists scopes at all)."""
+        if not self.wants_refresh(settings) or self.offline_mode(settings) == "none":
+            return False
+        return not (self.offline_scopes_if_advertised and advertised is not None
+                    and any(word not in advertised for word in self.offline_scopes(settings)))
 
     def upstream_scopes(self, settings: Settings, advertised: list[str] | None = None) -> tuple[str, ...]:
         """What the facade asks the IdP for: base scopes, the mapping of the offered facade scopes, what
@@ -151,18 +155,15 @@ class Profile:
         for facade_scope, upstream in self.scope_map.items():
             if facade_scope in offered:
                 words += upstream
-        if self.wants_refresh(settings):
-            offline = self.offline_scopes(settings)
-            if self.offline_scopes_if_advertised and advertised is not None:
-                offline = tuple(word for word in offline if word in advertised)
-            words += offline
+        if self.expects_refresh_token(settings, advertised):
+            words += self.offline_scopes(settings)
         words += settings.upstream_scopes
         return tuple(dict.fromkeys(words))
 
-    def authorize_extras(self, settings: Settings) -> dict[str, str]:
+    def authorize_extras(self, settings: Settings, advertised: list[str] | None = None) -> dict[str, str]:
         """Authorize parameters beyond RFC 6749's: the profile's constants, then its settings hook."""
         params = dict(self.extra_authorize_params)
-        if self.wants_refresh(settings):
+        if self.expects_refresh_token(settings, advertised):
             params.update(OFFLINE_PARAMS[self.offline_mode(settings)])
         if self.authorize_params is not None:
             params.update(self.authorize_params(settings))
