@@ -220,10 +220,11 @@ async def test_reflected_markup_is_escaped_on_every_page(make_facade: FacadeFact
 
 async def test_deceptive_unicode_in_the_client_name_is_neutralised(make_facade: FacadeFactory) -> None:
     """UTS #39 / security-cases SEC-60: bidi overrides and zero-width characters in client_name cannot
-    reorder or hide text on the consent page; an IDN redirect host is shown as punycode."""
+    reorder or hide text on the consent page; an IDN redirect host is shown as punycode (a Unicode host
+    is refused at registration, SEC-71, so the punycode form is the one a client can register)."""
     facade = await make_facade(consent=True)
     client = facade.client()
-    client.redirect_uri = "https://cl\u0456ent.example.org/cb"  # a Cyrillic i
+    client.redirect_uri = "https://xn--clent-o2e.example.org/cb"  # cl\u0456ent: a Cyrillic i
     await client.register(client_name="Claude\u202egnp.exe\u200b\u2066x\u2069")
     response, _ = await client.start()
     assert response.status == 200
@@ -231,7 +232,7 @@ async def test_deceptive_unicode_in_the_client_name_is_neutralised(make_facade: 
     for char in ("\u202e", "\u200b", "\u2066", "\u2069"):
         assert char not in text
     assert "Claude\ufffdgnp.exe" in text
-    assert "xn--clent-" in text and "cl\u0456ent" not in text
+    assert "xn--clent-o2e.example.org" in text and "cl\u0456ent" not in text
 
 
 async def test_a_slow_body_does_not_hold_up_other_requests(facade: Facade) -> None:
