@@ -28,13 +28,6 @@ from proxy.web.render import esc, page
 from proxy.web.routes import REDIRECT_TARGET
 
 MAX_SHOWN = 80  # characters of a client_name shown on the page
-# What each identity scope releases (OIDC Core §5.4), in the words the page uses.
-SCOPE_MEANINGS = {
-    "openid": "sign you in (your account identifier)",
-    "email": "your email address",
-    "profile": "your name, username, picture and other profile details",
-    "offline_access": "stay signed in when you are not using it",
-}
 
 
 def shown_name(name: str) -> str:
@@ -58,6 +51,15 @@ def shown_host(uri: str) -> str:
         ascii_host = host.encode("ascii", "backslashreplace").decode("ascii")
     port = f":{parts.port}" if parts.port is not None else ""
     return ascii_host + port
+
+
+# What each identity scope releases (OIDC Core §5.4), in the words the page uses.
+SCOPE_MEANINGS = {
+    "openid": "sign you in (your account identifier)",
+    "email": "your email address",
+    "profile": "your name, username, picture and other profile details",
+    "offline_access": "stay signed in when you are not using it",
+}
 
 
 def _what_is_new(areq: AuthorizationRequest, new: approvals.Novelty) -> str:
