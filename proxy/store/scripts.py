@@ -37,12 +37,14 @@ return {'ok', f[4], f[5] or ''}
 #       grace (ms), idle ttl (s), the authenticated client_id, '1' when the presented token carries the
 #       facade's MAC (it was issued here; see proxy/token/sealing.py), else '0'
 # RFC 9700 §4.14.2: rotation, with a grace replay of the just-rotated token while its successor is
-# unused (`handed` records that a racer received the successor). Reuse is a token the facade issued
+# unused (`handed` records that a racer received the successor; `rot_at`, in seconds, is how versions
+# before `rot_ms` recorded a rotation). Reuse is a token the facade issued
 # for this family that is neither current nor in grace; a token it never issued is unknown and
 # changes nothing, whatever family it names (the family id is public: `sid`, code prefixes).
 ROTATE_REFRESH = """
 local f = redis.call('HMGET', KEYS[1], 'cur', 'prev', 'rot_ms', 'grace', 'abs_exp', 'data', 'up', 'client',
-                     'handed')
+                     'handed', 'rot_at')
+if not f[3] and f[10] then f[3] = tostring(tonumber(f[10]) * 1000) end  -- rotated by a version before rot_ms
 if not f[1] then return {'unknown'} end
 if f[8] ~= ARGV[7] then return {'mismatch'} end
 local now = tonumber(ARGV[4])

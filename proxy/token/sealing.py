@@ -31,6 +31,8 @@ import weakref
 from proxy.keys import Keyset
 
 _PAD_LABEL = b"oauth-facade refresh grace v2"
+_V1_PAD_LABEL = b"oauth-facade refresh grace v1"
+_V1_SECRET_BYTES = 32
 _MAC_LABEL = b"oauth-facade refresh-token mac v1\x00"
 RANDOM_BYTES = 32
 MAC_BYTES = 16
@@ -93,7 +95,9 @@ def refresh_tokens(keyset: Keyset) -> RefreshTokenMinter:
     return minter
 
 
-def _pad(token: str) -> bytes:
+def _pad(token: str, length: int = SECRET_BYTES) -> bytes:
+    if length == _V1_SECRET_BYTES:  # sealed by a version before the MAC, during its last grace window
+        return hmac.new(token.encode(), _V1_PAD_LABEL, hashlib.sha256).digest()
     return hmac.new(token.encode(), _PAD_LABEL, hashlib.sha512).digest()[:SECRET_BYTES]
 
 
@@ -104,4 +108,4 @@ def seal(secret_b64: str, old_token: str) -> str:
 
 def unseal(sealed: str, old_token: str, family: str) -> str:
     raw = _unb64(sealed)
-    return f"{family}.{_b64(bytes(a ^ b for a, b in zip(raw, _pad(old_token), strict=True)))}"
+    return f"{family}.{_b64(bytes(a ^ b for a, b in zip(raw, _pad(old_token, len(raw)), strict=True)))}"
