@@ -121,8 +121,8 @@ class Approval:
 def approval(s: Services, cover: Cover, expires_ms: int) -> Approval:
     """The cookie's form of `cover`, approved until `expires_ms` (ms since the epoch)."""
     return Approval(_digest(s, "client", cover.client_id), _digest(s, "origin", cover.origin),
-                  _digest(s, "resource", cover.resource), _digest(s, "document", cover.document),
-                  tuple(cover.scopes), expires_ms)
+                    _digest(s, "resource", cover.resource), _digest(s, "document", cover.document),
+                    tuple(cover.scopes), expires_ms)
 
 
 def now_ms() -> int:
@@ -155,11 +155,6 @@ def _decode(s: Services, raw: str) -> list[Approval]:
 
 def _current(request: web.Request, s: Services) -> list[Approval]:
     return _decode(s, request.cookies.get(browser.cookie_name(s, APPROVALS), ""))
-
-
-def covers(request: web.Request, s: Services, cover: Cover) -> bool:
-    """True when a live approval in this browser covers all of `cover`."""
-    return not novelty(request, s, cover)
 
 
 def novelty(request: web.Request, s: Services, cover: Cover) -> Novelty:

@@ -28,13 +28,6 @@ from proxy.web.render import esc, page
 from proxy.web.routes import REDIRECT_TARGET
 
 MAX_SHOWN = 80  # characters of a client_name shown on the page
-# What each identity scope releases (OIDC Core §5.4), in the words the page uses.
-SCOPE_MEANINGS = {
-    "openid": "sign you in (your account identifier)",
-    "email": "your email address",
-    "profile": "your name, username, picture and other profile details",
-    "offline_access": "stay signed in when you are not using it",
-}
 
 
 def shown_name(name: str) -> str:
@@ -62,6 +55,15 @@ def shown_host(uri: str) -> str:
     exactly as in the `Location` header (ASCII, punycode for IDNs, IPv6 in brackets), or `scheme:`
     for a private-use scheme, whose app is chosen by the scheme."""
     return shown_destination(uri)
+
+
+# What each identity scope releases (OIDC Core §5.4), in the words the page uses.
+SCOPE_MEANINGS = {
+    "openid": "sign you in (your account identifier)",
+    "email": "your email address",
+    "profile": "your name, username, picture and other profile details",
+    "offline_access": "stay signed in when you are not using it",
+}
 
 
 def _what_is_new(areq: AuthorizationRequest, new: approvals.Novelty) -> str:

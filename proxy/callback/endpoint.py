@@ -31,25 +31,27 @@ log = get_logger()
 # What an upstream authorization error means to the client (RFC 6749 §4.1.2.1, OIDC Core §3.1.2.6).
 # The facade, not the client, made the upstream request: an upstream complaint about that request
 # (invalid_request, invalid_scope, unauthorized_client, request objects...) is the facade's problem,
-# server_error. OIDC's interaction errors (login_required...) cannot answer the client's own prompt:
-# the facade never forwards prompt=none, so to the client they mean "not signed in": access_denied.
-# Anything else, known or not, is server_error. The upstream's error_description is never relayed.
+# server_error. OIDC's interaction errors (login_required...) answer a prompt=none: passed through when
+# the client itself sent prompt=none, else they mean "not signed in" to it: access_denied. Anything
+# else, known or not, is server_error. The upstream's error_description is never relayed.
 UPSTREAM_ERRORS: dict[str, tuple[str, str]] = {
     "access_denied": ("access_denied", "The sign-in was denied at the identity provider."),
-    "login_required": ("access_denied", "The identity provider did not sign the user in."),
-    "interaction_required": ("access_denied", "The identity provider did not sign the user in."),
-    "consent_required": ("access_denied", "The identity provider did not sign the user in."),
-    "account_selection_required": ("access_denied", "The identity provider did not sign the user in."),
     "temporarily_unavailable": ("temporarily_unavailable", "The identity provider is unavailable; retry later."),
 }
+INTERACTION_ERRORS = frozenset({"login_required", "interaction_required", "consent_required",
+                                "account_selection_required"})
+NOT_SIGNED_IN = "The identity provider did not sign the user in without interaction."
 UPSTREAM_ERROR_DEFAULT = ("server_error", "The identity provider could not complete the sign-in.")
 
 
 class UpstreamAuthorizationError(OAuthError):
     """The IdP answered the sign-in with an error; the client gets one of a fixed set of codes."""
 
-    def __init__(self, upstream_error: str) -> None:
-        error, description = UPSTREAM_ERRORS.get(upstream_error, UPSTREAM_ERROR_DEFAULT)
+    def __init__(self, upstream_error: str, *, client_prompted_none: bool) -> None:
+        if upstream_error in INTERACTION_ERRORS:
+            error, description = (upstream_error if client_prompted_none else "access_denied"), NOT_SIGNED_IN
+        else:
+            error, description = UPSTREAM_ERRORS.get(upstream_error, UPSTREAM_ERROR_DEFAULT)
         super().__init__(description)
         self.error = error  # type: ignore[misc]
 
@@ -99,7 +101,7 @@ async def callback(request: web.Request) -> web.Response:
 
     if "error" in params:
         log.info("callback.upstream_error", upstream_error=params["error"][:64], client_id=areq.client_id)
-        raise UpstreamAuthorizationError(params["error"])
+        raise UpstreamAuthorizationError(params["error"], client_prompted_none="none" in (areq.prompt or "").split())
     upstream_code = params.get("code")
     if not upstream_code:
         raise ServerError("The identity provider's answer has no code.")

@@ -55,8 +55,9 @@ def access_token(s: Services, grant: Json, *, scope: str, family: str, now: int,
 
 
 def id_token(s: Services, grant: Json, *, access: str, nonce: str | None, family: str, now: int,
-             scope: str) -> str:
-    claims: Json = identity_claims(grant.get("claims") or {}, scope)
+             scope: str | None = None) -> str:
+    """`scope`: what this token response grants (a refresh may narrow it); the grant's scope when None."""
+    claims: Json = identity_claims(grant.get("claims") or {}, grant.get("scope", "") if scope is None else scope)
     claims.update(
         iss=s.settings.issuer,
         sub=grant["sub"],

@@ -17,11 +17,11 @@ from tests.helpers import Authorization, Client, query_of
 from tests.security.conftest import kinds, snapshot
 
 
-async def to_callback(facade: Facade) -> tuple[Client, Authorization, dict[str, str]]:
+async def to_callback(facade: Facade, **extra: str) -> tuple[Client, Authorization, dict[str, str]]:
     """Walk to the upstream and back, stopping before /callback: the upstream's answer, unsent."""
     client = facade.client()
     await client.register()
-    response, auth = await client.start()
+    response, auth = await client.start(**extra)
     upstream = await client.get(response.headers["Location"])
     answer = query_of(upstream.headers["Location"])
     assert answer["iss"] == facade.idp_url  # the dev IdP sends iss and advertises it
@@ -104,3 +104,17 @@ async def test_upstream_error_codes_reach_the_client_only_from_a_fixed_set(
     assert description not in location and "upstream.example" not in location
     assert "error_uri" not in params
     assert "code" not in kinds(await snapshot(facade.redis))
+
+
+@pytest.mark.parametrize("upstream_error", ["login_required", "interaction_required", "consent_required",
+                                            "account_selection_required"])
+async def test_interaction_errors_reach_a_client_that_sent_prompt_none(facade: Facade, upstream_error: str) -> None:
+    """OIDC Core §3.1.2.6: login_required and its siblings answer prompt=none, so they make sense to a
+    client that sent prompt=none and reach it unchanged (still without the upstream's description)."""
+    client, auth, answer = await to_callback(facade, prompt="none")
+    back = await client.get(facade.url + "/callback?" + urlencode({
+        "state": answer["state"], "iss": answer["iss"], "error": upstream_error,
+        "error_description": "upstream-text"}))
+    params = query_of(back.headers["Location"])
+    assert (params["error"], params["state"], params["iss"]) == (upstream_error, auth.state, facade.url)
+    assert "upstream-text" not in back.headers["Location"]

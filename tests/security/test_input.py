@@ -215,7 +215,9 @@ async def test_reflected_markup_is_escaped_on_every_page(make_facade: FacadeFact
         assert response.headers["Referrer-Policy"] == "no-referrer"
         assert response.headers["X-Content-Type-Options"] == "nosniff"
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in await consent_page.text()
-    assert pages[2].status == 302  # a bad scope goes back to the (verified) client, not onto a page
+    # A bad scope for an https client this browser never approved is a page too (RFC 9700 §4.11.2).
+    assert pages[2].status == 400 and "Location" not in pages[2].headers
+    assert "<script>" not in await pages[2].text()
 
 
 async def test_deceptive_unicode_in_the_client_name_is_neutralised(make_facade: FacadeFactory) -> None:

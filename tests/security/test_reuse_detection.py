@@ -94,16 +94,30 @@ async def test_a_thief_cannot_flush_the_victims_token_out_of_reuse_detection(fac
     assert not facade.idp_state.refresh_tokens  # the upstream grant was revoked
 
 
-def token_arrivals(facade: Facade) -> int:
-    return facade.idp_state.arrivals.count("token")
+class SilentUpstream:
+    """A token endpoint that accepts connections and never answers: an upstream call that hangs until
+    the facade's timeout, with nothing happening upstream afterwards."""
 
+    def __init__(self) -> None:
+        self.arrived = asyncio.Event()
+        self.release = asyncio.Event()
+        self.server: asyncio.Server | None = None
 
-async def wait_for_upstream_refresh(facade: Facade, seen: int) -> None:
-    """Until one more request than `seen` reached the IdP's token endpoint (bounded: 5 s)."""
-    deadline = time.monotonic() + 5
-    while token_arrivals(facade) <= seen:
-        assert time.monotonic() < deadline, "the upstream refresh never arrived"
-        await asyncio.sleep(0.01)
+    async def _hold(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.arrived.set()
+        await self.release.wait()
+        writer.close()
+
+    async def __aenter__(self) -> str:
+        self.server = await asyncio.start_server(self._hold, "127.0.0.1", 0)
+        port = self.server.sockets[0].getsockname()[1]
+        return f"http://127.0.0.1:{port}/token"
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.release.set()
+        assert self.server is not None
+        self.server.close()
+        await self.server.wait_closed()
 
 
 async def test_an_undone_rotation_never_invalidates_the_successor_a_racer_received(
@@ -112,19 +126,21 @@ async def test_an_undone_rotation_never_invalidates_the_successor_a_racer_receiv
     presented the same token inside the grace window while the upstream call hung already received the
     successor: that successor must keep working (it was never a replay), and the failed request's retry
     gets the same successor rather than a fork of the family."""
-    facade = await make_facade(idp={"access_token_ttl_s": 1, "fault_delay_s": 4.0}, upstream_timeout_s=0.5,
-                               upstream_refresh_timeout_s=0.5)
+    facade = await make_facade(idp={"access_token_ttl_s": 1}, upstream_timeout_s=2, upstream_refresh_timeout_s=2)
     client = facade.client()
     first = await client.signed_in()
-    facade.idp_config.faults = {"token": "slow"}
-    seen = token_arrivals(facade)
-    hanging = asyncio.ensure_future(client.refresh(first["refresh_token"]))
-    await wait_for_upstream_refresh(facade, seen)
-    status, raced = await client.refresh(first["refresh_token"])  # grace replay: no upstream call
-    assert status == 200, raced
-    status, failed = await hanging
-    assert (status, failed["error"]) == (503, "temporarily_unavailable")
-    facade.idp_config.faults = {}
+    metadata = await facade.services.upstream.metadata()
+    real_token_endpoint = metadata["token_endpoint"]
+    silent = SilentUpstream()
+    async with silent as endpoint:
+        metadata["token_endpoint"] = endpoint
+        hanging = asyncio.ensure_future(client.refresh(first["refresh_token"]))
+        await asyncio.wait_for(silent.arrived.wait(), timeout=5)
+        status, raced = await client.refresh(first["refresh_token"])  # grace replay: no upstream call
+        assert status == 200, raced
+        status, failed = await hanging
+        assert (status, failed["error"]) == (503, "temporarily_unavailable")
+    metadata["token_endpoint"] = real_token_endpoint
     status, retried = await client.refresh(first["refresh_token"])
     assert (status, retried["refresh_token"]) == (200, raced["refresh_token"])
     status, next_one = await client.refresh(raced["refresh_token"])
