@@ -4,6 +4,7 @@
     ├── InvalidRequest              400 invalid_request
     ├── InvalidClient               401 invalid_client (+ WWW-Authenticate: Basic if Basic was used)
     ├── InvalidGrant                400 invalid_grant (description stays generic)
+    │   └── NoUpstreamToken         400 invalid_grant: no usable upstream token held (token exchange)
     ├── UnauthorizedClient          400 unauthorized_client
     ├── UnsupportedGrantType        400 unsupported_grant_type
     ├── UnsupportedResponseType     400 unsupported_response_type
@@ -83,6 +84,13 @@ class InvalidClient(OAuthError):
 class InvalidGrant(OAuthError):
     error = "invalid_grant"
     default_description = "The grant is invalid, expired, revoked or was issued to another client."
+
+
+class NoUpstreamToken(InvalidGrant):
+    """The family holds no upstream access token that can be used or refreshed (the IdP gave no refresh
+    token): a token exchange cannot be answered; fresh userinfo falls back to the sign-in's claims."""
+
+    default_description = "No usable upstream token is held for this sign-in."
 
 
 class UnauthorizedClient(OAuthError):

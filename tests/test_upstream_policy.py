@@ -305,3 +305,18 @@ async def test_a_wrong_upstream_secret_keeps_the_facade_serving(start: Start) ->
     assert secret is not None
     fake.clients[CLIENT_ID]["secret"] = secret.get_secret_value()
     assert (await client.refresh(body["refresh_token"]))[0] == 200
+
+
+async def test_fresh_userinfo_without_a_usable_upstream_token_serves_the_sign_in_claims(start: Start) -> None:
+    """No upstream refresh token (PROXY_UPSTREAM_OFFLINE_ACCESS=none) and the upstream token expired:
+    there is nothing to ask the upstream with, so /userinfo answers the sign-in's claims (200), and the
+    session is untouched."""
+    fake = FakeOidc(OidcQuirks(access_token_ttl_s=1))
+    facade = await start("generic", fake, upstream_fresh_userinfo=True, upstream_offline_access="none")
+    client, body = await signed_in(facade)
+    assert fake.refresh_tokens == {}
+    await asyncio.sleep(1.1)
+    status, document, _ = await userinfo(facade, body["access_token"])
+    assert status == 200 and document["sub"] == "user_2abc"
+    assert fake.userinfo_requests == 0
+    assert (await client.refresh(body["refresh_token"]))[0] == 200

@@ -11,7 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
-from proxy.errors import InsufficientScope, InvalidGrant, InvalidToken, UpstreamError
+from proxy.errors import InsufficientScope, InvalidGrant, InvalidToken, NoUpstreamToken, UpstreamError
 from proxy.log import get_logger
 from proxy.state import Services, services
 from proxy.token.bearer import live_access_token
@@ -32,6 +32,9 @@ async def _fresh_claims(s: Services, principal: dict[str, Any]) -> dict[str, Any
     try:
         token = await upstream_access_token(s, principal, step="userinfo")
         answer = await s.upstream.userinfo(token.access_token)
+    except NoUpstreamToken as exc:  # nothing to ask the upstream with: the sign-in's claims stand
+        log.info("upstream.userinfo_skipped", detail=exc.detail)
+        return {}
     except InvalidGrant as exc:
         raise InvalidToken() from exc
     except UpstreamError as exc:

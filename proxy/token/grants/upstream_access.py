@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from proxy.errors import InvalidGrant, UpstreamError, UpstreamUnavailable
+from proxy.errors import InvalidGrant, NoUpstreamToken, UpstreamError, UpstreamUnavailable
 from proxy.log import get_logger
 from proxy.state import Services
 from proxy.upstream import token_set
@@ -113,11 +113,11 @@ async def upstream_access_token(s: Services, principal: Mapping[str, Any], *,
     upstream = await fresh_upstream(s, family, step=step)
     token = upstream.get("access_token")
     if not isinstance(token, str) or not token:
-        raise InvalidGrant(detail="the family holds no upstream access token")
+        raise NoUpstreamToken(detail="the family holds no upstream access token")
     expires_at = upstream.get("expires_at")
     if expires_at is None:
         return UpstreamAccessToken(token, None)
     remaining = math.ceil(expires_at - time.time())
     if remaining <= 0:
-        raise InvalidGrant(detail="the upstream access token expired and cannot be refreshed")
+        raise NoUpstreamToken(detail="the upstream access token expired and cannot be refreshed")
     return UpstreamAccessToken(token, remaining)
