@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import os
+import queue
 import signal
 import sys
 from typing import Any
@@ -13,8 +15,10 @@ from aiohttp import web
 from proxy import log as logging_setup
 from proxy.keys import KeyFileError, Keyset
 from proxy.settings import Settings, SettingsError
+from proxy.upstream.profiles import upstream_client_secret, uses_dev_idp
 
 SHUTDOWN_TIMEOUT_S = 10.0
+EXIT_UNAVAILABLE = 1  # the store or the port is not there (a configuration error is 2)
 
 
 def _loop_factory() -> Any:
@@ -36,34 +40,87 @@ def _preflight(settings: Settings, workers: int) -> None:
         raise SettingsError("--workers must be at least 1")
     if workers > 1 and not settings.redis_url:
         raise SettingsError("--workers > 1 needs PROXY_REDIS_URL: the in-memory store is one process only")
-    if workers > 1 and settings.dev_idp:
+    if workers > 1 and uses_dev_idp(settings):
         raise SettingsError(
             "--workers > 1 needs a real upstream: the mounted development IdP keeps state in one process "
             "(run `oauth-facade devidp` on its own and point PROXY_UPSTREAM_ISSUER at it)")
 
 
-def _run(settings: Settings, reuse_port: bool) -> None:
-    from proxy.app import create_app
+def log_format(settings: Settings, stream: Any = None) -> str:
+    """PROXY_LOG_FORMAT=auto (the default): readable console lines for a developer at a terminal, JSON for
+    everything else (production, containers, pipes, log shippers). An explicit json/console always wins."""
+    if settings.log_format != "auto":
+        return settings.log_format
+    stream = stream or sys.stdout
+    return "console" if settings.env == "development" and stream.isatty() else "json"
 
-    logging_setup.configure(settings.log_level, settings.log_format, cache=True)
+
+def store_problem(settings: Settings) -> str | None:
+    """One line naming the store (password masked) and why it did not answer PING, or None."""
+    if not settings.redis_url:
+        return None
+    from proxy.store.connect import masked, probe
+
+    cause = asyncio.run(probe(settings.redis_url, timeout_s=settings.redis_timeout_s))
+    return None if cause is None else f"the store at {masked(settings.redis_url)} did not answer: {cause}"
+
+
+def _run(settings: Settings, reuse_port: bool, ready: Any = None) -> int:
+    """One serving process. `ready()` is called once the store answered and the port is bound; a failure
+    before that is one line on stderr and exit code 1, never a traceback."""
+    from redis.exceptions import RedisError
+
+    from proxy.app import create_app
+    from proxy.errors import StoreUnavailable
+
+    logging_setup.configure(settings.log_level, log_format(settings), cache=True)
     app = create_app(settings)
-    web.run_app(app, host=settings.host, port=settings.port, reuse_port=reuse_port or None, access_log=None,
-                print=None, shutdown_timeout=SHUTDOWN_TIMEOUT_S, handle_signals=True,
-                loop=(_loop_factory() or asyncio.new_event_loop)())
+    try:
+        web.run_app(app, host=settings.host, port=settings.port, reuse_port=reuse_port or None, access_log=None,
+                    print=(lambda _banner: ready()) if ready else None, shutdown_timeout=SHUTDOWN_TIMEOUT_S,
+                    handle_signals=True, loop=(_loop_factory() or asyncio.new_event_loop)())
+    except (StoreUnavailable, RedisError) as exc:  # it answered the probe, then went away
+        cause = (exc.detail if isinstance(exc, StoreUnavailable) else None) or exc
+        print(f"oauth-facade: the store at {_store_name(settings)} did not answer: {cause}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    except OSError as exc:
+        print(f"oauth-facade: cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}",
+              file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    return 0
+
+
+def _store_name(settings: Settings) -> str:
+    from proxy.store.connect import masked
+
+    return masked(settings.redis_url) if settings.redis_url else "in-memory"
+
+
+def _worker(settings: Settings, ready: Any) -> None:
+    """A --workers child: reports its pid on `ready` once it serves."""
+    sys.exit(_run(settings, reuse_port=True, ready=lambda: ready.put(os.getpid())))
+
+
+def _listening(settings: Settings, workers: int) -> None:
+    what = f"{workers} workers" if workers > 1 else "listening"
+    print(f"oauth-facade {what} on http://{settings.host}:{settings.port} (issuer {settings.issuer})",
+          file=sys.stderr, flush=True)
 
 
 def serve(settings: Settings, workers: int = 1) -> int:
+    """Say "listening" only once the store answered PING and the port is bound; otherwise exit 1."""
     _preflight(settings, workers)
+    problem = store_problem(settings)
+    if problem is not None:
+        print(f"oauth-facade: {problem}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
     if workers == 1:
-        print(f"oauth-facade listening on http://{settings.host}:{settings.port} (issuer {settings.issuer})",
-              file=sys.stderr)
-        _run(settings, reuse_port=False)
-        return 0
+        return _run(settings, reuse_port=False, ready=lambda: _listening(settings, 1))
     context = multiprocessing.get_context("spawn")
-    processes = [context.Process(target=_run, args=(settings, True), daemon=False) for _ in range(workers)]
+    ready = context.Queue()
+    processes = [context.Process(target=_worker, args=(settings, ready), daemon=False) for _ in range(workers)]
     for process in processes:
         process.start()
-    print(f"oauth-facade: {workers} workers on http://{settings.host}:{settings.port}", file=sys.stderr)
 
     def stop(signum: int, frame: object) -> None:
         for process in processes:
@@ -72,6 +129,17 @@ def serve(settings: Settings, workers: int = 1) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    started = 0
+    while started < workers and all(process.is_alive() for process in processes):
+        try:
+            ready.get(timeout=0.2)
+            started += 1
+        except queue.Empty:
+            continue
+    if started == workers:
+        _listening(settings, workers)
+    else:  # a worker failed to start (its own line says why): stop the others
+        stop(signal.SIGTERM, None)
     for process in processes:
         process.join()
     return max((process.exitcode or 0) for process in processes)
@@ -83,7 +151,7 @@ def serve_devidp(settings: Settings, *, host: str, port: int, public_url: str | 
 
     issuer = public_url or f"http://{host}:{port}"
     config = DevIdpConfig(issuer=issuer, client_id=settings.effective_upstream_client_id,
-                          client_secret=settings.effective_upstream_client_secret or "dev-secret",
+                          client_secret=upstream_client_secret(settings) or "dev-secret",
                           redirect_uris=(settings.url("/callback"),))
     try:
         app = create_devidp_app(config, env=settings.env)

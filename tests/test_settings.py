@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from proxy.settings import Settings, SettingsError, load_settings
+from proxy.upstream.profiles import coherent, upstream_issuer, uses_dev_idp
 
 
 def settings(**values: object) -> Settings:
@@ -26,7 +27,7 @@ def test_defaults_serve_locally_with_the_dev_idp() -> None:
     s = settings()
     assert s.issuer == "http://127.0.0.1:8080"
     assert (s.host, s.port) == ("127.0.0.1", 8080)
-    assert s.dev_idp and s.effective_upstream_issuer == "http://127.0.0.1:8080/devidp"
+    assert uses_dev_idp(s) and upstream_issuer(s) == "http://127.0.0.1:8080/devidp"
     assert s.effective_resources == ("http://127.0.0.1:8080/mcp",)
     assert s.redis_url is None
     assert s.scopes == ("openid", "offline_access")
@@ -55,14 +56,15 @@ def test_switches_accept_off(raw: str) -> None:
     ({"redis_prefix": "a{b}"}, "PROXY_REDIS_PREFIX"),
 ])
 def test_a_bad_value_names_its_variable(values: dict[str, object], variable: str) -> None:
+    """What the CLI runs (settings, then the profile's rules) names the variable at fault."""
     with pytest.raises(SettingsError) as caught:
-        load_settings(**values)
+        coherent(load_settings(**values))
     assert str(caught.value).startswith(variable + ":")
 
 
 def test_production_refuses_the_dev_idp() -> None:
     with pytest.raises(SettingsError, match="development IdP"):
-        load_settings(env="production", redis_url="redis://localhost", signing_keys_file="k.pem")
+        coherent(load_settings(env="production", redis_url="redis://localhost", signing_keys_file="k.pem"))
 
 
 def test_cli_bad_value_is_one_line_and_exit_2_without_traceback() -> None:
@@ -83,7 +85,7 @@ def test_cli_reads_an_env_file_under_config(tmp_path: Path) -> None:
 
 
 def test_cli_settings_table_lists_every_setting() -> None:
-    result = run_cli("settings")
+    result = run_cli("settings", "--markdown")
     assert result.returncode == 0
     for name in Settings.model_fields:
         assert f"`PROXY_{name.upper()}`" in result.stdout
@@ -92,4 +94,4 @@ def test_cli_settings_table_lists_every_setting() -> None:
 def test_readme_settings_table_is_the_generated_one() -> None:
     """The README table is `oauth-facade settings`; regenerate it when a setting changes."""
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
-    assert run_cli("settings").stdout.strip() in readme
+    assert run_cli("settings", "--markdown").stdout.strip() in readme
