@@ -200,3 +200,31 @@ def test_every_example_config_loads(name: str) -> None:
     settings = Settings(_env_file=env_file)  # type: ignore[call-arg]
     assert settings.upstream_profile == name
     assert not uses_dev_idp(settings)
+
+
+async def test_the_key_file_is_loaded_and_named(tmp_path: Path) -> None:
+    """check loads PROXY_SIGNING_KEYS_FILE: a usable one is named with the key that signs."""
+    from proxy.keys import Keyset, generate
+    from proxy.keys.keyset import render_jwks
+
+    path = tmp_path / "keys.jwks"
+    path.write_text(render_jwks([generate("ES256")]))
+    result = await run(Settings(_env_file=None, signing_keys_file=path))  # type: ignore[call-arg]
+    assert result.code == 0, result.err
+    kid = Keyset.from_file(path).active.kid
+    assert f"signing keys: 1 from {path}; {kid} (ES256) signs" in result.notes
+    assert result.document["authorization_server"]["id_token_signing_alg_values_supported"] == ["ES256"]
+
+
+async def test_a_missing_key_file_is_a_problem(tmp_path: Path) -> None:
+    """A key file that cannot be read is a problem (serving would refuse to start)."""
+    result = await run(Settings(_env_file=None, signing_keys_file=tmp_path / "missing.jwks"))  # type: ignore[call-arg]
+    assert result.code == 1
+    assert any(line.startswith("PROXY_SIGNING_KEYS_FILE: cannot read") for line in result.problems), result.err
+
+
+async def test_an_in_memory_store_is_noted() -> None:
+    """Without PROXY_REDIS_URL, check says the store is in memory (nothing to contact)."""
+    result = await run(Settings(_env_file=None))  # type: ignore[call-arg]
+    assert result.code == 0
+    assert "store: in-memory" in result.notes
