@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -95,3 +96,46 @@ def test_readme_settings_table_is_the_generated_one() -> None:
     """The README table is `oauth-facade settings`; regenerate it when a setting changes."""
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
     assert run_cli("settings", "--markdown").stdout.strip() in readme
+
+
+def test_the_dcr_description_names_exactly_the_profiles_that_mirror() -> None:
+    """PROXY_UPSTREAM_DCR's row lists the profiles whose IdP has client registration, no more, no fewer."""
+    from proxy.upstream import PROFILES
+
+    description = Settings.model_fields["upstream_dcr"].description or ""
+    named = set(re.search(r"\(([a-z0-9, ]+)\)", description).group(1).split(", "))  # type: ignore[union-attr]
+    assert named == {name for name, profile in PROFILES.items() if profile.supports_dcr}
+    for name in PROFILES:
+        if name not in named:
+            with pytest.raises(SettingsError, match="no client registration"):
+                coherent(load_settings(upstream_profile=name, upstream_client_id="x", upstream_issuer="https://i",
+                                       upstream_dcr=True))
+
+
+def test_the_signing_keys_description_says_which_key_signs(tmp_path: Path) -> None:
+    """"the first signs" is what Keyset does with a file of several keys."""
+    from proxy.keys import Keyset, generate
+    from proxy.keys.keyset import render_jwks
+
+    first, second = generate(), generate()
+    path = tmp_path / "keys.jwks"
+    path.write_text(render_jwks([first, second]))
+    assert Keyset.from_file(path).active.kid == first.kid
+    assert "the first signs" in (Settings.model_fields["signing_keys_file"].description or "")
+
+
+@pytest.mark.parametrize(("missing", "named"), [
+    ({"upstream_issuer": None}, "dev IdP"),
+    ({"signing_keys_file": None}, "generated keys"),
+    ({"redis_url": None}, "in-memory store"),
+])
+def test_production_refuses_what_its_description_says(missing: dict[str, object], named: str) -> None:
+    """Each shortcut PROXY_ENV=production refuses is named in its row, and refused."""
+    complete: dict[str, object] = {"env": "production", "upstream_issuer": "https://idp.example.com",
+                                   "upstream_client_id": "x", "signing_keys_file": "k.jwks",
+                                   "redis_url": "redis://localhost"}
+    coherent(load_settings(**complete))
+    values = {k: v for k, v in {**complete, **missing}.items() if v is not None}
+    with pytest.raises(SettingsError, match="PROXY_ENV=production"):
+        coherent(load_settings(**values))
+    assert named in (Settings.model_fields["env"].description or "")
