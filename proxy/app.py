@@ -94,9 +94,8 @@ def _startup_warnings(settings: Settings) -> None:
 
 def create_app(settings: Settings, *, redis: Any = None) -> web.Application:
     """The facade. `redis` injects a client (tests); otherwise PROXY_REDIS_URL decides."""
-    coherent(settings)
     app = web.Application(middlewares=[edge], client_max_size=settings.max_body_bytes)
-    app[SETTINGS] = settings
+    app[SETTINGS] = coherent(settings)  # the profile-dependent rules: SettingsError before anything starts
     app[ISSUER] = settings.issuer
 
     async def resources(app: web.Application) -> AsyncIterator[None]:

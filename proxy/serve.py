@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import multiprocessing
 import os
 import queue
@@ -11,10 +12,13 @@ import sys
 from typing import Any
 
 from aiohttp import web
+from redis.exceptions import RedisError
 
 from proxy import log as logging_setup
+from proxy.errors import StoreUnavailable
 from proxy.keys import KeyFileError, Keyset
 from proxy.settings import Settings, SettingsError
+from proxy.store.connect import masked, probe
 from proxy.upstream.profiles import upstream_client_secret, uses_dev_idp
 
 SHUTDOWN_TIMEOUT_S = 10.0
@@ -46,6 +50,61 @@ def _preflight(settings: Settings, workers: int) -> None:
             "(run `oauth-facade devidp` on its own and point PROXY_UPSTREAM_ISSUER at it)")
 
 
+def _run(settings: Settings, reuse_port: bool) -> None:
+    from proxy.app import create_app
+
+    logging_setup.configure(settings.log_level, settings.log_format, cache=True)
+    app = create_app(settings)
+    try:
+        web.run_app(app, host=settings.host, port=settings.port, reuse_port=reuse_port or None, access_log=None,
+                    print=functools.partial(_serving, settings), shutdown_timeout=SHUTDOWN_TIMEOUT_S,
+                    handle_signals=True, loop=(_loop_factory() or asyncio.new_event_loop)())
+    except (StoreUnavailable, RedisError) as exc:  # it answered the start-up PING, then went away
+        cause = (exc.detail if isinstance(exc, StoreUnavailable) else None) or exc
+        print(f"oauth-facade: {_store_name(settings)} did not answer: {cause}", file=sys.stderr)
+        raise SystemExit(EXIT_UNAVAILABLE) from None
+    except OSError as exc:
+        print(f"oauth-facade: cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}",
+              file=sys.stderr)
+        raise SystemExit(EXIT_UNAVAILABLE) from None
+
+
+# -- start-up: the store first, "listening" last ---------------------------------------------------------------
+_ready: Any = None  # in a --workers child: the parent's queue, told once this process serves
+
+
+def _serving(settings: Settings, _banner: str) -> None:
+    """aiohttp calls this once every site is bound (the store answered during start-up, before that)."""
+    if _ready is not None:
+        _ready.put(os.getpid())
+    else:
+        _listening(settings, "listening")
+
+
+def _listening(settings: Settings, what: str) -> None:
+    print(f"oauth-facade {what} on http://{settings.host}:{settings.port} (issuer {settings.issuer})",
+          file=sys.stderr, flush=True)
+
+
+def _worker(settings: Settings, ready: Any) -> None:
+    """A --workers child: serves, and reports on `ready` once it does."""
+    global _ready
+    _ready = ready
+    _run(settings, reuse_port=True)
+
+
+def _store_name(settings: Settings) -> str:
+    return f"the store at {masked(settings.redis_url)}" if settings.redis_url else "the in-memory store"
+
+
+def store_problem(settings: Settings) -> str | None:
+    """One line naming the store (password masked) and why it did not answer PING, or None."""
+    if not settings.redis_url:
+        return None
+    cause = asyncio.run(probe(settings.redis_url, timeout_s=settings.redis_timeout_s))
+    return None if cause is None else f"{_store_name(settings)} did not answer: {cause}"
+
+
 def log_format(settings: Settings, stream: Any = None) -> str:
     """PROXY_LOG_FORMAT=auto (the default): readable console lines for a developer at a terminal, JSON for
     everything else (production, containers, pipes, log shippers). An explicit json/console always wins."""
@@ -55,58 +114,6 @@ def log_format(settings: Settings, stream: Any = None) -> str:
     return "console" if settings.env == "development" and stream.isatty() else "json"
 
 
-def store_problem(settings: Settings) -> str | None:
-    """One line naming the store (password masked) and why it did not answer PING, or None."""
-    if not settings.redis_url:
-        return None
-    from proxy.store.connect import masked, probe
-
-    cause = asyncio.run(probe(settings.redis_url, timeout_s=settings.redis_timeout_s))
-    return None if cause is None else f"the store at {masked(settings.redis_url)} did not answer: {cause}"
-
-
-def _run(settings: Settings, reuse_port: bool, ready: Any = None) -> int:
-    """One serving process. `ready()` is called once the store answered and the port is bound; a failure
-    before that is one line on stderr and exit code 1, never a traceback."""
-    from redis.exceptions import RedisError
-
-    from proxy.app import create_app
-    from proxy.errors import StoreUnavailable
-
-    logging_setup.configure(settings.log_level, log_format(settings), cache=True)
-    app = create_app(settings)
-    try:
-        web.run_app(app, host=settings.host, port=settings.port, reuse_port=reuse_port or None, access_log=None,
-                    print=(lambda _banner: ready()) if ready else None, shutdown_timeout=SHUTDOWN_TIMEOUT_S,
-                    handle_signals=True, loop=(_loop_factory() or asyncio.new_event_loop)())
-    except (StoreUnavailable, RedisError) as exc:  # it answered the probe, then went away
-        cause = (exc.detail if isinstance(exc, StoreUnavailable) else None) or exc
-        print(f"oauth-facade: the store at {_store_name(settings)} did not answer: {cause}", file=sys.stderr)
-        return EXIT_UNAVAILABLE
-    except OSError as exc:
-        print(f"oauth-facade: cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}",
-              file=sys.stderr)
-        return EXIT_UNAVAILABLE
-    return 0
-
-
-def _store_name(settings: Settings) -> str:
-    from proxy.store.connect import masked
-
-    return masked(settings.redis_url) if settings.redis_url else "in-memory"
-
-
-def _worker(settings: Settings, ready: Any) -> None:
-    """A --workers child: reports its pid on `ready` once it serves."""
-    sys.exit(_run(settings, reuse_port=True, ready=lambda: ready.put(os.getpid())))
-
-
-def _listening(settings: Settings, workers: int) -> None:
-    what = f"{workers} workers" if workers > 1 else "listening"
-    print(f"oauth-facade {what} on http://{settings.host}:{settings.port} (issuer {settings.issuer})",
-          file=sys.stderr, flush=True)
-
-
 def serve(settings: Settings, workers: int = 1) -> int:
     """Say "listening" only once the store answered PING and the port is bound; otherwise exit 1."""
     _preflight(settings, workers)
@@ -114,8 +121,10 @@ def serve(settings: Settings, workers: int = 1) -> int:
     if problem is not None:
         print(f"oauth-facade: {problem}", file=sys.stderr)
         return EXIT_UNAVAILABLE
+    settings = settings.model_copy(update={"log_format": log_format(settings)})  # decided here, for every worker
     if workers == 1:
-        return _run(settings, reuse_port=False, ready=lambda: _listening(settings, 1))
+        _run(settings, reuse_port=False)
+        return 0
     context = multiprocessing.get_context("spawn")
     ready = context.Queue()
     processes = [context.Process(target=_worker, args=(settings, ready), daemon=False) for _ in range(workers)]
@@ -137,7 +146,7 @@ def serve(settings: Settings, workers: int = 1) -> int:
         except queue.Empty:
             continue
     if started == workers:
-        _listening(settings, workers)
+        _listening(settings, f"{workers} workers")
     else:  # a worker failed to start (its own line says why): stop the others
         stop(signal.SIGTERM, None)
     for process in processes:
