@@ -20,10 +20,6 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[speed]'
 	touch $(STAMP)
 
-$(TEST_STAMP): $(STAMP)
-	$(PY) -m pip install --quiet -e '.[test,speed]'
-	touch $(TEST_STAMP)
-
 run: $(STAMP) ## Start the facade on http://127.0.0.1:8080 (embedded store, dev key, bundled dev IdP)
 	$(VENV)/bin/oauth-facade serve
 
@@ -32,6 +28,11 @@ redis-server: ## Install a real redis-server where missing (Debian/Ubuntu)
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq redis-server >/dev/null; }
 	@redis-server --version
+
+# What the suite, lint and bench need on top of serving.
+$(TEST_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet -e '.[test,speed]'
+	touch $(TEST_STAMP)
 
 interop-deps: ## Install node (where missing) and the interop suite's npm packages, pinned by package-lock.json
 	@command -v npm >/dev/null || { \

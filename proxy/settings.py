@@ -180,12 +180,6 @@ class Settings(BaseSettings):
                 raise ValueError(f"{url!r} is not an absolute http(s) URL without fragment")
         return value
 
-    @field_validator("upstream_profile", mode="before")
-    @classmethod
-    def _profile_name(cls, value: object) -> object:
-        """Only the spelling; which names exist is the profiles' business (``proxy.upstream.profiles``)."""
-        return value.strip().lower() if isinstance(value, str) else value
-
     @model_validator(mode="after")
     def _coherent(self) -> Settings:
         """What holds whatever the IdP; the profile-dependent rules are ``profiles.coherent``."""
