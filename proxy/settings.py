@@ -1,7 +1,7 @@
 """The facade's configuration: one validated object, read from ``PROXY_*`` variables.
 
 Every field's description is the documentation operators read (the README table is generated from it
-by ``oauth-facade settings``), so the names are an interface: rename nothing without a deprecation.
+by ``oauth-facade settings --markdown``), so the names are an interface: rename nothing without a deprecation.
 """
 
 from __future__ import annotations

@@ -93,9 +93,10 @@ def test_cli_settings_table_lists_every_setting() -> None:
 
 
 def test_readme_settings_table_is_the_generated_one() -> None:
-    """The README table is `oauth-facade settings`; regenerate it when a setting changes."""
+    """The README table is `oauth-facade settings --markdown`; regenerate it when a setting changes."""
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
-    assert run_cli("settings", "--markdown").stdout.strip() in readme
+    assert run_cli("settings", "--markdown").stdout.strip() in readme, \
+        "README.md's settings table is stale: replace it with the output of `oauth-facade settings --markdown`"
 
 
 def test_the_dcr_description_names_exactly_the_profiles_that_mirror() -> None:
