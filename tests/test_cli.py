@@ -13,6 +13,7 @@ import re
 import select
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -124,6 +125,19 @@ def test_listening_is_said_once_the_store_answered_and_the_port_answers(
         process.wait(timeout=20)
         assert process.stderr is not None
         process.stderr.close()
+
+
+def test_a_port_in_use_is_one_line_and_exit_1_without_listening() -> None:
+    """The port is taken: no "listening" line, no traceback, the address and the cause."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = facade("serve", env={"PROXY_PORT": str(port), "PROXY_LOG_LEVEL": "warning"})
+    assert result.returncode == 1
+    line = one_line(result.stderr)
+    assert line.startswith(f"oauth-facade: cannot listen on 127.0.0.1:{port}: ")
+    assert "listening" not in line
 
 
 # -- check ----------------------------------------------------------------------------------------------------
