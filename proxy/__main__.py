@@ -53,7 +53,11 @@ def _settings_table(args: argparse.Namespace) -> int:
     if args.markdown:
         print(markdown_table())
         return 0
-    print(effective_table(_settings(args), env_file=args.env_file))
+    from proxy.upstream.profiles import coherent
+
+    settings = load_settings(env_file=args.env_file)
+    print(effective_table(settings, env_file=args.env_file))  # shown even when incoherent: it helps find why
+    coherent(settings)
     return 0
 
 

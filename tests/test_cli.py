@@ -199,6 +199,14 @@ def test_settings_reads_dot_env_in_the_working_directory(tmp_path: Path) -> None
     assert re.search(r"^PROXY_HOST\s+0\.0\.0\.0\s+file \.env$", result.stdout, re.M), result.stdout
 
 
+def test_settings_still_shows_the_values_when_the_profile_rules_refuse_them(tmp_path: Path) -> None:
+    """An incoherent configuration (clerk without an issuer) is shown, then named in one line, exit 2."""
+    result = facade("settings", cwd=tmp_path, env={"PROXY_UPSTREAM_PROFILE": "clerk"})
+    assert result.returncode == 2
+    assert re.search(r"^PROXY_UPSTREAM_PROFILE\s+clerk\s+environment$", result.stdout, re.M), result.stdout
+    assert "clerk needs PROXY_UPSTREAM_ISSUER" in one_line(result.stderr)
+
+
 # -- logs on a terminal -----------------------------------------------------------------------------------------
 def first_log_line(stdout_is_a_terminal: bool, **env: str) -> str:
     """Start the facade, read its first stdout line (through a pseudo-terminal or a pipe), stop it."""
@@ -272,3 +280,4 @@ def test_make_test_adds_the_test_extra(tmp_path: Path) -> None:
     """`make test` installs what serving needs and then the test extra."""
     commands = make_dry_run("test", tmp_path)
     assert "-e '.[speed]'" in commands and "-e '.[test,speed]'" in commands
+
