@@ -2,7 +2,7 @@
 
     OAuthError                      RFC 6749 §5.2 / §4.1.2.1 error with `error`, `status`
     ├── InvalidRequest              400 invalid_request
-    ├── InvalidClient               401 invalid_client (+ WWW-Authenticate: Basic)
+    ├── InvalidClient               401 invalid_client (+ WWW-Authenticate: Basic if Basic was used)
     ├── InvalidGrant                400 invalid_grant (description stays generic)
     ├── UnauthorizedClient          400 unauthorized_client
     ├── UnsupportedGrantType        400 unsupported_grant_type
@@ -57,13 +57,22 @@ class InvalidRequest(OAuthError):
 
 
 class InvalidClient(OAuthError):
+    """RFC 6749 §5.2: 401, with a Basic challenge when the client authenticated with the Authorization
+    header (`challenge`); a client that sent only `client_id` in the body gets plain JSON it can parse."""
+
     error = "invalid_client"
     status = 401
     default_description = "Client authentication failed."
     redirectable = False
 
+    def __init__(self, description: str | None = None, *, detail: str | None = None, challenge: bool = True) -> None:
+        super().__init__(description, detail=detail)
+        self.challenge = challenge
+
     @property
     def headers(self) -> dict[str, str]:
+        if not self.challenge:
+            return {}
         return {"WWW-Authenticate": 'Basic realm="oauth-facade", charset="UTF-8"'}
 
 

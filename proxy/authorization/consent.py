@@ -15,7 +15,6 @@ import json
 import secrets
 import time
 import unicodedata
-from urllib.parse import urlsplit
 
 from aiohttp import web
 
@@ -24,6 +23,7 @@ from proxy.authorization.handoff import go_upstream
 from proxy.authorization.request import AuthorizationRequest
 from proxy.consttime import equals
 from proxy.errors import AccessDenied, InvalidRequest
+from proxy.registration.redirect_uris import shown_destination
 from proxy.state import Services, services
 from proxy.web.forms import form
 from proxy.web.render import esc, page
@@ -61,26 +61,30 @@ def _remember(request: web.Request, s: Services, response: web.StreamResponse, c
 
 
 def shown_name(name: str) -> str:
-    """A client-chosen name made safe to read: control, format (bidi overrides, zero-width) and
-    private-use characters become U+FFFD, so "Evil\u202egnp.exe" cannot pose as something else."""
-    cleaned = "".join("\ufffd" if unicodedata.category(ch) in ("Cc", "Cf", "Co", "Cs", "Zl", "Zp") else ch
-                      for ch in name)
+    """A client-chosen name made safe to read: control, format (bidi overrides, zero-width),
+    private-use, unassigned and invisible filler characters become U+FFFD, so "Evil\u202egnp.exe"
+    cannot pose as something else and blank padding cannot hide text or make a name look empty.
+
+    Invisible but not whitespace to str.split(): Unicode's Default_Ignorable_Code_Point set
+    (DerivedCoreProperties.txt; it includes the Hangul fillers U+115F, U+1160, U+3164, U+FFA0) and
+    the blank Braille pattern U+2800."""
+    invisible = ((0x00AD, 0x00AD), (0x034F, 0x034F), (0x061C, 0x061C), (0x115F, 0x1160), (0x17B4, 0x17B5),
+                 (0x180B, 0x180F), (0x200B, 0x200F), (0x202A, 0x202E), (0x2060, 0x206F), (0x2800, 0x2800),
+                 (0x3164, 0x3164), (0xFE00, 0xFE0F), (0xFEFF, 0xFEFF), (0xFFA0, 0xFFA0), (0xFFF0, 0xFFF8),
+                 (0x1BCA0, 0x1BCA3), (0x1D173, 0x1D17A), (0xE0000, 0xE0FFF))
+    cleaned = "".join(
+        "\ufffd" if unicodedata.category(ch) in ("Cc", "Cf", "Co", "Cs", "Cn", "Zl", "Zp")
+        or any(low <= ord(ch) <= high for low, high in invisible) else ch
+        for ch in name)
     cleaned = " ".join(cleaned.split())
     return cleaned if len(cleaned) <= MAX_SHOWN else cleaned[:MAX_SHOWN] + "…"
 
 
 def shown_host(uri: str) -> str:
-    """Where the browser will be sent: the host in ASCII (punycode), so a homograph shows as one."""
-    parts = urlsplit(uri)
-    host = parts.hostname
-    if not host:
-        return parts.scheme + ":"  # a private-use scheme (RFC 8252 §7.1): the app that owns it
-    try:
-        ascii_host = host.encode("idna").decode("ascii")
-    except UnicodeError:
-        ascii_host = host.encode("ascii", "backslashreplace").decode("ascii")
-    port = f":{parts.port}" if parts.port is not None else ""
-    return ascii_host + port
+    """Where the browser will be sent, read as browsers read it (security-cases SEC-71): `host[:port]`
+    exactly as in the `Location` header (ASCII, punycode for IDNs, IPv6 in brackets), or `scheme:`
+    for a private-use scheme, whose app is chosen by the scheme."""
+    return shown_destination(uri)
 
 
 async def ask(request: web.Request, s: Services, areq: AuthorizationRequest) -> web.Response:
