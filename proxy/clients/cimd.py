@@ -18,7 +18,7 @@ from proxy.clients.document import ClientDocument, DocumentInvalid, url_problem,
 from proxy.clients.fetch import Fetcher, FetchFailed, FetchRefused
 from proxy.errors import ClientDocumentUnusable
 from proxy.log import get_logger
-from proxy.ops.metrics import cimd_outcome
+from proxy.metrics import cimd_outcome
 
 log = get_logger()
 

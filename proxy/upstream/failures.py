@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from proxy.errors import InvalidGrant, OAuthError, UpstreamError, UpstreamMisconfigured, UpstreamUnavailable
 from proxy.log import get_logger
-from proxy.ops.metrics import UPSTREAM_FAILURES
+from proxy.metrics import UPSTREAM_FAILURES
 from proxy.upstream.policy import Outcome, UpstreamClass, classify
 
 log = get_logger()

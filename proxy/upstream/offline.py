@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from proxy.log import get_logger
-from proxy.ops.metrics import UPSTREAM_NO_REFRESH_TOKEN
+from proxy.metrics import UPSTREAM_NO_REFRESH_TOKEN
 from proxy.settings import Settings
 from proxy.upstream.profiles import Profile
 

@@ -15,7 +15,7 @@ from typing import Any
 from proxy import scopes
 from proxy.errors import InvalidGrant, InvalidRequest, InvalidScope, InvalidTarget, UpstreamUnavailable
 from proxy.log import get_logger
-from proxy.ops.metrics import REFRESH_REUSE
+from proxy.metrics import REFRESH_REUSE
 from proxy.resources import normalise
 from proxy.state import Services
 from proxy.store.store import family_of

@@ -25,7 +25,7 @@ from typing import Any
 
 from proxy.errors import InvalidGrant, InvalidRequest, InvalidTarget, OAuthError, UnauthorizedClient
 from proxy.log import get_logger
-from proxy.ops.metrics import UPSTREAM_TOKEN_EXCHANGES
+from proxy.metrics import UPSTREAM_TOKEN_EXCHANGES
 from proxy.resources import normalise
 from proxy.state import Services
 from proxy.token.bearer import live_access_token
