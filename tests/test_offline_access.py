@@ -87,7 +87,7 @@ async def test_check_explains_how_refresh_tokens_are_earned(against: Run) -> Non
     """`oauth-facade check` names the offline-access mode, and what a sign-in without a refresh token
     will log, with the fix."""
     outcome = await against("generic", FakeOidc(OidcQuirks()), upstream_offline_access="scope")
-    [note] = [line for line in outcome.out.splitlines() if line.startswith("note: offline access")]
+    [note] = [line for line in outcome.err.splitlines() if line.startswith("note: offline access")]
     assert "scope: sign-ins ask for the offline_access scope" in note
     assert "upstream.no_refresh_token" in note and "scope+consent" in note
 
