@@ -42,10 +42,22 @@ def _preflight(settings: Settings, workers: int) -> None:
             "(run `oauth-facade devidp` on its own and point PROXY_UPSTREAM_ISSUER at it)")
 
 
+def _anonymous_server_header() -> None:
+    """Answers aiohttp writes before any app code runs (a malformed or oversized request line) carry its
+    default `Server: Python/x aiohttp/y`; the middleware sets `oauth-facade` on every other answer.
+    aiohttp reads this module constant when it prepares a response and offers no setting for it."""
+    from aiohttp import web_response
+
+    from proxy.web.middleware import SERVER
+
+    web_response.SERVER_SOFTWARE = SERVER  # type: ignore[misc]
+
+
 def _run(settings: Settings, reuse_port: bool) -> None:
     from proxy.app import create_app
 
     logging_setup.configure(settings.log_level, settings.log_format, cache=True)
+    _anonymous_server_header()
     app = create_app(settings)
     web.run_app(app, host=settings.host, port=settings.port, reuse_port=reuse_port or None, access_log=None,
                 print=None, shutdown_timeout=SHUTDOWN_TIMEOUT_S, handle_signals=True,
