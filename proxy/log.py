@@ -31,6 +31,8 @@ _SECRET_PARAM = re.compile(
     r"(?i)\b(code|state|nonce|access_token|refresh_token|id_token|client_secret|code_verifier|token)=[^&\s\"']+"
 )
 _BEARER = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]+")
+# A header line quoted in a library's message (aiohttp names the line it refused), whatever the scheme.
+_SECRET_HEADER = re.compile(r"(?i)\b(authorization|proxy-authorization|cookie|set-cookie)(\s*:\s*)[^\r\n'\"]+")
 REDACTED = "[redacted]"
 
 
@@ -47,6 +49,7 @@ class Redactor:
 
 
 def scrub(text: str) -> str:
+    text = _SECRET_HEADER.sub(r"\1\2" + REDACTED, text)
     return _BEARER.sub(r"\1 " + REDACTED, _SECRET_PARAM.sub(r"\1=" + REDACTED, text))
 
 

@@ -93,6 +93,8 @@ def serve_devidp(settings: Settings, *, host: str, port: int, public_url: str | 
     """The bundled development IdP on its own port, for compose stacks and multi-process facades."""
     from proxy.devidp import DevIdpConfig, DevIdpRefused, create_devidp_app
 
+    logging_setup.configure(settings.log_level, settings.log_format)  # aiohttp's logs redacted here too
+    _anonymous_server_header()
     issuer = public_url or f"http://{host}:{port}"
     config = DevIdpConfig(issuer=issuer, client_id=settings.effective_upstream_client_id,
                           client_secret=settings.effective_upstream_client_secret or "dev-secret",

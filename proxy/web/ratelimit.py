@@ -1,16 +1,19 @@
 """Abuse limits (OWASP API4:2023, RFC 7591 §5): fixed-window counters in Redis, 429 with Retry-After.
 
-    endpoint      per address               per network      per client_id      PROXY_RATE_LIMIT_...
-    /register     REGISTER_PER_MIN          REGISTER_PER_NETWORK_PER_MIN  -
-    /authorize    AUTHORIZE_PER_MIN         -                AUTHORIZE_PER_MIN
-    /consent      AUTHORIZE_PER_MIN         -                -
-    /callback     AUTHORIZE_PER_MIN         -                -
-    /token        TOKEN_PER_MIN             -                TOKEN_PER_MIN
-    /revoke       TOKEN_PER_MIN             -                -
-    /introspect   INTROSPECT_PER_MIN        -                -
-    /userinfo     USERINFO_PER_MIN          -                -
-    wrong credentials at /introspect, /metrics: AUTH_FAILURES_PER_MIN per address, checked before the
-    credential, so an address over the limit learns nothing more, not even from the right secret.
+    endpoint      counted per        limit per minute: PROXY_RATE_LIMIT_...
+    /register     address; network   REGISTER_PER_MIN; REGISTER_PER_NETWORK_PER_MIN
+    /authorize    address, client_id AUTHORIZE_PER_MIN
+    /consent      address            AUTHORIZE_PER_MIN
+    /callback     address            AUTHORIZE_PER_MIN
+    /token        address, client_id TOKEN_PER_MIN
+    /revoke       address            TOKEN_PER_MIN
+    /introspect   address            INTROSPECT_PER_MIN
+    /userinfo     address            USERINFO_PER_MIN
+    wrong credentials at /introspect and /metrics: per address, AUTH_FAILURES_PER_MIN, checked before
+    the credential, so an address over the limit learns nothing more, not even from the right secret.
+
+/register, /authorize and /token count in their handlers (they know the client); the others in the
+middleware (`admit_route`), before the handler runs.
 
 A network is the address's IPv4 /24 or IPv6 /56: what one subscriber, host or small cloud tenant
 typically holds, so an attacker's many addresses count as few networks and no set of addresses one
@@ -158,8 +161,10 @@ async def admit(request: web.Request, endpoint: Endpoint, client_id: str | None 
 async def admit_route(request: web.Request, endpoint: str) -> None:
     """The middleware's limits, before the handler runs: per address for the endpoints that have no
     client to count yet, and the wrong-credential gate for those that check a shared secret."""
+    if endpoint not in ADDRESS_LIMITED and endpoint not in CREDENTIAL_CHECKED:
+        return  # before any lookup: the mounted development IdP's routes have no services
     settings = services(request).settings
-    if not settings.rate_limits or (endpoint not in ADDRESS_LIMITED and endpoint not in CREDENTIAL_CHECKED):
+    if not settings.rate_limits:
         return
     address = source_address(request, settings.trusted_proxies)
     buckets = ([(f"{endpoint}:ip:{address}", MINUTE_S, _per_minute(settings, endpoint))]
@@ -171,8 +176,10 @@ async def admit_route(request: web.Request, endpoint: str) -> None:
 
 async def credential_failed(request: web.Request, endpoint: str) -> None:
     """Count a wrong credential at an endpoint that checks one (the handler answered 401)."""
+    if endpoint not in CREDENTIAL_CHECKED:
+        return
     settings = services(request).settings
-    if settings.rate_limits and endpoint in CREDENTIAL_CHECKED:
+    if settings.rate_limits:
         address = source_address(request, settings.trusted_proxies)
         await services(request).store.hits([(f"auth-failed:ip:{address}", MINUTE_S)])
 
