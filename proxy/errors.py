@@ -36,9 +36,15 @@ _NOT_TEXT = re.compile(r"[^\x20\x21\x23-\x5B\x5D-\x7E]")
 _ERROR_CODE = re.compile(r"[\x21\x23-\x5B\x5D-\x7E]+")
 
 
+# Characters our own sentences use, spelled in the §5.2 set rather than lost.
+_SPELLED = str.maketrans({"§": "Section ", "…": "...", "‘": "'", "’": "'", "“": "'", "”": "'", '"': "'",
+                          "–": "-", "—": "-"})
+
+
 def rfc6749_text(value: str) -> str:
-    """`value` with every character outside the §5.2 set (quote, backslash, controls, non-ASCII) as '?'."""
-    return _NOT_TEXT.sub("?", value)
+    """`value` in the §5.2 set: typographic characters spelled out, any other outside it (backslash,
+    controls, other non-ASCII) as '?'."""
+    return _NOT_TEXT.sub("?", value.translate(_SPELLED))
 
 
 class OAuthError(Exception):
