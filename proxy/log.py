@@ -3,7 +3,8 @@
 Event vocabulary (the `event` field): request, startup, store.unavailable, upstream.failed,
 upstream.id_token_rejected, callback.upstream_error, callback.browser_mismatch, callback.issuer_mismatch,
 code.issued, code.reused, refresh.rotated, refresh.grace_replay, refresh.reuse_detected, family.revoked,
-token.issued, request.failed, request.aborted, request.malformed, library.log, error.unexpected.
+token.issued, request.failed, request.aborted, request.malformed, registration.over_cap, library.log,
+error.unexpected.
 
 Libraries' stdlib loggers (aiohttp.server, .access, .web, .client, ...) are routed through the same
 processors by `StdlibBridge`, so the redactor sees what they write too: aiohttp logs a request line

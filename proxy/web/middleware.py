@@ -74,9 +74,12 @@ async def edge(request: web.Request, handler: Handler) -> web.StreamResponse:
         metrics.flow_failed(policy.endpoint, error.error)
         response = render_error(request, error, policy)
     except ConnectionResetError:
-        # aiohttp's "Connection lost" while reading the body: the client left, nobody reads an answer.
-        log.info("request.aborted", method=request.method, path=request.path)
-        response = web.Response(status=CLIENT_CLOSED)
+        if _client_gone(request):
+            # aiohttp's "Connection lost" while reading the body: the client left, nobody reads an answer.
+            log.info("request.aborted", method=request.method, path=request.path)
+            response = web.Response(status=CLIENT_CLOSED)
+        else:
+            response = _unexpected(request, policy)
     except web.HTTPException as exc:
         # aiohttp's own answers: 404/405 from the router, 413 from the body limit.
         if exc.status == 413:
@@ -89,9 +92,7 @@ async def edge(request: web.Request, handler: Handler) -> web.StreamResponse:
         else:
             response = web.Response(status=exc.status, text=exc.text, headers=exc.headers)
     except Exception:
-        log.exception("error.unexpected")
-        metrics.flow_failed(policy.endpoint, "server_error")
-        response = render_error(request, ServerError(), policy)
+        response = _unexpected(request, policy)
     response.headers.update(policy.headers)
     response.headers["X-Request-Id"] = request_id
     response.headers["Server"] = SERVER
@@ -108,3 +109,16 @@ def _readable_authorization(request: web.Request) -> None:
     header = request.headers.get("Authorization")
     if header is not None and not (header.isascii() and header.isprintable()):
         raise InvalidRequest("The Authorization header must be printable ASCII.")
+
+
+def _unexpected(request: web.Request, policy: Policy) -> web.Response:
+    """A bug or an unmapped outage, inside the `except` that caught it: the traceback goes to the log."""
+    log.exception("error.unexpected")
+    metrics.flow_failed(policy.endpoint, "server_error")
+    return render_error(request, ServerError(), policy)
+
+
+def _client_gone(request: web.Request) -> bool:
+    """The connection to the client is closed (aiohttp drops the transport when it is lost)."""
+    transport = request.transport
+    return transport is None or transport.is_closing()

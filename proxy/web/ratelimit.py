@@ -44,6 +44,7 @@ from typing import Literal
 from aiohttp import web
 
 from proxy.errors import RateLimited
+from proxy.log import get_logger
 from proxy.settings import Settings
 from proxy.state import services
 from proxy.store.store import digest
@@ -61,6 +62,8 @@ IPV6_NETWORK = 56
 ADDRESS_LIMITED = frozenset({"decide", "callback", "revoke", "introspect", "userinfo"})
 # Endpoints that check a shared credential: wrong ones are counted per address.
 CREDENTIAL_CHECKED = frozenset({"introspect", "metrics"})
+
+log = get_logger()
 
 
 @functools.lru_cache(maxsize=16)
@@ -194,4 +197,7 @@ async def registration_lifetime(request: web.Request) -> int:
     [(count, _)] = await services(request).store.hits([("register:all", HOUR_S)])
     if count <= settings.max_registrations_per_hour:
         return unused
+    if count == settings.max_registrations_per_hour + 1:  # once an hour, not once a registration
+        log.warning("registration.over_cap", cap=settings.max_registrations_per_hour,
+                    hint="new registrations are kept only until their sign-in window ends")
     return min(unused, 2 * settings.transaction_ttl_s)

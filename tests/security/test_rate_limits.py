@@ -4,6 +4,7 @@ only from PROXY_TRUSTED_PROXIES (the security issue §2, OWASP API4:2023, RFC 75
 from __future__ import annotations
 
 import asyncio
+import io
 import time
 from typing import Any
 
@@ -15,7 +16,7 @@ from proxy.store import Store
 from proxy.web.ratelimit import source_address
 from tests.conftest import Facade, FacadeFactory
 from tests.helpers import Client
-from tests.security.conftest import html_error, kinds, snapshot
+from tests.security.conftest import events, html_error, kinds, snapshot
 
 LOOPBACK = "127.0.0.1/32"
 
@@ -55,12 +56,14 @@ async def test_registrations_from_one_address_are_limited(make_facade: FacadeFac
     assert (await register(facade, "198.51.100.9"))[0] == 201
 
 
-async def test_the_hourly_registration_cap_shortens_lifetimes_and_refuses_no_one(make_facade: FacadeFactory) -> None:
+async def test_the_hourly_registration_cap_shortens_lifetimes_and_refuses_no_one(
+        make_facade: FacadeFactory, captured_logs: io.StringIO) -> None:
     """SEC-76 (issue 14 item 6): past PROXY_MAX_REGISTRATIONS_PER_HOUR nobody is refused (today's code
     answered every new address 429 for the rest of the hour); the registrations within it are kept at
     most PROXY_UNUSED_CLIENT_TTL_S, those beyond it only twice PROXY_TRANSACTION_TTL_S, so the cap still
     bounds what a flood stores. Invalid registrations count for nothing. A client registered past the
-    cap still signs in, and its first code redemption keeps it PROXY_CLIENT_TTL_S."""
+    cap still signs in, and its first code redemption keeps it PROXY_CLIENT_TTL_S. The operator is
+    told once per hour, not once per registration."""
     facade = await make_facade(rate_limits=True, max_registrations_per_hour=2, trusted_proxies=LOOPBACK)
     await fresh_window(3600)
     for n in range(5):
@@ -81,6 +84,7 @@ async def test_the_hourly_registration_cap_shortens_lifetimes_and_refuses_no_one
     assert 0 < await facade.redis.ttl(f"oauthfacade:client:{late.client_id}") <= window
     await late.signed_in()
     assert await facade.redis.ttl(f"oauthfacade:client:{late.client_id}") > facade.settings.client_ttl_s - 60
+    assert [e["cap"] for e in events(captured_logs) if e["event"] == "registration.over_cap"] == [2]
 
 
 async def test_many_addresses_of_one_network_count_as_one(make_facade: FacadeFactory) -> None:
