@@ -328,7 +328,7 @@ class Store:
         windows = [now // window_s for _, window_s in (*buckets, *peeked)]
         async with _redis_errors("rate_limit"):
             pipe = self.redis.pipeline(transaction=False)
-            for (bucket, window_s), window in zip(buckets, windows, strict=False):
+            for (bucket, window_s), window in zip(buckets, windows[:len(buckets)], strict=True):
                 key = self.key("rate", bucket, str(window))
                 pipe.incr(key)
                 pipe.expire(key, window_s + 1)
