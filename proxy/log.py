@@ -69,12 +69,15 @@ class StdlibBridge(logging.Handler):
         try:
             logger = get_logger(record.name)
             exc = record.exc_info[1] if record.exc_info else None
+            # Scrubbed before cut to length: a cut could leave a secret without the name that marks it.
             if exc is not None and _is_http_parse_error(exc):
-                logger.info("request.malformed", logger_name=record.name, reason=str(exc)[:MAX_LIBRARY_TEXT])
+                logger.info("request.malformed", logger_name=record.name, reason=scrub(str(exc))[:MAX_LIBRARY_TEXT])
                 return
-            fields: dict[str, Any] = {"logger_name": record.name, "message": record.getMessage()[:MAX_LIBRARY_TEXT]}
+            fields: dict[str, Any] = {"logger_name": record.name,
+                                      "message": scrub(record.getMessage())[:MAX_LIBRARY_TEXT]}
             if record.exc_info and record.exc_info[0] is not None:
-                fields["exception"] = "".join(traceback.format_exception(*record.exc_info))[-MAX_LIBRARY_TEXT:]
+                trace = "".join(traceback.format_exception(*record.exc_info))
+                fields["exception"] = scrub(trace)[-MAX_LIBRARY_TEXT:]
             logger.log(record.levelno, "library.log", **fields)
         except Exception:  # a handler must never raise into the library that logged
             self.handleError(record)
