@@ -93,7 +93,7 @@ class Settings(BaseSettings):
     refresh_grace_s: int = Field(30, ge=0, description="Window in which a just-rotated refresh token replays.")
     code_ttl_s: int = Field(60, gt=0, le=600, description="Authorization code lifetime.")
     transaction_ttl_s: int = Field(600, gt=0, description="Sign-in transaction lifetime.")
-    client_ttl_s: int = Field(30 * 86400, gt=0, description="Registration lifetime, refreshed on use.")
+    client_ttl_s: int = Field(30 * 86400, gt=0, description="Registration lifetime once used for a sign-in, refreshed on use.")
     unused_client_ttl_s: int = Field(
         86400, gt=0, le=86400, description="Lifetime of a registration never used for a sign-in (at most a day); "
         "its first code redemption extends it to PROXY_CLIENT_TTL_S.")
