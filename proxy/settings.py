@@ -93,7 +93,8 @@ class Settings(BaseSettings):
     refresh_grace_s: int = Field(30, ge=0, description="Window in which a just-rotated refresh token replays.")
     code_ttl_s: int = Field(60, gt=0, le=600, description="Authorization code lifetime.")
     transaction_ttl_s: int = Field(600, gt=0, description="Sign-in transaction lifetime.")
-    client_ttl_s: int = Field(30 * 86400, gt=0, description="Registration lifetime once used for a sign-in, refreshed on use.")
+    client_ttl_s: int = Field(
+        30 * 86400, gt=0, description="Registration lifetime once used for a sign-in, refreshed on use.")
     unused_client_ttl_s: int = Field(
         86400, gt=0, le=86400, description="Lifetime of a registration never used for a sign-in (at most a day); "
         "its first code redemption extends it to PROXY_CLIENT_TTL_S.")
@@ -105,8 +106,8 @@ class Settings(BaseSettings):
     rate_limits: bool = Field(True, description="`off`: no rate limits (a load test from one address).")
     rate_limit_register_per_min: int = Field(
         30, gt=0, description="POST /register per minute from one address; more get 429 with Retry-After.")
-    rate_limit_register_per_network_per_min: int = Field(
-        60, gt=0, description="POST /register per minute from one network (IPv4 /24, IPv6 /56).")
+    rate_limit_register_per_network_per_hour: int = Field(
+        1000, gt=0, description="POST /register per hour from one network (IPv4 /24, IPv6 /56).")
     rate_limit_authorize_per_min: int = Field(
         120, gt=0, description="GET /authorize per minute from one address, and for one client_id; "
         "also POST /consent and GET /callback per minute from one address.")

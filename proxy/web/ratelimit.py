@@ -1,7 +1,7 @@
 """Abuse limits (OWASP API4:2023, RFC 7591 §5): fixed-window counters in Redis, 429 with Retry-After.
 
-    endpoint      counted per        limit per minute: PROXY_RATE_LIMIT_...
-    /register     address; network   REGISTER_PER_MIN; REGISTER_PER_NETWORK_PER_MIN
+    endpoint      counted per        limit: PROXY_RATE_LIMIT_...
+    /register     address; network   REGISTER_PER_MIN; REGISTER_PER_NETWORK_PER_HOUR
     /authorize    address, client_id AUTHORIZE_PER_MIN
     /consent      address            AUTHORIZE_PER_MIN
     /callback     address            AUTHORIZE_PER_MIN
@@ -17,7 +17,8 @@ middleware (`admit_route`), before the handler runs.
 
 A network is the address's IPv4 /24 or IPv6 /56: what one subscriber, host or small cloud tenant
 typically holds, so an attacker's many addresses count as few networks and no set of addresses one
-actor can plausibly hold refuses anyone else.
+actor can plausibly hold refuses anyone else. Networks are counted per hour: the budget bounds what
+one network can store (a registration lives up to a day unused), the per-address minute limits bursts.
 
 No limit counts everyone together: a global cap that refuses lets one actor lock out all registrants.
 PROXY_MAX_REGISTRATIONS_PER_HOUR bounds storage instead: registrations within it are kept
@@ -154,8 +155,8 @@ async def admit(request: web.Request, endpoint: Endpoint, client_id: str | None 
     address = source_address(request, settings.trusted_proxies)
     buckets = [(f"{endpoint}:ip:{address}", MINUTE_S, limit)]
     if endpoint == "register":
-        buckets.append((f"register:net:{network_of(address)}", MINUTE_S,
-                        settings.rate_limit_register_per_network_per_min))
+        buckets.append((f"register:net:{network_of(address)}", HOUR_S,
+                        settings.rate_limit_register_per_network_per_hour))
     if client_id:
         buckets.append((f"{endpoint}:client:{digest(client_id)[:32]}", MINUTE_S, limit))
     await _enforce(request, buckets)

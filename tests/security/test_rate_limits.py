@@ -89,12 +89,12 @@ async def test_the_hourly_registration_cap_shortens_lifetimes_and_refuses_no_one
 
 async def test_many_addresses_of_one_network_count_as_one(make_facade: FacadeFactory) -> None:
     """SEC-76 (issue 14 item 6): registrations are counted per IPv4 /24 and IPv6 /56 as well as per
-    address, so an actor holding a whole network gets PROXY_RATE_LIMIT_REGISTER_PER_NETWORK_PER_MIN, not
+    address, so an actor holding a whole network gets PROXY_RATE_LIMIT_REGISTER_PER_NETWORK_PER_HOUR, not
     that many times the per-address limit (today each of 340 addresses had its own budget); registrants
     of any other network are unaffected, and the refused ones stored nothing."""
     facade = await make_facade(rate_limits=True, rate_limit_register_per_min=30,
-                               rate_limit_register_per_network_per_min=4, trusted_proxies=LOOPBACK)
-    await fresh_window()
+                               rate_limit_register_per_network_per_hour=4, trusted_proxies=LOOPBACK)
+    await fresh_window(3600)
     for addresses in (["203.0.113.1", "203.0.113.77", "203.0.113.200", "203.0.113.254", "203.0.113.9"],
                       ["2001:db8:0:1::1", "2001:db8:0:ff::2", "2001:db8:0:7::3", "2001:db8:0:1::4",
                        "2001:db8:0:2::5"]):
@@ -103,7 +103,7 @@ async def test_many_addresses_of_one_network_count_as_one(make_facade: FacadeFac
     stored = clients(await snapshot(facade.redis))
     status, body, response = await register(facade, "203.0.113.100")
     assert (status, body["error"]) == (429, "temporarily_unavailable")
-    assert 1 <= int(response.headers["Retry-After"]) <= 60
+    assert 1 <= int(response.headers["Retry-After"]) <= 3600
     assert clients(await snapshot(facade.redis)) == stored == 8
     for neighbour in ("203.0.114.1", "2001:db8:0:100::1", "198.51.100.9"):
         assert (await register(facade, neighbour))[0] == 201, neighbour
@@ -181,10 +181,10 @@ async def test_rate_limit_counters_expire_with_their_window(make_facade: FacadeF
     await client.register()
     await client.start()
     rate_keys = [key for key in await facade.redis.keys("*") if ":rate:" in key]
-    assert len(rate_keys) >= 4  # register:ip, register:all, authorize:ip, authorize:client
+    assert len(rate_keys) >= 5  # register:ip, register:net, register:all, authorize:ip, authorize:client
     for key in rate_keys:
         ttl = await facade.redis.ttl(key)
-        assert 0 < ttl <= (3601 if ":register:all:" in key else 61)
+        assert 0 < ttl <= (3601 if ":register:all:" in key or ":register:net:" in key else 61)
 
 
 async def test_rate_limits_off_touches_no_counter(make_facade: FacadeFactory, monkeypatch: pytest.MonkeyPatch) -> None:
