@@ -7,6 +7,7 @@ import asyncio
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -87,6 +88,7 @@ def running_facade() -> Any:
         yield port, process, out_path, err_path
     finally:
         stop(process)
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 async def metrics_text(port: int) -> str:
