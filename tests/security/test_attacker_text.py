@@ -54,7 +54,7 @@ async def test_an_unknown_error_code_never_becomes_a_metric_label(facade: Facade
     """Issue 14 item 10: `/callback?error=<anything>` became a `reason` label of
     oauth_facade_flows_failed_total, one time series per attacker-chosen string. The failure is still
     counted, under a reason this server knows."""
-    from proxy.ops.metrics import KNOWN_REASONS
+    from proxy.metrics import KNOWN_REASONS
 
     client = facade.client()
     await client.register()
