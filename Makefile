@@ -17,8 +17,12 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test,speed]'
 	touch $(STAMP)
 
-run: $(STAMP) ## Start the facade on http://127.0.0.1:8080 (embedded store, dev key, bundled dev IdP)
-	$(VENV)/bin/oauth-facade serve
+# The demo MCP server (proxy/devmcp) on 127.0.0.1:8081, behind the facade's gateway at http://127.0.0.1:8080/mcp.
+DEMO_GATEWAY := http://127.0.0.1:8080/mcp=http://127.0.0.1:8081/mcp
+
+run: $(STAMP) ## Start the facade on http://127.0.0.1:8080 (embedded store, dev key, dev IdP, demo MCP server at /mcp)
+	@$(PY) -m proxy.devmcp --host 127.0.0.1 --port 8081 & demo=$$!; trap 'kill $$demo 2>/dev/null' EXIT INT TERM; \
+	PROXY_GATEWAY_BACKENDS="$${PROXY_GATEWAY_BACKENDS-$(DEMO_GATEWAY)}" $(VENV)/bin/oauth-facade serve
 
 redis-server: ## Install a real redis-server where missing (Debian/Ubuntu)
 	@command -v redis-server >/dev/null || { \

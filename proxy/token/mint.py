@@ -16,6 +16,7 @@ from typing import Any
 from proxy.state import Services
 
 Json = dict[str, Any]
+IDENTITY_CLAIMS = ("email", "preferred_username")
 
 
 def at_hash(access_token: str) -> str:
@@ -45,6 +46,10 @@ def access_token(s: Services, grant: Json, *, scope: str, family: str, now: int,
         "sid": family,
         "auth_time": grant["auth_time"],
     }
+    # RFC 9068 §2.2.3.1 identity claims: what a protected MCP server gets in its identity headers (gateway,
+    # forward-auth) without another store read per request.
+    known = grant.get("claims") or {}
+    claims.update({name: known[name] for name in IDENTITY_CLAIMS if isinstance(known.get(name), str)})
     return s.keyset.sign(claims, typ="at+jwt"), settings.access_token_ttl_s
 
 
