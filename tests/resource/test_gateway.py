@@ -225,3 +225,18 @@ async def test_protected_resource_metadata_of_gateway_resources(gateway: Facade,
     assert document["authorization_servers"] == [gateway.url]
     async with gateway.http.get(gateway.url + "/.well-known/oauth-protected-resource") as response:
         assert response.status == 200 and (await response.json())["resource"].startswith(gateway.url)
+
+
+def test_compose_gateway_points_at_the_mcp_service() -> None:
+    """docker-compose.yml: the facade's gateway backend is the `mcp` service's port, which is not published,
+    and the demo server it runs is this package's (python -m proxy.devmcp)."""
+    from urllib.parse import urlsplit
+
+    from proxy.settings import gateway_pair
+    from tests.test_deploy_files import compose
+
+    services = compose()["services"]
+    _, backend = gateway_pair(services["facade"]["environment"]["PROXY_GATEWAY_BACKENDS"])
+    mcp = services[urlsplit(backend).hostname]
+    assert mcp["entrypoint"] == ["python", "-m", "proxy.devmcp"]
+    assert str(urlsplit(backend).port) in mcp["command"] and "ports" not in mcp
