@@ -115,10 +115,9 @@ async def gateway(request: web.Request) -> web.StreamResponse:
     url = resource.backend + (("&" if "?" in resource.backend else "?") + request.query_string
                               if request.query_string else "")
     try:
-        upstream = await asyncio.wait_for(
-            guard.backends.request(request.method, url, headers=headers, data=body or None,
-                                   allow_redirects=False),
-            guard.settings.gateway_timeout_s)
+        async with asyncio.timeout(guard.settings.gateway_timeout_s):  # until the response headers
+            upstream = await guard.backends.request(request.method, url, headers=headers, data=body or None,
+                                                    allow_redirects=False)
     except TimeoutError:
         log.warning("gateway.backend_timeout", resource=resource.url)
         return BackendFailed(504, "backend_timeout", "The MCP server did not answer in time.").response()
@@ -142,7 +141,8 @@ async def _relay(request: web.Request, upstream: aiohttp.ClientResponse) -> web.
     streaming = "text/event-stream" in upstream.headers.get("Content-Type", "")
     if not streaming and length is not None and length <= BUFFERED_MAX:
         try:
-            body = await asyncio.wait_for(upstream.read(), request.app[GUARD].settings.gateway_timeout_s)
+            async with asyncio.timeout(request.app[GUARD].settings.gateway_timeout_s):
+                body = await upstream.read()
         except (TimeoutError, aiohttp.ClientError):
             upstream.close()
             return BackendFailed(502, "backend_unavailable", "The MCP server broke off its answer.").response()

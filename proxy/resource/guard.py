@@ -8,6 +8,8 @@ replay or sign-out, is refused before its `exp` (`Store.access_token_live`).
 from __future__ import annotations
 
 import json
+import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -35,6 +37,34 @@ log = get_logger()
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
+class VerifiedTokens:
+    """Tokens whose signature and claims were already checked here, for the resource they were checked for.
+
+    MCP clients send the same token on every request for its whole lifetime; verifying an RS256
+    signature each time is most of the gateway's CPU. Keyed by the exact token string (the same bytes
+    verify the same way: the keys do not change while the process runs), bounded (LRU), and only until
+    `exp`: revocation is still asked of the store on every request."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self.size = size
+        self._entries: OrderedDict[tuple[str, str], Principal] = OrderedDict()
+
+    def get(self, token: str, resource: str) -> Principal | None:
+        principal = self._entries.get((token, resource))
+        if principal is None:
+            return None
+        if principal.expires_at <= time.time():
+            del self._entries[(token, resource)]
+            return None
+        self._entries.move_to_end((token, resource))
+        return principal
+
+    def put(self, token: str, resource: str, principal: Principal) -> None:
+        self._entries[(token, resource)] = principal
+        if len(self._entries) > self.size:
+            self._entries.popitem(last=False)
+
+
 @dataclass(frozen=True)
 class Guard:
     """Per-app state of the resource side, built once in `cleanup_ctx`."""
@@ -44,6 +74,7 @@ class Guard:
     keys: jwk.KeySet
     policy: Policy
     backends: aiohttp.ClientSession  # one pooled session for every gateway backend
+    verified: VerifiedTokens
 
 
 GUARD: web.AppKey[Guard] = web.AppKey("resource_guard", Guard)
@@ -85,8 +116,11 @@ async def admit(guard: Guard, resource: ProtectedResource, authorization: str | 
         header = challenge(resource.metadata_url, scopes=guard.policy.base_scopes)
         raise Refusal(401, "unauthorized", "An access token is required.", {"WWW-Authenticate": header})
     try:
-        principal = verify_access_token(token, keys=guard.keys, issuer=guard.settings.issuer,
-                                        resource=resource.url)
+        principal = guard.verified.get(token, resource.url)
+        if principal is None:
+            principal = verify_access_token(token, keys=guard.keys, issuer=guard.settings.issuer,
+                                            resource=resource.url)
+            guard.verified.put(token, resource.url, principal)
         if not await guard.store.access_token_live(principal.jti, principal.family):
             raise TokenRejected("the token was revoked")
     except TokenRejected as rejected:
@@ -119,7 +153,8 @@ def guard_context(settings: Settings) -> Any:
         backends = aiohttp.ClientSession(timeout=timeout, connector=connector, auto_decompress=False,
                                          cookie_jar=aiohttp.DummyCookieJar(),
                                          skip_auto_headers=("User-Agent", "Accept-Encoding"))
-        app[GUARD] = Guard(settings, s.store, keys, build_policy(settings, s.scopes), backends)
+        app[GUARD] = Guard(settings, s.store, keys, build_policy(settings, s.scopes), backends,
+                           VerifiedTokens())
         try:
             yield
         finally:
