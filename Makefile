@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help run test test-fast interop lint redis-server interop-deps bench clean
+.PHONY: help run test test-fast interop lint redis-server interop-deps bench bench-gateway clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -52,6 +52,9 @@ lint: $(STAMP) ## ruff
 
 bench: $(STAMP) redis-server ## Run the benchmark suite (writes bench/results/)
 	$(PY) -m bench $(BENCH_ARGS)
+
+bench-gateway: $(STAMP) redis-server ## The gateway's overhead per request and 1,000 held SSE streams (bench/results/)
+	$(PY) -m bench.gateway $(BENCH_ARGS)
 
 clean: ## Remove the virtualenv and caches
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

@@ -10,8 +10,9 @@ log level warning) whose gateway fronts that backend.
   difference. Concurrency 1 is the latency a request pays; concurrency 16 the same under load, with
   the facade's CPU per proxied request (from /proc). Target: at most 1 ms added at the median.
 - **Held streams**: 1,000 concurrent GET SSE streams opened through the gateway (50 being opened at
-  any moment) and held while the backend sends a heartbeat on each every 2 s; the facade's resident memory (VmRSS) before and with
-  all streams open gives the memory per stream; every stream must see its heartbeats.
+  any moment) and held while the backend sends a heartbeat on each every 2 s; the facade's resident
+  memory (VmRSS) before and with all streams open gives the memory per stream; every stream must see
+  its heartbeats.
 
 Writes bench/results/<stamp>-<cores>core-gateway.{md,json}.
 """
