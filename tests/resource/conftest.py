@@ -28,7 +28,8 @@ from tests.conftest import Facade, free_port
 
 HERE = Path(__file__).resolve().parent
 # The gateway resources of `gateway`: path at the facade -> path at the backend.
-ROUTES = {"/mcp": "/mcp", "/events": "/raw/events", "/slow": "/raw/slow", "/chunks": "/raw/chunks"}
+ROUTES = {"/mcp": "/mcp", "/events": "/raw/events", "/slow": "/raw/slow", "/chunks": "/raw/chunks",
+          "/echo": "/raw/echo"}
 
 
 def _wait(url: str, process: subprocess.Popen[bytes], timeout_s: float = 30) -> None:

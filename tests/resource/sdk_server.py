@@ -7,7 +7,8 @@ assert on the backend's view: `headers` lists every request header it received.
 Beside `/mcp` it serves raw routes the tests drive through a second gateway resource:
 - `/raw/events`: an SSE stream sending an event every 50 ms until the client goes; each stream that
   ends records how (`GET /raw/log` lists them), proving a client disconnect reached the backend;
-- `/raw/slow`: headers only after 5 s (gateway timeout); `/raw/chunks`: a chunked body in pieces.
+- `/raw/slow`: headers only after 5 s (gateway timeout); `/raw/chunks`: a chunked body in pieces;
+- `/raw/echo`: the method, query and headers it received, with an `Mcp-Session-Id` response header.
 
 Usage: python tests/resource/sdk_server.py PORT
 """
@@ -93,6 +94,13 @@ async def raw(scope: Scope, receive: Receive, send: Send) -> None:
             entry["ended"] = "client disconnected"
         finally:
             gone.cancel()
+    elif path == "/raw/echo":
+        seen: dict[str, list[str]] = {}
+        for name, value in scope["headers"]:
+            seen.setdefault(name.decode("latin-1").lower(), []).append(value.decode("latin-1"))
+        body = json.dumps({"method": scope["method"], "query": scope["query_string"].decode(), "headers": seen})
+        await _start(send, 200, b"application/json", [(b"mcp-session-id", b"session-from-backend")])
+        await send({"type": "http.response.body", "body": body.encode()})
     elif path == "/raw/slow":
         await asyncio.sleep(5)
         await _start(send, 200, b"application/json")

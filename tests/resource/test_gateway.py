@@ -240,3 +240,23 @@ def test_compose_gateway_points_at_the_mcp_service() -> None:
     mcp = services[urlsplit(backend).hostname]
     assert mcp["entrypoint"] == ["python", "-m", "proxy.devmcp"]
     assert str(urlsplit(backend).port) in mcp["command"] and "ports" not in mcp
+
+
+async def test_mcp_headers_pass_both_ways_and_forwarded_headers_come_from_configuration(gateway: Facade) -> None:
+    """Mcp-Method, Mcp-Name, MCP-Protocol-Version and Mcp-Session-Id reach the backend, its Mcp-Session-Id
+    reaches the client, the query string is kept; X-Forwarded-Host/-Proto describe the configured resource
+    whatever the client claimed, and the Host is the backend's."""
+    token = (await token_for(gateway, "/echo"))["access_token"]
+    call = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "search"}}
+    status, answer, response = await _post(gateway, "/echo?cursor=2", call, token, **{
+        "Mcp-Method": "tools/call", "Mcp-Name": "search", "MCP-Protocol-Version": "2025-11-25",
+        "Mcp-Session-Id": "session-from-client", "X-Forwarded-Host": "evil.example", "X-Forwarded-Proto": "ftp"})
+    assert status == 200, answer
+    seen = answer["headers"]
+    assert answer["query"] == "cursor=2" and answer["method"] == "POST"
+    assert seen["mcp-method"] == ["tools/call"] and seen["mcp-name"] == ["search"]
+    assert seen["mcp-protocol-version"] == ["2025-11-25"] and seen["mcp-session-id"] == ["session-from-client"]
+    assert seen["x-forwarded-host"] == [gateway.url.removeprefix("http://")]
+    assert seen["x-forwarded-proto"] == ["http"]
+    assert seen["host"] != [gateway.url.removeprefix("http://")]
+    assert response.headers["Mcp-Session-Id"] == "session-from-backend"
