@@ -163,12 +163,13 @@ class BearerAuth:
         if not body:
             return ()
         try:
-            document = json.loads(body, object_pairs_hook=_no_duplicate_keys)
+            document = json.loads(body.decode("utf-8"), object_pairs_hook=_no_duplicate_keys)  # RFC 8259 §8.1
         except _DuplicateKey as exc:
             # Two `name`s could mean one tool to this policy and another to the app's parser.
             raise _BadRequest(400, "the JSON body has a duplicate member name") from exc
-        except (ValueError, UnicodeDecodeError):
-            return ()  # not JSON: the app answers its parse error, no tool can run from it
+        except (ValueError, UnicodeDecodeError) as exc:
+            # Fail closed: a body this parser cannot read might still be read by the app's parser.
+            raise _BadRequest(400, "the request body is not JSON") from exc
         needs: list[str] = []
         for message in document if isinstance(document, list) else [document]:
             if not isinstance(message, dict) or message.get("method") != "tools/call":

@@ -17,6 +17,7 @@ This module imports without the `mcp` package (the facade does not depend on it)
 from __future__ import annotations
 
 import asyncio
+import http.client
 import json
 import time
 import urllib.request
@@ -73,8 +74,11 @@ async def fetch_json(url: str, *, timeout_s: float = 5.0) -> Any:
 
     def get() -> Any:
         request = urllib.request.Request(url, headers={"Accept": "application/json"})  # noqa: S310 (scheme checked)
-        with urllib.request.urlopen(request, timeout=timeout_s) as response:  # noqa: S310
-            body = response.read(MAX_DOCUMENT_BYTES + 1)
+        try:
+            with urllib.request.urlopen(request, timeout=timeout_s) as response:  # noqa: S310
+                body = response.read(MAX_DOCUMENT_BYTES + 1)
+        except http.client.HTTPException as exc:  # a broken HTTP answer is an outage like any other
+            raise OSError(f"{url}: {exc!r}") from exc
         if len(body) > MAX_DOCUMENT_BYTES:
             raise ValueError(f"{url} answered more than {MAX_DOCUMENT_BYTES} bytes")
         return json.loads(body)

@@ -260,3 +260,14 @@ async def test_websockets_are_closed(minter: Minter) -> None:
 
     await guard(minter, app)({"type": "websocket", "path": "/mcp", "headers": []}, receive, send)
     assert sent == [{"type": "websocket.close", "code": 1008}] and app.calls == []
+
+
+@pytest.mark.parametrize("body", [b"not json", b'{"method": "tools/call", "params": {"name": "admin"}}\xff',
+                                  b"\xff\xfe{\x00}\x00"])
+async def test_a_body_the_policy_cannot_read_is_400_not_passed_on(minter: Minter, body: bytes) -> None:
+    """With a tool policy, a POST body that is not UTF-8 JSON is refused: a body the policy cannot read
+    could still be read, differently, by the app's parser (fail closed)."""
+    app = App()
+    middleware = guard(minter, app, tool_scopes={"admin": ["admin:write"]})
+    answer = await call(middleware, headers=[bearer(minter.mint())], body=body)
+    assert answer.status == 400 and answer.challenge["error"] == "invalid_request" and app.calls == []
