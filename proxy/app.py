@@ -83,7 +83,7 @@ def gateway_routes(settings: Settings, taken: set[str]) -> list[Route]:
         path = urlsplit(gateway_pair(entry)[0]).path.rstrip("/")
         if path in taken or any(path.startswith(name + "/") for name in taken):
             raise SettingsError(f"PROXY_GATEWAY_BACKENDS: {path} is one of the facade's own paths")
-        table.append(Route(("GET", "POST", "DELETE"), path, gateway))
+        table.append(Route(("GET", "POST", "DELETE", "OPTIONS"), path, gateway))
     return table
 
 

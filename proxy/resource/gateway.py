@@ -87,7 +87,32 @@ def _bad_message(error: BadMessage) -> web.Response:
                         headers={"Cache-Control": "no-store"})
 
 
+# Browser-based MCP clients call with bearer tokens, never cookies: any origin may (as MCP servers do).
+CORS = {"Access-Control-Allow-Origin": "*",
+        "Access-Control-Expose-Headers": "WWW-Authenticate, Mcp-Session-Id, MCP-Protocol-Version"}
+PREFLIGHT_HEADERS = frozenset({"authorization", "content-type", "accept", "last-event-id", "mcp-protocol-version",
+                               "mcp-session-id", "mcp-method", "mcp-name"})
+
+
+def _preflight(request: web.Request) -> web.Response:
+    """CORS preflight (Fetch §4.8): no credentials are sent, so nothing is checked but the header names."""
+    asked = [name.strip().lower() for name in request.headers.get("Access-Control-Request-Headers", "").split(",")]
+    allowed = [name for name in asked if name in PREFLIGHT_HEADERS or name.startswith("mcp-param-")]
+    return web.Response(status=204, headers={**CORS, "Access-Control-Allow-Methods": "GET, POST, DELETE, OPTIONS",
+                                             "Access-Control-Allow-Headers": ", ".join(allowed),
+                                             "Access-Control-Max-Age": "86400"})
+
+
 async def gateway(request: web.Request) -> web.StreamResponse:
+    if request.method == "OPTIONS":
+        return _preflight(request)
+    response = await _forward(request)
+    if not response.prepared:
+        response.headers.update(CORS)
+    return response
+
+
+async def _forward(request: web.Request) -> web.StreamResponse:
     guard = request.app[GUARD]
     resource = guard.policy.gateway_by_path[request.path.rstrip("/")]
     assert resource.backend is not None
@@ -132,6 +157,7 @@ def _returned_headers(upstream: aiohttp.ClientResponse) -> CIMultiDict[str]:
     for name, value in upstream.headers.items():
         if name.lower() not in NOT_RETURNED:
             headers.add(name, value)
+    headers.update(CORS)
     return headers
 
 

@@ -260,3 +260,23 @@ async def test_mcp_headers_pass_both_ways_and_forwarded_headers_come_from_config
     assert seen["x-forwarded-proto"] == ["http"]
     assert seen["host"] != [gateway.url.removeprefix("http://")]
     assert response.headers["Mcp-Session-Id"] == "session-from-backend"
+
+
+async def test_browser_clients_get_cors_on_preflights_answers_and_challenges(gateway: Facade) -> None:
+    """A preflight is 204 allowing the MCP headers asked for (and no others); the 401 challenge and a
+    proxied answer carry Access-Control-Allow-Origin and expose WWW-Authenticate and Mcp-Session-Id."""
+    asked = "authorization, content-type, mcp-method, mcp-name, mcp-param-region, x-unknown"
+    async with gateway.http.options(gateway.url + "/mcp", headers={
+            "Origin": "https://app.example", "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": asked}) as response:
+        assert response.status == 204
+        allowed = response.headers["Access-Control-Allow-Headers"]
+        assert allowed == "authorization, content-type, mcp-method, mcp-name, mcp-param-region"
+        assert response.headers["Access-Control-Allow-Origin"] == "*"
+    status, _, response = await _post(gateway, "/mcp", {"jsonrpc": "2.0", "id": 1, "method": "ping"}, None)
+    assert status == 401 and response.headers["Access-Control-Allow-Origin"] == "*"
+    assert "WWW-Authenticate" in response.headers["Access-Control-Expose-Headers"]
+    token = (await token_for(gateway, "/echo"))["access_token"]
+    status, _, response = await _post(gateway, "/echo", {"jsonrpc": "2.0", "id": 1, "method": "ping"}, token)
+    assert status == 200 and response.headers["Access-Control-Allow-Origin"] == "*"
+    assert "Mcp-Session-Id" in response.headers["Access-Control-Expose-Headers"]
