@@ -71,10 +71,10 @@ GatewayFactory = Callable[..., Awaitable[Facade]]
 @pytest.fixture
 async def make_gateway(redis_client: Any, aiohttp_server: Any, sdk_backend: str) -> AsyncIterator[GatewayFactory]:
     """A facade (and its dev IdP) whose gateway serves ROUTES of the SDK backend; `routes` adds others
-    (path -> full backend URL), `overrides` are settings."""
+    (path -> full backend URL), `redis` replaces the store's client, `overrides` are settings."""
     sessions: list[aiohttp.ClientSession] = []
 
-    async def factory(routes: dict[str, str] | None = None, **overrides: Any) -> Facade:
+    async def factory(routes: dict[str, str] | None = None, redis: Any = None, **overrides: Any) -> Facade:
         port = free_port()
         issuer = f"http://127.0.0.1:{port}"
         idp_config = DevIdpConfig(issuer="", client_id="facade", client_secret="facade secret",
@@ -92,7 +92,8 @@ async def make_gateway(redis_client: Any, aiohttp_server: Any, sdk_backend: str)
         }
         values.update(overrides)
         settings = Settings(_env_file=None, **values)  # type: ignore[call-arg]
-        server = await aiohttp_server(create_app(settings, redis=redis_client), port=port)
+        server = await aiohttp_server(create_app(settings, redis=redis if redis is not None else redis_client),
+                                      port=port)
         http = aiohttp.ClientSession()
         sessions.append(http)
         return Facade(issuer, settings, server, idp_url, idp_app[DEVIDP_CONFIG], idp_app[DEVIDP_STATE], http)

@@ -280,3 +280,31 @@ async def test_browser_clients_get_cors_on_preflights_answers_and_challenges(gat
     status, _, response = await _post(gateway, "/echo", {"jsonrpc": "2.0", "id": 1, "method": "ping"}, token)
     assert status == 200 and response.headers["Access-Control-Allow-Origin"] == "*"
     assert "Mcp-Session-Id" in response.headers["Access-Control-Expose-Headers"]
+
+
+async def test_a_store_outage_is_503_and_nothing_reaches_the_backend(make_gateway: GatewayFactory,
+                                                                      sdk_backend: str) -> None:
+    """With Redis gone the gateway cannot know whether a token was revoked: 503 temporarily_unavailable
+    with Retry-After, never a pass (fail closed), and the backend sees no request."""
+    import redis.asyncio as aioredis
+
+    from tests.conftest import start_redis
+
+    server = start_redis()
+    client = aioredis.Redis.from_url(f"redis://127.0.0.1:{server.port}/0", decode_responses=True,
+                                     socket_timeout=1, socket_connect_timeout=1)
+    try:
+        facade = await make_gateway(redis=client, redis_timeout_s=1)
+        token = (await token_for(facade, "/events"))["access_token"]
+        server.process.terminate()
+        server.process.wait(timeout=10)
+        before = len(await backend_log(sdk_backend))
+        async with facade.http.get(facade.url + "/events", headers={"Authorization": f"Bearer {token}"}) as response:
+            assert response.status == 503
+            assert (await response.json())["error"] == "temporarily_unavailable"
+            assert int(response.headers["Retry-After"]) > 0
+        assert len(await backend_log(sdk_backend)) == before
+    finally:
+        if server.process.poll() is None:
+            server.process.terminate()
+        await client.aclose()
