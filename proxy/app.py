@@ -83,7 +83,8 @@ def gateway_routes(settings: Settings, taken: set[str]) -> list[Route]:
         path = urlsplit(gateway_pair(entry)[0]).path.rstrip("/")
         if path in taken or any(path.startswith(name + "/") for name in taken):
             raise SettingsError(f"PROXY_GATEWAY_BACKENDS: {path} is one of the facade's own paths")
-        table.append(Route(("GET", "POST", "DELETE", "OPTIONS"), path, gateway))
+        # The path with a trailing slash too: older SDKs append one to the server URL.
+        table += [Route(("GET", "POST", "DELETE", "OPTIONS"), served, gateway) for served in (path, path + "/")]
     return table
 
 

@@ -308,3 +308,12 @@ async def test_a_store_outage_is_503_and_nothing_reaches_the_backend(make_gatewa
         if server.process.poll() is None:
             server.process.terminate()
         await client.aclose()
+
+
+async def test_the_path_with_a_trailing_slash_is_the_same_resource(gateway: Facade) -> None:
+    """Older SDKs append '/' to the server URL: /mcp/ is served as /mcp (same challenge, same backend)."""
+    status, _, response = await _post(gateway, "/mcp/", {"jsonrpc": "2.0", "id": 1, "method": "ping"}, None)
+    assert status == 401 and "oauth-protected-resource/mcp" in _challenge(response)
+    token = (await token_for(gateway, "/echo"))["access_token"]
+    status, answer, _ = await _post(gateway, "/echo/", {"jsonrpc": "2.0", "id": 1, "method": "ping"}, token)
+    assert status == 200 and answer["method"] == "POST", answer
