@@ -18,12 +18,14 @@ import json
 import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict
+from yarl import URL
 
 from proxy.log import get_logger
 from proxy.resource import identity
 from proxy.resource.guard import GUARD, Refusal, admit
 from proxy.resource.messages import BadMessage, calls_in, check_routing_headers
 from proxy.resource.policy import ProtectedResource
+from proxy.web.ratelimit import source_address
 
 log = get_logger()
 
@@ -65,8 +67,8 @@ async def _body(request: web.Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def _forwarded_headers(request: web.Request, resource: ProtectedResource, identity_headers: dict[str, str]
-                       ) -> CIMultiDict[str]:
+def _forwarded_headers(request: web.Request, resource: ProtectedResource, identity_headers: dict[str, str],
+                       trusted_proxies: tuple[str, ...]) -> CIMultiDict[str]:
     headers: CIMultiDict[str] = CIMultiDict()
     for name, value in request.headers.items():
         lower = name.lower()
@@ -77,8 +79,7 @@ def _forwarded_headers(request: web.Request, resource: ProtectedResource, identi
     # What the client addressed, from configuration (never from its headers).
     headers["X-Forwarded-Proto"] = resource.scheme
     headers["X-Forwarded-Host"] = resource.host
-    if request.remote:
-        headers["X-Forwarded-For"] = request.remote
+    headers["X-Forwarded-For"] = source_address(request, trusted_proxies)
     return headers
 
 
@@ -136,9 +137,11 @@ async def _forward(request: web.Request) -> web.StreamResponse:
         return refusal.response()
     if malformed is not None:
         return _bad_message(malformed)
-    headers = _forwarded_headers(request, resource, identity.identity_headers(principal))
-    url = resource.backend + (("&" if "?" in resource.backend else "?") + request.query_string
-                              if request.query_string else "")
+    headers = _forwarded_headers(request, resource, identity.identity_headers(principal),
+                                 guard.settings.trusted_proxies)
+    raw_query = request.rel_url.raw_query_string  # as sent: decoding and re-encoding could change its meaning
+    url = URL(resource.backend + ("&" if "?" in resource.backend else "?") + raw_query if raw_query
+              else resource.backend, encoded=True)
     try:
         async with asyncio.timeout(guard.settings.gateway_timeout_s):  # until the response headers
             upstream = await guard.backends.request(request.method, url, headers=headers, data=body or None,

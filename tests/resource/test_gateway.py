@@ -248,12 +248,13 @@ async def test_mcp_headers_pass_both_ways_and_forwarded_headers_come_from_config
     whatever the client claimed, and the Host is the backend's."""
     token = (await token_for(gateway, "/echo"))["access_token"]
     call = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "search"}}
-    status, answer, response = await _post(gateway, "/echo?cursor=2", call, token, **{
+    status, answer, response = await _post(gateway, "/echo?cursor=a%26b%3Dc&x=1", call, token, **{
         "Mcp-Method": "tools/call", "Mcp-Name": "search", "MCP-Protocol-Version": "2025-11-25",
         "Mcp-Session-Id": "session-from-client", "X-Forwarded-Host": "evil.example", "X-Forwarded-Proto": "ftp"})
     assert status == 200, answer
     seen = answer["headers"]
-    assert answer["query"] == "cursor=2" and answer["method"] == "POST"
+    assert answer["query"] == "cursor=a%26b%3Dc&x=1" and answer["method"] == "POST"
+    assert seen["x-forwarded-for"] == ["127.0.0.1"]
     assert seen["mcp-method"] == ["tools/call"] and seen["mcp-name"] == ["search"]
     assert seen["mcp-protocol-version"] == ["2025-11-25"] and seen["mcp-session-id"] == ["session-from-client"]
     assert seen["x-forwarded-host"] == [gateway.url.removeprefix("http://")]
