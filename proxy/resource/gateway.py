@@ -32,7 +32,7 @@ log = get_logger()
 # RFC 9110 §7.6.1 hop-by-hop fields, plus what this hop sets itself.
 HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
                         "transfer-encoding", "upgrade", "proxy-connection"})
-NOT_FORWARDED = HOP_BY_HOP | {"host", "authorization", "cookie", "content-length", "forwarded",
+NOT_FORWARDED = HOP_BY_HOP | {"host", "authorization", "cookie", "content-length", "expect", "forwarded",
                               "x-forwarded-for", "x-forwarded-host", "x-forwarded-proto"}
 NOT_RETURNED = HOP_BY_HOP | {"content-length"}
 #: Answers up to this size with a Content-Length are relayed in one piece (the common JSON reply).

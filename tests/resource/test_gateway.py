@@ -318,3 +318,22 @@ async def test_the_path_with_a_trailing_slash_is_the_same_resource(gateway: Faca
     token = (await token_for(gateway, "/echo"))["access_token"]
     status, answer, _ = await _post(gateway, "/echo/", {"jsonrpc": "2.0", "id": 1, "method": "ping"}, token)
     assert status == 200 and answer["method"] == "POST", answer
+
+
+async def test_a_body_over_the_limit_is_413_and_not_forwarded(make_gateway: GatewayFactory) -> None:
+    """PROXY_GATEWAY_MAX_BODY_BYTES bounds what the gateway reads (declared or streamed): 413 JSON."""
+    facade = await make_gateway(gateway_max_body_bytes=1024)
+    token = (await token_for(facade, "/echo"))["access_token"]
+    big = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "x", "arguments": {"a": "y" * 2000}}}
+    status, answer, _ = await _post(facade, "/echo", big, token)
+    assert status == 413 and answer["error"] == "invalid_request", answer
+
+    async def chunks() -> Any:
+        for _ in range(4):
+            yield b" " * 400
+
+    async with facade.http.post(facade.url + "/echo", data=chunks(), headers={
+            "Authorization": f"Bearer {token}", "Content-Type": "application/json"}) as response:
+        assert response.status == 413
+    small = {"jsonrpc": "2.0", "id": 1, "method": "ping"}
+    assert (await _post(facade, "/echo", small, token))[0] == 200
