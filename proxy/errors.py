@@ -2,7 +2,7 @@
 
     OAuthError                      RFC 6749 §5.2 / §4.1.2.1 error with `error`, `status`
     ├── InvalidRequest              400 invalid_request
-    ├── InvalidClient               401 invalid_client (+ WWW-Authenticate: Basic)
+    ├── InvalidClient               401 invalid_client (+ WWW-Authenticate: Basic if Basic was used)
     ├── InvalidGrant                400 invalid_grant (description stays generic)
     ├── UnauthorizedClient          400 unauthorized_client
     ├── UnsupportedGrantType        400 unsupported_grant_type
@@ -13,6 +13,8 @@
     ├── InvalidRedirectUri          400 invalid_redirect_uri (RFC 7591 §3.2.2)
     ├── InvalidClientMetadata       400 invalid_client_metadata
     ├── InvalidToken                401 invalid_token (RFC 6750 §3.1, Bearer challenge)
+    ├── InsufficientScope           403 insufficient_scope (RFC 6750 §3.1, Bearer challenge)
+    ├── ConsentRequired             400 consent_required (OIDC Core §3.1.2.6, prompt=none)
     ├── PayloadTooLarge             413 invalid_request
     ├── RateLimited                 429 (Retry-After)
     ├── ServerError                 500 server_error
@@ -57,13 +59,22 @@ class InvalidRequest(OAuthError):
 
 
 class InvalidClient(OAuthError):
+    """RFC 6749 §5.2: 401, with a Basic challenge when the client authenticated with the Authorization
+    header (`challenge`); a client that sent only `client_id` in the body gets plain JSON it can parse."""
+
     error = "invalid_client"
     status = 401
     default_description = "Client authentication failed."
     redirectable = False
 
+    def __init__(self, description: str | None = None, *, detail: str | None = None, challenge: bool = True) -> None:
+        super().__init__(description, detail=detail)
+        self.challenge = challenge
+
     @property
     def headers(self) -> dict[str, str]:
+        if not self.challenge:
+            return {}
         return {"WWW-Authenticate": 'Basic realm="oauth-facade", charset="UTF-8"'}
 
 
@@ -124,6 +135,31 @@ class InvalidToken(OAuthError):
     @property
     def headers(self) -> dict[str, str]:
         return {"WWW-Authenticate": f'Bearer error="invalid_token", error_description="{self.description}"'}
+
+
+class InsufficientScope(OAuthError):
+    """RFC 6750 §3.1: the token is valid but lacks the scope this endpoint needs (named in the challenge)."""
+
+    error = "insufficient_scope"
+    status = 403
+    default_description = "The access token does not carry the scope this request needs."
+    redirectable = False
+
+    def __init__(self, scope: str, description: str | None = None) -> None:
+        super().__init__(description)
+        self.scope = scope
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": f'Bearer error="insufficient_scope", scope="{self.scope}", '
+                                    f'error_description="{self.description}"'}
+
+
+class ConsentRequired(OAuthError):
+    """OIDC Core §3.1.2.6: prompt=none, and no remembered approval covers the request."""
+
+    error = "consent_required"
+    default_description = "The user has not approved this request in this browser, and prompt=none forbids asking."
 
 
 class PayloadTooLarge(OAuthError):

@@ -161,16 +161,20 @@ async def test_replayed_or_unknown_callback_state_is_an_html_page(facade: Facade
 
 
 async def test_upstream_error_goes_back_to_the_client_with_its_state(facade: Facade) -> None:
+    """The upstream's denial, with the upstream's own `iss` (so the answer passes the RFC 9207 check and
+    reaches the error branch), goes back to the client as access_denied with the client's state and the
+    facade's iss; the upstream's description is not relayed."""
     client = facade.client()
     await client.register()
     response, auth = await client.start()
     upstream_state = query_of(response.headers["Location"])["state"]
     back = await client.get(facade.url + "/callback?" + urlencode({
         "error": "access_denied", "error_description": "<script>", "state": upstream_state,
-        "iss": "https://upstream.example"}))
+        "iss": facade.idp_url}))
     assert back.status == 302
     params = query_of(back.headers["Location"])
     assert params["error"] == "access_denied"
+    assert params["error_description"] == "The sign-in was denied at the identity provider."
     assert params["state"] == auth.state
     assert params["iss"] == facade.url
     assert "<script>" not in back.headers["Location"]

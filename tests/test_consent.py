@@ -7,6 +7,7 @@ import re
 import aiohttp
 import pytest
 
+from proxy.authorization import approvals
 from tests.conftest import Facade, FacadeFactory
 from tests.helpers import Client, query_of
 
@@ -18,8 +19,6 @@ async def consent_facade(make_facade: FacadeFactory) -> Facade:
 
 def form_of(html: str) -> dict[str, str]:
     return dict(re.findall(r'name="(consent_id|csrf)" value="([^"]+)"', html))
-
-
 
 
 async def test_first_visit_shows_a_consent_page_naming_the_client(consent_facade: Facade) -> None:
@@ -119,11 +118,24 @@ async def test_a_consent_form_answers_once(consent_facade: Facade) -> None:
 
 
 async def test_a_forged_approval_cookie_is_ignored(consent_facade: Facade) -> None:
+    """An approval cookie for *this* client, covering exactly this request, but with a MAC not made with
+    the facade's secret, shows the page. The same payload with the right MAC goes straight upstream, so
+    the only difference the facade can see is the MAC: without its check this test fails."""
     client = consent_facade.client()
     await client.register()
-    client.cookies.update_cookies({"oauthfacade-consent": "eyJ4Ijo5OTk5OTk5OTk5fQ.forged"})
+    s = consent_facade.services
+    cover = approvals.Cover(client.client_id, approvals.origin(client.redirect_uri),
+                            next(iter(s.resources.values())), ("openid", "offline_access"))
+    genuine = approvals.encode(s, [approvals.approval(s, cover, approvals.now_ms() + 60_000)])
+    payload, _, mac = genuine.rpartition(".")
+    forged = f"{payload}.{'A' * len(mac)}"
+    client.cookies.update_cookies({approvals.APPROVALS: forged})
     response, _ = await client.start()
-    assert response.status == 200
+    assert response.status == 200 and "Allow access?" in await response.text()
+    client.cookies.update_cookies({approvals.APPROVALS: genuine})
+    response, _ = await client.start()
+    assert response.status == 302
+    assert response.headers["Location"].startswith(consent_facade.idp_url + "/authorize?")
 
 
 async def test_https_issuer_uses_host_prefixed_secure_cookies(make_facade: FacadeFactory) -> None:

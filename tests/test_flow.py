@@ -26,7 +26,7 @@ async def test_flow_yields_tokens_that_agree_with_the_metadata(facade: Facade) -
     assert body["refresh_token"]
     claims = await client.verify_id_token(body["id_token"], nonce=auth.nonce, access_token=body["access_token"])
     assert claims["sub"] == "demo-user"
-    assert claims["email"] == "demo@example.com"
+    assert "email" not in claims  # scope openid alone releases no email (OIDC Core §5.4)
     assert isinstance(claims["auth_time"], int)
 
 
@@ -120,11 +120,12 @@ async def test_upstream_access_token_mode_hands_the_idps_token_through(make_faca
 
 
 async def test_claims_missing_from_the_upstream_id_token_come_from_its_userinfo(make_facade: FacadeFactory) -> None:
-    """OIDC Core §5.4: an IdP may keep profile claims for userinfo; the facade's id_token still has them."""
+    """OIDC Core §5.4: an IdP may keep profile claims for userinfo; the facade's id_token still has them
+    (for a client granted the email and profile scopes)."""
     facade = await make_facade(idp={"id_token_claims": {"email": None, "email_verified": None, "name": None,
                                                         "preferred_username": None}})
     client = facade.client()
-    body = await client.signed_in()
+    body = await client.signed_in(scope="openid email profile")
     claims = await client.verify_id_token(body["id_token"], nonce=body["_auth"].nonce,
                                           access_token=body["access_token"])
     assert claims["sub"] == "demo-user"

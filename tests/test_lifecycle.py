@@ -134,7 +134,7 @@ async def test_introspection_is_off_without_a_secret(facade: Facade) -> None:
 @pytest.mark.parametrize("method", ["GET", "POST"])
 async def test_userinfo_returns_the_users_claims(facade: Facade, method: str) -> None:
     client = facade.client()
-    body = await client.signed_in()
+    body = await client.signed_in(scope="openid email profile")
     async with facade.http.request(method, facade.url + "/userinfo",
                                    headers={"Authorization": f"Bearer {body['access_token']}"}) as response:
         assert response.status == 200
@@ -172,7 +172,7 @@ async def test_userinfo_can_ask_the_upstream_for_fresh_claims(make_facade: Facad
     """PROXY_UPSTREAM_FRESH_USERINFO: a name changed at the IdP since sign-in shows at /userinfo."""
     facade = await make_facade(upstream_fresh_userinfo=True)
     client = facade.client()
-    body = await client.signed_in()
+    body = await client.signed_in(scope="openid email profile")
     rename_at_the_idp(facade)
     async with facade.http.get(facade.url + "/userinfo",
                                headers={"Authorization": f"Bearer {body['access_token']}"}) as response:
@@ -183,7 +183,7 @@ async def test_userinfo_can_ask_the_upstream_for_fresh_claims(make_facade: Facad
 
 async def test_userinfo_serves_the_sign_in_snapshot_by_default(facade: Facade) -> None:
     client = facade.client()
-    body = await client.signed_in()
+    body = await client.signed_in(scope="openid email profile")
     rename_at_the_idp(facade)
     async with facade.http.get(facade.url + "/userinfo",
                                headers={"Authorization": f"Bearer {body['access_token']}"}) as response:

@@ -94,8 +94,10 @@ async def start(redis_client: Any, aiohttp_server: Any) -> AsyncIterator[Start]:
 
 
 async def signed_in(facade: ProfileFacade, **extra: str | None) -> tuple[Client, dict[str, Any], dict[str, Any]]:
-    """Register, authorize, redeem: (client, token response, the facade's verified id_token claims)."""
+    """Register, authorize, redeem: (client, token response, the facade's verified id_token claims). The
+    client asks for the identity scopes, so the id_token carries what the IdP said (OIDC Core §5.4)."""
     client = facade.client()
+    extra.setdefault("scope", "openid email profile offline_access")
     body = await client.signed_in(**extra)
     auth = body["_auth"]
     claims = await client.verify_id_token(body["id_token"], nonce=auth.nonce, access_token=body["access_token"])

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
+import hmac
+import secrets
 import time
 
 from joserfc import jwt
@@ -81,12 +85,16 @@ async def test_replay_after_the_grace_window_is_reuse(make_facade: FacadeFactory
 
 
 async def test_a_forged_token_naming_a_live_family_revokes_nothing_it_cannot_prove(facade: Facade) -> None:
-    """A made-up secret for a live family is treated as reuse of that family's token."""
+    """A made-up secret for a live family (the family id is public) is invalid_grant and nothing more:
+    the family is still there and its real token still refreshes."""
     client = facade.client()
     body = await client.signed_in()
     family = body["refresh_token"].split(".")[0]
     status, error = await client.refresh(family + ".forged")
     assert (status, error["error"]) == (400, "invalid_grant")
+    assert len(await family_keys(facade)) == 1
+    status, fresh = await client.refresh(body["refresh_token"])
+    assert status == 200, fresh
 
 
 async def test_another_clients_refresh_token_is_refused_without_side_effects(facade: Facade) -> None:
@@ -178,3 +186,27 @@ async def test_refresh_beyond_the_absolute_lifetime_fails(make_facade: FacadeFac
     await facade.redis.hset(key, "abs_exp", int(time.time()) - 1)
     status, error = await client.refresh(body["refresh_token"])
     assert (status, error["error"]) == (400, "invalid_grant")
+
+
+async def test_a_family_rotated_by_the_previous_version_keeps_its_grace_window(facade: Facade) -> None:
+    """Upgrading during a refresh race: a family the version before the MAC rotated (tokens without a
+    MAC, `rot_at` in seconds, the successor sealed with the v1 pad) still gives the racer the same
+    successor, and that successor still refreshes."""
+    client = facade.client()
+    first = await client.signed_in()
+    family = first["refresh_token"].split(".")[0]
+    [key] = await family_keys(facade)
+
+    def b64(raw: bytes) -> str:
+        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+    old, new_secret = f"{family}.{b64(secrets.token_bytes(32))}", secrets.token_bytes(32)
+    new = f"{family}.{b64(new_secret)}"
+    pad = hmac.new(old.encode(), b"oauth-facade refresh grace v1", hashlib.sha256).digest()
+    await facade.redis.hset(key, mapping={
+        "cur": hashlib.sha256(new.encode()).hexdigest(), "prev": hashlib.sha256(old.encode()).hexdigest(),
+        "rot_at": int(time.time()), "grace": b64(bytes(a ^ b for a, b in zip(new_secret, pad, strict=True)))})
+    status, raced = await client.refresh(old)
+    assert (status, raced["refresh_token"]) == (200, new)
+    status, fresh = await client.refresh(new)
+    assert status == 200, fresh

@@ -3,94 +3,98 @@
 The facade is one upstream client serving many downstream clients, so an IdP session alone must not
 let a newly registered client obtain tokens silently (MCP authorization spec, "Confused Deputy").
 The approval form's CSRF token is an HMAC over the pending-consent id *and* a random browser cookie,
-so a form lifted from one browser fails in another. Approvals are remembered in a signed cookie.
+so a form lifted from one browser fails in another. Approvals are remembered in a signed cookie, each
+covering what its page showed (see `approvals`); a page for a request beyond one names what is new.
 The upstream redirect that follows is bound to the same browser (see `browser`), so a lifted
 upstream URL fails at /callback in any other browser.
 """
 
 from __future__ import annotations
 
-import base64
-import json
 import secrets
-import time
 import unicodedata
-from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from proxy.authorization import browser
+from proxy.authorization import approvals, browser
 from proxy.authorization.handoff import go_upstream
 from proxy.authorization.request import AuthorizationRequest
 from proxy.consttime import equals
 from proxy.errors import AccessDenied, InvalidRequest
+from proxy.registration.redirect_uris import shown_destination
 from proxy.state import Services, services
 from proxy.web.forms import form
 from proxy.web.render import esc, page
 from proxy.web.routes import REDIRECT_TARGET
 
-MAX_REMEMBERED = 20
 MAX_SHOWN = 80  # characters of a client_name shown on the page
-APPROVALS = "oauthfacade-consent"
-
-
-def _approvals(request: web.Request, s: Services) -> dict[str, int]:
-    raw = request.cookies.get(browser.cookie_name(s, APPROVALS), "")
-    payload, _, mac = raw.rpartition(".")
-    if not payload or not equals(mac, browser.mac(s, "consent", payload)):
-        return {}
-    try:
-        entries = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-        now = int(time.time())
-        return {str(client): int(exp) for client, exp in entries.items() if int(exp) > now}
-    except (ValueError, TypeError, AttributeError):
-        return {}
-
-
-def approved(request: web.Request, s: Services, client_id: str) -> bool:
-    return client_id in _approvals(request, s)
-
-
-def _remember(request: web.Request, s: Services, response: web.StreamResponse, client_id: str) -> None:
-    entries = _approvals(request, s)
-    entries[client_id] = int(time.time()) + s.settings.consent_ttl_s
-    newest = dict(sorted(entries.items(), key=lambda item: item[1])[-MAX_REMEMBERED:])
-    payload = base64.urlsafe_b64encode(json.dumps(newest, separators=(",", ":")).encode()).rstrip(b"=").decode()
-    response.set_cookie(browser.cookie_name(s, APPROVALS), f"{payload}.{browser.mac(s, 'consent', payload)}",
-                        **browser.cookie_options(s, s.settings.consent_ttl_s))  # type: ignore[arg-type]
 
 
 def shown_name(name: str) -> str:
-    """A client-chosen name made safe to read: control, format (bidi overrides, zero-width) and
-    private-use characters become U+FFFD, so "Evil\u202egnp.exe" cannot pose as something else."""
-    cleaned = "".join("\ufffd" if unicodedata.category(ch) in ("Cc", "Cf", "Co", "Cs", "Zl", "Zp") else ch
-                      for ch in name)
+    """A client-chosen name made safe to read: control, format (bidi overrides, zero-width),
+    private-use, unassigned and invisible filler characters become U+FFFD, so "Evil\u202egnp.exe"
+    cannot pose as something else and blank padding cannot hide text or make a name look empty.
+
+    Invisible but not whitespace to str.split(): Unicode's Default_Ignorable_Code_Point set
+    (DerivedCoreProperties.txt; it includes the Hangul fillers U+115F, U+1160, U+3164, U+FFA0) and
+    the blank Braille pattern U+2800."""
+    invisible = ((0x00AD, 0x00AD), (0x034F, 0x034F), (0x061C, 0x061C), (0x115F, 0x1160), (0x17B4, 0x17B5),
+                 (0x180B, 0x180F), (0x200B, 0x200F), (0x202A, 0x202E), (0x2060, 0x206F), (0x2800, 0x2800),
+                 (0x3164, 0x3164), (0xFE00, 0xFE0F), (0xFEFF, 0xFEFF), (0xFFA0, 0xFFA0), (0xFFF0, 0xFFF8),
+                 (0x1BCA0, 0x1BCA3), (0x1D173, 0x1D17A), (0xE0000, 0xE0FFF))
+    cleaned = "".join(
+        "\ufffd" if unicodedata.category(ch) in ("Cc", "Cf", "Co", "Cs", "Cn", "Zl", "Zp")
+        or any(low <= ord(ch) <= high for low, high in invisible) else ch
+        for ch in name)
     cleaned = " ".join(cleaned.split())
     return cleaned if len(cleaned) <= MAX_SHOWN else cleaned[:MAX_SHOWN] + "…"
 
 
 def shown_host(uri: str) -> str:
-    """Where the browser will be sent: the host in ASCII (punycode), so a homograph shows as one."""
-    parts = urlsplit(uri)
-    host = parts.hostname
-    if not host:
-        return parts.scheme + ":"  # a private-use scheme (RFC 8252 §7.1): the app that owns it
-    try:
-        ascii_host = host.encode("idna").decode("ascii")
-    except UnicodeError:
-        ascii_host = host.encode("ascii", "backslashreplace").decode("ascii")
-    port = f":{parts.port}" if parts.port is not None else ""
-    return ascii_host + port
+    """Where the browser will be sent, read as browsers read it (security-cases SEC-71): `host[:port]`
+    exactly as in the `Location` header (ASCII, punycode for IDNs, IPv6 in brackets), or `scheme:`
+    for a private-use scheme, whose app is chosen by the scheme."""
+    return shown_destination(uri)
 
 
-async def ask(request: web.Request, s: Services, areq: AuthorizationRequest) -> web.Response:
+# What each identity scope releases (OIDC Core §5.4), in the words the page uses.
+SCOPE_MEANINGS = {
+    "openid": "sign you in (your account identifier)",
+    "email": "your email address",
+    "profile": "your name, username, picture and other profile details",
+    "offline_access": "stay signed in when you are not using it",
+}
+
+
+def _what_is_new(areq: AuthorizationRequest, new: approvals.Novelty) -> str:
+    """The lines naming what this request asks beyond what this browser approved before (SEC-72)."""
+    if not new or new.first_time:
+        return ""
+    items = []
+    if new.destination:
+        items.append(f"new destination: {esc(shown_host(areq.reply_to))}")
+    if new.resource:
+        items.append(f"new resource: {esc(areq.resource)}")
+    if new.scopes:
+        items.append(f"new: {esc(', '.join(new.scopes))}")
+    if new.document:
+        items.append("new: the application's description changed")
+    lines = "".join(f"<li><strong>{item}</strong></li>" for item in items)
+    return f'<p>You allowed this application before. This time it asks for more:</p><ul class="new">{lines}</ul>'
+
+
+async def ask(request: web.Request, s: Services, areq: AuthorizationRequest,
+              new: approvals.Novelty | None = None) -> web.Response:
     """Keep the request as a pending consent and show the page; nothing goes upstream yet."""
     browser_id = browser.ensure(request, s)
     consent_id = secrets.token_urlsafe(32)
     await s.store.put_pending_consent(consent_id, areq.record())
     csrf = browser.mac(s, "csrf", consent_id, browser_id)
-    scope_items = "".join(f"<li><code>{esc(word)}</code></li>" for word in areq.scope.split())
+    scope_items = "".join(
+        f"<li><code>{esc(word)}</code>" + (f": {esc(SCOPE_MEANINGS[word])}" if word in SCOPE_MEANINGS else "")
+        + "</li>" for word in areq.scope.split())
     body = (
+        _what_is_new(areq, new or approvals.Novelty(first_time=True)) +
         f"<p><strong>{esc(shown_name(areq.client_name))}</strong> wants to sign you in to "
         f"<code>{esc(areq.resource)}</code>.</p>"
         f"<p>After you sign in, you will be sent to <strong>{esc(shown_host(areq.reply_to))}</strong>.</p>"
@@ -133,5 +137,5 @@ async def decide(request: web.Request) -> web.StreamResponse:
     if params.get("decision") != "approve":
         raise AccessDenied("The user denied the request.")
     response = await upstream_from_this_browser(request, s, areq)
-    _remember(request, s, response, areq.client_id)
+    approvals.remember(request, s, response, areq.cover())
     return response

@@ -1,12 +1,18 @@
-"""GET /authorize: validate, ask consent once per browser and client, then go to the upstream IdP."""
+"""GET /authorize: validate, ask consent unless this browser's approval covers the request, then go to
+the upstream IdP.
+
+OIDC Core §3.1.2.1 `prompt`: `consent` always shows the page; `none` never does, so a request that no
+approval covers answers `consent_required` (SEC-72).
+"""
 
 from __future__ import annotations
 
 from aiohttp import web
 
-from proxy.authorization import consent
+from proxy.authorization import approvals, consent
 from proxy.authorization.handoff import go_upstream
 from proxy.authorization.request import parse
+from proxy.errors import ConsentRequired
 from proxy.state import services
 from proxy.web import ratelimit
 from proxy.web.forms import query
@@ -19,6 +25,9 @@ async def authorize(request: web.Request) -> web.StreamResponse:
     areq = await parse(request, s, params)
     if not s.settings.consent:
         return await go_upstream(s, areq)  # trusted single-client deployments: no page, no browser binding
-    if not consent.approved(request, s, areq.client_id):
-        return await consent.ask(request, s, areq)
+    new = approvals.novelty(request, s, areq.cover())
+    if new and "none" in areq.prompts:
+        raise ConsentRequired()
+    if new or "consent" in areq.prompts:
+        return await consent.ask(request, s, areq, new)
     return await consent.upstream_from_this_browser(request, s, areq)

@@ -1,7 +1,10 @@
 """Validation of an authorization request (RFC 6749 §4.1.1, RFC 7636 §4.3, RFC 8707, RFC 9207).
 
 Order matters: until the client and its redirect_uri are trusted, an error is an HTML page (never a
-redirect, or the server becomes an open redirector); after, errors go back to the client.
+redirect, or the server becomes an open redirector). Even then, an error goes back to the client only
+when the redirect URI cannot phish (loopback or private-use scheme) or this browser has approved the
+client for that redirect origin: RFC 9700 §4.11.2, since anyone can register a client whose https
+redirect URI is a phishing page and send users a request that fails on purpose (SEC-74).
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from typing import Any
 from aiohttp import web
 
 from proxy import pkce, scopes
+from proxy.authorization import approvals
 from proxy.errors import InvalidRequest, InvalidTarget, UnsupportedResponseType
 from proxy.registration.redirect_uris import matches
 from proxy.resources import normalise
@@ -38,13 +42,24 @@ class AuthorizationRequest:
     def record(self) -> dict[str, Any]:
         return asdict(self)
 
+    def cover(self) -> approvals.Cover:
+        """What approving this request covers: exactly what the consent page shows. A client identified
+        by a metadata document URL (CIMD) also passes `document=` (the digest of the document it had)."""
+        return approvals.Cover(client_id=self.client_id, origin=approvals.origin(self.reply_to),
+                               resource=self.resource, scopes=tuple(self.scope.split()))
+
+    @property
+    def prompts(self) -> set[str]:
+        return set((self.prompt or "").split())
+
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> AuthorizationRequest:
         return cls(**{name: record.get(name) for name in cls.__slots__})  # type: ignore[arg-type]
 
 
 async def trusted_client(request: web.Request, s: Services, params: dict[str, str]) -> tuple[dict[str, Any], str, str]:
-    """The registration, the redirect_uri as sent, and where to answer; HTML errors before this returns."""
+    """The registration, the redirect_uri as sent, and where to answer; HTML errors before this returns,
+    and after it too unless an error may go to this redirect URI (see the module's docstring)."""
     client_id = params.get("client_id")
     if not client_id:
         raise InvalidRequest("The client_id parameter is missing.")
@@ -62,7 +77,8 @@ async def trusted_client(request: web.Request, s: Services, params: dict[str, st
         reply_to = sent
     else:
         raise InvalidRequest("The redirect_uri is not registered for this client.")
-    request[REDIRECT_TARGET] = (reply_to, params.get("state"))
+    if approvals.cannot_phish(reply_to) or approvals.origin_approved(request, s, client["client_id"], reply_to):
+        request[REDIRECT_TARGET] = (reply_to, params.get("state"))
     return client, sent, reply_to
 
 
@@ -89,6 +105,9 @@ async def parse(request: web.Request, s: Services, params: dict[str, str]) -> Au
         raise InvalidRequest("The code_challenge is not a base64url SHA-256 digest.")
     if "request" in params or "request_uri" in params:
         raise InvalidRequest("Request objects are not supported.")
+    prompts = (params.get("prompt") or "").split()
+    if "none" in prompts and len(prompts) > 1:
+        raise InvalidRequest("prompt=none cannot be combined with other prompt values (OIDC Core §3.1.2.1).")
     default = tuple(word for word in s.settings.scopes if word in s.scopes)
     return AuthorizationRequest(
         client_id=client["client_id"],

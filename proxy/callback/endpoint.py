@@ -3,12 +3,12 @@
 The transaction is taken once by the upstream `state`; the upstream code is redeemed with the
 facade's own credentials and verifier; the id_token is validated; then the facade issues its own
 code, bound to everything the client asked for, and answers the client with `code`, `state`, `iss`.
-The upstream's own `iss` and error text never reach the client.
+The upstream's own `iss` and error text never reach the client; its error code is mapped to a fixed
+set (UPSTREAM_ERRORS).
 """
 
 from __future__ import annotations
 
-import re
 import secrets
 
 from aiohttp import web
@@ -24,17 +24,33 @@ from proxy.web.render import redirect, with_query
 from proxy.web.routes import REDIRECT_TARGET
 
 log = get_logger()
-_ERROR_CODE = re.compile(r"^[\x20\x21\x23-\x5B\x5D-\x7E]{1,64}$")  # RFC 6749 §4.1.2.1 charset
+
+# What an upstream authorization error means to the client (RFC 6749 §4.1.2.1, OIDC Core §3.1.2.6).
+# The facade, not the client, made the upstream request: an upstream complaint about that request
+# (invalid_request, invalid_scope, unauthorized_client, request objects...) is the facade's problem,
+# server_error. OIDC's interaction errors (login_required...) answer a prompt=none: passed through when
+# the client itself sent prompt=none, else they mean "not signed in" to it: access_denied. Anything
+# else, known or not, is server_error. The upstream's error_description is never relayed.
+UPSTREAM_ERRORS: dict[str, tuple[str, str]] = {
+    "access_denied": ("access_denied", "The sign-in was denied at the identity provider."),
+    "temporarily_unavailable": ("temporarily_unavailable", "The identity provider is unavailable; retry later."),
+}
+INTERACTION_ERRORS = frozenset({"login_required", "interaction_required", "consent_required",
+                                "account_selection_required"})
+NOT_SIGNED_IN = "The identity provider did not sign the user in without interaction."
+UPSTREAM_ERROR_DEFAULT = ("server_error", "The identity provider could not complete the sign-in.")
 
 
 class UpstreamAuthorizationError(OAuthError):
-    """The IdP answered the sign-in with an error; the client gets the same code."""
+    """The IdP answered the sign-in with an error; the client gets one of a fixed set of codes."""
 
-    default_description = "The identity provider did not complete the sign-in."
-
-    def __init__(self, error: str) -> None:
-        super().__init__()
-        self.error = error if _ERROR_CODE.match(error) else "access_denied"  # type: ignore[misc]
+    def __init__(self, upstream_error: str, *, client_prompted_none: bool) -> None:
+        if upstream_error in INTERACTION_ERRORS:
+            error, description = (upstream_error if client_prompted_none else "access_denied"), NOT_SIGNED_IN
+        else:
+            error, description = UPSTREAM_ERRORS.get(upstream_error, UPSTREAM_ERROR_DEFAULT)
+        super().__init__(description)
+        self.error = error  # type: ignore[misc]
 
 
 def new_code() -> tuple[str, str]:
@@ -63,15 +79,15 @@ async def callback(request: web.Request) -> web.Response:
     areq = AuthorizationRequest.from_record(record)
     request[REDIRECT_TARGET] = (areq.reply_to, areq.state)
 
-    issuer = params.get("iss")
-    if issuer is not None and issuer not in (s.upstream.issuer, *s.upstream.profile.accepted_issuers):
-        # RFC 9207 §2.4: an answer naming another issuer is a mix-up; its code is never redeemed.
-        log.warning("callback.issuer_mismatch", client_id=areq.client_id)
+    if not await s.upstream.accepts_response_issuer(params.get("iss")):
+        # RFC 9207 §2.4: an answer naming another issuer, or none where the upstream promised one, is a
+        # mix-up candidate; its code is never redeemed.
+        log.warning("callback.issuer_mismatch", client_id=areq.client_id, iss_sent="iss" in params)
         raise AccessDenied("The sign-in answer came from another identity provider.")
 
     if "error" in params:
         log.info("callback.upstream_error", upstream_error=params["error"][:64], client_id=areq.client_id)
-        raise UpstreamAuthorizationError(params["error"])
+        raise UpstreamAuthorizationError(params["error"], client_prompted_none="none" in (areq.prompt or "").split())
     upstream_code = params.get("code")
     if not upstream_code:
         raise ServerError("The identity provider's answer has no code.")

@@ -51,7 +51,7 @@ class DevIdpConfig:
     foreign_key: bool = False  # sign id_tokens with a key that is not in /jwks
     id_token_claims: dict[str, Any] = field(default_factory=dict)  # override claims; None removes one
     id_token_alg_none: bool = False  # an unsigned id_token (alg: none)
-    discovery_overrides: dict[str, str] = field(default_factory=dict)  # e.g. a token_endpoint on a closed port
+    discovery_overrides: dict[str, Any] = field(default_factory=dict)  # e.g. a token_endpoint on a closed port
 
 
 @dataclass
@@ -133,6 +133,7 @@ async def discovery(request: web.Request) -> web.Response:
         "code_challenge_methods_supported": ["S256"],
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "scopes_supported": ["openid", "email", "profile", "offline_access"],
+        "authorization_response_iss_parameter_supported": True,  # RFC 9207: every answer carries iss
         **request.app[CONFIG].discovery_overrides,
     })
 

@@ -13,11 +13,12 @@ import json
 import secrets
 import time
 from typing import Any
+from urllib.parse import quote
 
 from aiohttp import web
 
 from proxy.errors import InvalidClientMetadata, InvalidRedirectUri
-from proxy.registration.redirect_uris import problem
+from proxy.registration.redirect_uris import DISPLAY_SAFE, RedirectUri, validate_redirect_uri
 from proxy.state import services
 from proxy.web import ratelimit
 from proxy.web.forms import json_object
@@ -36,12 +37,21 @@ def _redirect_uris(metadata: dict[str, Any]) -> list[str]:
         raise InvalidRedirectUri("redirect_uris is required and must be a non-empty array.")
     if len(uris) > MAX_REDIRECT_URIS:
         raise InvalidRedirectUri(f"At most {MAX_REDIRECT_URIS} redirect URIs may be registered.")
+    kept: list[str] = []
     for uri in uris:
-        reason = problem(uri)
-        if reason is not None:
-            shown = uri[:100] if isinstance(uri, str) else type(uri).__name__
-            raise InvalidRedirectUri(f"Redirect URI {shown!r} {reason}.")
-    return list(dict.fromkeys(uris))
+        checked = validate_redirect_uri(uri)
+        if not isinstance(checked, RedirectUri):
+            raise InvalidRedirectUri(f"Redirect URI {_quoted(uri)} {checked}.")
+        kept.append(checked.uri)  # the canonical form, which is the string sent (SEC-71)
+    return list(dict.fromkeys(kept))
+
+
+def _quoted(uri: object) -> str:
+    """A refused URI named in error_description (RFC 6749 §5.2 allows no quote, backslash or non-ASCII):
+    anything else percent-encoded, so a backslash shows as %5C."""
+    if not isinstance(uri, str):
+        return f"<{type(uri).__name__}>"
+    return "<" + quote(uri[:100], safe=DISPLAY_SAFE, errors="backslashreplace") + ">"
 
 
 def _texts(metadata: dict[str, Any]) -> dict[str, str]:

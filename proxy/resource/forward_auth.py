@@ -20,7 +20,7 @@ from urllib.parse import unquote, urlsplit
 from aiohttp import web
 
 from proxy.resource import identity
-from proxy.resource.guard import GUARD, Refusal, admit
+from proxy.resource.guard import GUARD, Refusal, admit, identity_of
 from proxy.resource.messages import decode_header_value
 
 _DOT_SEGMENT = re.compile(r"(^|/)\.\.?(/|$)")
@@ -70,6 +70,7 @@ async def forward_auth(request: web.Request) -> web.Response:
         return web.Response(status=200, headers=dict.fromkeys(identity.NAMES, ""))
     try:
         principal = await admit(guard, resource, request.headers.get("Authorization"), _needed(request, method))
+        headers = await identity_of(guard, principal)
     except Refusal as refusal:
         return refusal.response()
-    return web.Response(status=200, headers=identity.identity_headers(principal))
+    return web.Response(status=200, headers=headers)

@@ -22,7 +22,7 @@ from yarl import URL
 
 from proxy.log import get_logger
 from proxy.resource import identity
-from proxy.resource.guard import GUARD, Refusal, admit
+from proxy.resource.guard import GUARD, Refusal, admit, identity_of
 from proxy.resource.messages import BadMessage, calls_in, check_routing_headers
 from proxy.resource.policy import ProtectedResource
 from proxy.web.ratelimit import source_address
@@ -137,8 +137,11 @@ async def _forward(request: web.Request) -> web.StreamResponse:
         return refusal.response()
     if malformed is not None:
         return _bad_message(malformed)
-    headers = _forwarded_headers(request, resource, identity.identity_headers(principal),
-                                 guard.settings.trusted_proxies)
+    try:
+        identity_headers = await identity_of(guard, principal)
+    except Refusal as refusal:
+        return refusal.response()
+    headers = _forwarded_headers(request, resource, identity_headers, guard.settings.trusted_proxies)
     raw_query = request.rel_url.raw_query_string  # as sent: decoding and re-encoding could change its meaning
     url = URL(resource.backend + ("&" if "?" in resource.backend else "?") + raw_query if raw_query
               else resource.backend, encoded=True)

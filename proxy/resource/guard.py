@@ -20,6 +20,7 @@ from joserfc import jwk
 
 from proxy.errors import StoreUnavailable
 from proxy.log import get_logger
+from proxy.resource import identity
 from proxy.resource.core import (
     InsufficientScope,
     Principal,
@@ -32,6 +33,7 @@ from proxy.resource.policy import Policy, ProtectedResource, build_policy
 from proxy.settings import Settings
 from proxy.state import SERVICES
 from proxy.store import Store
+from proxy.token.release import identity_claims
 
 log = get_logger()
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
@@ -65,6 +67,29 @@ class VerifiedTokens:
             self._entries.popitem(last=False)
 
 
+class FamilyClaims:
+    """The identity claims of each grant family (email, preferred_username), read from the store once.
+
+    A family's claims are the sign-in's snapshot and never change while it lives, so the gateway reads
+    them once per family, not per request; which of them a request may show is decided per token, by
+    its scopes (OIDC Core §5.4). Bounded (LRU)."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self.size = size
+        self._entries: OrderedDict[str, dict[str, Any]] = OrderedDict()
+
+    def get(self, family: str) -> dict[str, Any] | None:
+        claims = self._entries.get(family)
+        if claims is not None:
+            self._entries.move_to_end(family)
+        return claims
+
+    def put(self, family: str, claims: dict[str, Any]) -> None:
+        self._entries[family] = claims
+        if len(self._entries) > self.size:
+            self._entries.popitem(last=False)
+
+
 @dataclass(frozen=True)
 class Guard:
     """Per-app state of the resource side, built once in `cleanup_ctx`."""
@@ -75,6 +100,7 @@ class Guard:
     policy: Policy
     backends: aiohttp.ClientSession  # one pooled session for every gateway backend
     verified: VerifiedTokens
+    families: FamilyClaims
 
 
 GUARD: web.AppKey[Guard] = web.AppKey("resource_guard", Guard)
@@ -140,6 +166,27 @@ async def admit(guard: Guard, resource: ProtectedResource, authorization: str | 
     return principal
 
 
+async def identity_of(guard: Guard, principal: Principal) -> dict[str, str]:
+    """The identity headers of a caller admitted by `admit`: `sub`, client and scopes from the token,
+    email and username from its sign-in as far as the token's scopes release them (the access token
+    itself carries no identity claims)."""
+    released: dict[str, Any] = {}
+    if principal.family:
+        claims = guard.families.get(principal.family)
+        if claims is None:
+            try:
+                family = await guard.store.family_grant(principal.family)
+            except StoreUnavailable:
+                raise Refusal(503, "temporarily_unavailable", "The token store is unavailable; retry later.",
+                              {"Retry-After": "2"}) from None
+            claims = {name: value for name, value in ((family.grant.get("claims") or {}) if family else {}).items()
+                      if name in identity.CLAIMS}
+            if family is not None:
+                guard.families.put(principal.family, claims)
+        released = identity_claims(claims, " ".join(principal.scopes))
+    return identity.identity_headers(principal, released)
+
+
 def guard_context(settings: Settings) -> Any:
     """`cleanup_ctx` entry: needs the facade's services (keys, store), so it runs after theirs."""
 
@@ -154,7 +201,7 @@ def guard_context(settings: Settings) -> Any:
                                          cookie_jar=aiohttp.DummyCookieJar(),
                                          skip_auto_headers=("User-Agent", "Accept-Encoding"))
         app[GUARD] = Guard(settings, s.store, keys, build_policy(settings, s.scopes), backends,
-                           VerifiedTokens())
+                           VerifiedTokens(), FamilyClaims())
         try:
             yield
         finally:

@@ -8,6 +8,8 @@ GHSA-7r4p-vjf4-gxv4) or that the backend reads in another spelling. Names follow
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
 from urllib.parse import quote
 
 from proxy.resource.core import Principal
@@ -28,8 +30,12 @@ def header_value(value: object) -> str:
     return quote(value, safe=_SAFE) if isinstance(value, str) else ""
 
 
-def identity_headers(principal: Principal) -> dict[str, str]:
-    claims = principal.claims
+#: The sign-in claims the headers carry (each only when the token's scopes release it).
+CLAIMS = ("email", "preferred_username")
+
+
+def identity_headers(principal: Principal, claims: Mapping[str, Any]) -> dict[str, str]:
+    """`claims`: the caller's released identity claims (the access token carries none itself)."""
     return {
         USER: header_value(principal.sub),
         EMAIL: header_value(claims.get("email")),

@@ -8,12 +8,16 @@ Keys (after the configurable prefix; ``{F}`` is a grant family id used as a Clus
     code:{F}:<sha256(code)>     authorization code (hash)      code_ttl_s, redeemed once (Lua)
     code-used:{F}:<sha256>      marker of a redeemed code      refresh_grace_s + code_ttl_s
     family:{F}                  refresh family (hash)          idle ttl, capped by absolute expiry
+                                cur/prev: token hashes; rot_ms, grace, handed: the last rotation's
+                                grace window; abs_exp: absolute expiry (s); data, up: the grant
     revoked:<jti>               revoked access token           the token's remaining lifetime
     keys                        generated signing JWKS         a year, renewed at every start
     rate:<bucket>:<window>      rate-limit counter             the window
 
 Codes and refresh tokens are stored only as SHA-256 hashes; a refresh token is ``<F>.<secret>`` so
-its family is found without an index, and a replay of any older token of a live family is detected.
+its family is found without an index. The family id is public, so naming a family proves nothing: a
+replay is reuse only when the caller says the token is one the facade issued (its MAC, checked before
+the store is asked; see proxy/token/sealing.py).
 Every method raises `StoreUnavailable` when Redis cannot answer; nothing else leaks out.
 """
 
@@ -67,12 +71,13 @@ class FamilyGrant:
 class RefreshOutcome:
     """`status`: rotated, grace, unknown, expired, mismatch (another client's) or reuse.
 
-    `sealed` is the successor on grace; on reuse `family.upstream` is what to revoke upstream."""
+    `sealed` is the successor on grace; on reuse `family.upstream` is what to revoke upstream; `undo` is
+    what `undo_rotation` needs to put a rotation back."""
 
     status: str
     family: FamilyGrant | None = None
     sealed: str | None = None
-    undo: tuple[str, str, str, str] | None = None
+    undo: tuple[str, ...] | None = None
 
 
 class _redis_errors:
@@ -97,6 +102,11 @@ class _redis_errors:
 
 def _load(raw: str | None) -> Json | None:
     return json.loads(raw) if raw else None
+
+
+def _before(abs_exp: str | None) -> bool:
+    """True while a family's absolute expiry (seconds, as stored) lies ahead; a missing family is over."""
+    return abs_exp is not None and time.time() < int(abs_exp)
 
 
 class Store:
@@ -210,22 +220,28 @@ class Store:
         status = result[0]
         if status == "ok":
             return RedeemedCode("ok", grant=json.loads(result[1]), upstream=_load(result[2]))
+        if status == "reused":  # the family is gone; its upstream grant is the caller's to revoke
+            return RedeemedCode(status, upstream=_load(result[1]))
         return RedeemedCode(status, mismatch=result[1] if len(result) > 1 else None)
 
     # -- refresh families ----------------------------------------------------------------------------
-    async def rotate_refresh(self, token: str, new_token: str, sealed_new: str, client_id: str) -> RefreshOutcome:
-        """One atomic step of RFC 9700 §4.14.2 rotation; see scripts.ROTATE_REFRESH."""
+    async def rotate_refresh(self, token: str, new_token: str, sealed_new: str, client_id: str, *,
+                             issued: bool) -> RefreshOutcome:
+        """One atomic step of RFC 9700 §4.14.2 rotation; see scripts.ROTATE_REFRESH.
+
+        `issued`: the token carries the facade's MAC, so if it is not current it is a replay (reuse);
+        without it a token that is not current is unknown and changes nothing."""
         family = family_of(token)
         if family is None:
             return RefreshOutcome("unknown")
-        now = int(time.time())
+        now_ms = time.time_ns() // 1_000_000
         async with _redis_errors("rotate_refresh"):
             result = await self._rotate(keys=[self.family_key(family)], args=[
-                digest(token), digest(new_token), sealed_new, now, self.refresh_grace_s,
-                self.refresh_idle_ttl_s, client_id])
+                digest(token), digest(new_token), sealed_new, now_ms, self.refresh_grace_s * 1000,
+                self.refresh_idle_ttl_s, client_id, "1" if issued else "0"])
         status = result[0]
         if status == "rotated":
-            undo = (digest(token), result[3], result[4], result[5])
+            undo = (digest(token), *result[3:7])
             grant = FamilyGrant(json.loads(result[1]), _load(result[2]))
             return RefreshOutcome("rotated", grant, undo=undo)
         if status == "grace":
@@ -234,11 +250,14 @@ class Store:
             return RefreshOutcome("reuse", FamilyGrant({}, _load(result[1])))
         return RefreshOutcome(status)
 
-    async def undo_rotation(self, new_token: str, undo: tuple[str, str, str, str]) -> None:
+    async def undo_rotation(self, new_token: str, undo: tuple[str, ...]) -> bool:
+        """Put a rotation back; False when it stands (its successor already reached a racer, or was used)."""
         family = family_of(new_token)
         assert family is not None
+        now_ms = time.time_ns() // 1_000_000
         async with _redis_errors("undo_rotation"):
-            await self._undo(keys=[self.family_key(family)], args=[digest(new_token), *undo])
+            done = await self._undo(keys=[self.family_key(family)], args=[digest(new_token), *undo, now_ms])
+        return done == 1
 
     async def update_upstream(self, family: str, upstream: Json) -> bool:
         """Store a rotated upstream token set; False when the family was revoked meanwhile."""
@@ -260,6 +279,18 @@ class Store:
             return False
         return client_id is None or client == client_id
 
+    async def active_refresh_token(self, family: str, token_hash: str) -> FamilyGrant | None:
+        """The grant when the hash is the family's live token and the family is before its absolute
+        expiry (the key itself may outlive it by up to a rotation's rounding), else None."""
+        async with _redis_errors("active_refresh_token"):
+            current, abs_exp, data, up = await self.redis.hmget(self.family_key(family),
+                                                                ["cur", "abs_exp", "data", "up"])
+        if current is None or not data or not hmac.compare_digest(current, token_hash):
+            return None
+        if not _before(abs_exp):
+            return None
+        return FamilyGrant(json.loads(data), _load(up))
+
     async def family_grant(self, family: str) -> FamilyGrant | None:
         async with _redis_errors("family_grant"):
             data, up = await self.redis.hmget(self.family_key(family), ["data", "up"])
@@ -271,14 +302,15 @@ class Store:
             await self.redis.set(self.key("revoked", jti), "1", ex=max(1, remaining_s))
 
     async def access_token_live(self, jti: str, family: str | None) -> bool:
-        """False when the token itself or its whole family was revoked."""
+        """False when the token itself was revoked, or its family was revoked or reached its absolute
+        expiry (a family that ends takes its access tokens' standing at /userinfo and /introspect along)."""
         async with _redis_errors("access_token_live"):
             pipe = self.redis.pipeline(transaction=False)  # one round trip; two slots on a Cluster is fine
             pipe.exists(self.key("revoked", jti))
             if family:
-                pipe.exists(self.family_key(family))
-            revoked, *alive = await pipe.execute()
-        return not revoked and all(alive)
+                pipe.hget(self.family_key(family), "abs_exp")
+            revoked, *abs_exp = await pipe.execute()
+        return not revoked and all(_before(value) for value in abs_exp)
 
     # -- signing keys shared by replicas ----------------------------------------------------------
     async def shared_keyset(self, candidate: str) -> str:

@@ -59,6 +59,13 @@ def _well_formed_percent(value: str) -> bool:
     return True
 
 
+def unknown_client(request: web.Request) -> InvalidClient:
+    """RFC 6749 §5.2 for a client_id that is not (or no longer) registered: 401 invalid_client, with a
+    Basic challenge only when the client used the Authorization header."""
+    return InvalidClient("This client is not registered (or its registration expired): register again.",
+                         challenge="Authorization" in request.headers)
+
+
 def client_id_of(request: web.Request, form: dict[str, str]) -> str:
     """The requesting client's id. One client per request: Basic and body must agree."""
     header = request.headers.get("Authorization")

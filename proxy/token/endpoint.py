@@ -1,4 +1,10 @@
-"""POST /token (RFC 6749 §3.2): identify the client, dispatch on grant_type, answer no-store JSON."""
+"""POST /token (RFC 6749 §3.2): identify the client, dispatch on grant_type, answer no-store JSON.
+
+An unregistered client is 401 invalid_client before any grant is looked at (RFC 6749 §5.2), so a client
+whose registration expired learns to register again. A refresh family dies with its client: a refresh
+whose current token shows a family of a client that is gone revokes that family (and its upstream
+grant) on the way to the same answer.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +15,8 @@ from aiohttp import web
 
 from proxy.errors import InvalidRequest, UnsupportedGrantType
 from proxy.state import Services, services
-from proxy.token.clientauth import client_id_of
+from proxy.token.clientauth import client_id_of, unknown_client
+from proxy.token.families import revoke_held_family
 from proxy.token.grants import authorization_code, refresh_token
 from proxy.web import ratelimit
 from proxy.web.forms import form
@@ -33,5 +40,9 @@ async def token(request: web.Request) -> web.Response:
         raise UnsupportedGrantType()
     client_id = client_id_of(request, params)
     await ratelimit.admit(request, "token", client_id)
+    if await s.store.load_client(client_id) is None:  # also renews the registration's lifetime
+        if grant_type == refresh_token.GRANT_TYPE and params.get("refresh_token"):
+            await revoke_held_family(s, params["refresh_token"], client_id, reason="client_gone")
+        raise unknown_client(request)
     body = await handle(s, client_id, params)
     return json_response(body, headers=NO_STORE)

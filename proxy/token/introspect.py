@@ -46,8 +46,8 @@ async def introspect(request: web.Request) -> web.Response:
         return json_response(body, headers=NO_STORE)
     family = family_of(token)
     if family is not None:
-        grant = await s.store.family_grant(family)
-        if grant is not None and await s.store.refresh_token_current(family, digest(token), None):
+        grant = await s.store.active_refresh_token(family, digest(token))  # none past its absolute expiry
+        if grant is not None:
             body = {"active": True, "token_type": "refresh_token", "scope": grant.grant["scope"],
                     "client_id": grant.grant["client_id"], "sub": grant.grant["sub"], "iss": s.settings.issuer}
             return json_response(body, headers=NO_STORE)

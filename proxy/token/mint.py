@@ -3,6 +3,11 @@
 The id_token is minted here, never relayed: `iss` is the facade's issuer, `aud` the downstream client,
 the nonce the client's own, the signature the facade's key from /jwks. That is what strict clients
 (oauth4webapi) check, and what an IdP-signed id_token behind a facade gets wrong.
+
+Identity claims follow the granted scopes (OIDC Core §5.4, see `release`): `openid` alone gives `sub`,
+`email` the email claims, `profile` the profile claims; without `openid` there is no id_token. The
+access token carries no identity claims at all (RFC 9068 §2.2.1 allows them; the resource server
+asks /userinfo, where the same rule applies), so it never holds more than the scopes release.
 """
 
 from __future__ import annotations
@@ -14,9 +19,9 @@ import time
 from typing import Any
 
 from proxy.state import Services
+from proxy.token.release import OPENID, identity_claims
 
 Json = dict[str, Any]
-IDENTITY_CLAIMS = ("email", "preferred_username")
 
 
 def at_hash(access_token: str) -> str:
@@ -46,15 +51,13 @@ def access_token(s: Services, grant: Json, *, scope: str, family: str, now: int,
         "sid": family,
         "auth_time": grant["auth_time"],
     }
-    # RFC 9068 §2.2.3.1 identity claims: what a protected MCP server gets in its identity headers (gateway,
-    # forward-auth) without another store read per request.
-    known = grant.get("claims") or {}
-    claims.update({name: known[name] for name in IDENTITY_CLAIMS if isinstance(known.get(name), str)})
     return s.keyset.sign(claims, typ="at+jwt"), settings.access_token_ttl_s
 
 
-def id_token(s: Services, grant: Json, *, access: str, nonce: str | None, family: str, now: int) -> str:
-    claims: Json = dict(grant.get("claims") or {})
+def id_token(s: Services, grant: Json, *, access: str, nonce: str | None, family: str, now: int,
+             scope: str | None = None) -> str:
+    """`scope`: what this token response grants (a refresh may narrow it); the grant's scope when None."""
+    claims: Json = identity_claims(grant.get("claims") or {}, grant.get("scope", "") if scope is None else scope)
     claims.update(
         iss=s.settings.issuer,
         sub=grant["sub"],
@@ -79,6 +82,6 @@ def token_response(s: Services, grant: Json, *, family: str, refresh_token: str,
     token, lifetime = access_token(s, grant, scope=scope, family=family, now=now, upstream=upstream)
     body: Json = {"access_token": token, "token_type": "Bearer", "expires_in": lifetime, "scope": scope,
                   "refresh_token": refresh_token}
-    if with_id_token and "openid" in scope.split():
-        body["id_token"] = id_token(s, grant, access=token, nonce=nonce, family=family, now=now)
+    if with_id_token and OPENID in scope.split():
+        body["id_token"] = id_token(s, grant, access=token, nonce=nonce, family=family, now=now, scope=scope)
     return body

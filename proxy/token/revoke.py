@@ -1,5 +1,7 @@
 """POST /revoke (RFC 7009): refresh tokens revoke their family (and the upstream grant), access
-tokens are denied until they expire. Always 200 for a well-formed request, known token or not."""
+tokens are denied until they expire. Always 200 for a well-formed request from a registered client,
+known token or not; an unregistered client is 401 invalid_client (RFC 7009 §2.2.1, RFC 6749 §5.2), and
+a family its current refresh token shows to belong to that gone client is revoked all the same."""
 
 from __future__ import annotations
 
@@ -10,9 +12,9 @@ from aiohttp import web
 from proxy.errors import InvalidRequest
 from proxy.log import get_logger
 from proxy.state import services
-from proxy.store.store import digest, family_of
 from proxy.token.bearer import live_access_token
-from proxy.token.clientauth import client_id_of
+from proxy.token.clientauth import client_id_of, unknown_client
+from proxy.token.families import revoke_held_family
 from proxy.web.forms import form
 from proxy.web.render import NO_STORE
 
@@ -26,15 +28,14 @@ async def revoke(request: web.Request) -> web.Response:
     token = params.get("token")
     if not token:
         raise InvalidRequest("The token parameter is missing.")
+    if await s.store.load_client(client_id) is None:
+        await revoke_held_family(s, token, client_id, reason="client_gone")
+        raise unknown_client(request)
     claims = await live_access_token(s, token)
     if claims is not None:
         if claims.get("client_id") == client_id:
             await s.store.revoke_access_token(str(claims["jti"]), int(claims["exp"]) - int(time.time()))
             log.info("access_token.revoked", client_id=client_id)
         return web.Response(status=200, headers=NO_STORE)
-    family = family_of(token)
-    if family is not None and await s.store.refresh_token_current(family, digest(token), client_id):
-        revoked = await s.store.revoke_family(family)
-        log.info("family.revoked", reason="revocation", client_id=client_id)
-        await s.upstream.revoke_quietly(revoked.upstream if revoked else None, client_id)
+    await revoke_held_family(s, token, client_id, reason="revocation")
     return web.Response(status=200, headers=NO_STORE)

@@ -1,40 +1,111 @@
-"""Keep a rotated refresh token readable only by holders of its predecessor.
+"""Refresh tokens the facade can recognise as its own, and a rotated one readable only by holders of
+its predecessor.
 
-Within the grace window a replay of the old token must get the *same* new token (concurrent Claude
-Code processes share one credential). The store cannot keep the new token in clear, so it keeps it
-XORed with HMAC-SHA256(old token): a one-time pad only the old token's holder can reproduce.
+Recognising its own tokens (RFC 9700 §4.14.2 reuse detection). The family id is public (the `sid` claim,
+the prefix of codes and refresh tokens), so "names a live family" proves nothing. A refresh token is
+``<family>.<base64url(random ‖ MAC)>`` with MAC = HMAC-SHA256(key, family ‖ random) cut to 128 bits, the
+key derived from a signing key. A token whose MAC verifies was minted here for that family: if it is no
+longer current it is a replay, and the family is revoked. Anything else is `invalid_grant` and changes
+nothing. Chosen over keeping hashes of rotated tokens in the family because it needs no state and has
+no horizon: a bounded list can be flushed by a thief who rotates the stolen token a few dozen times,
+after which the victim's replay would no longer be recognised. Every key of the keyset verifies and
+the active one mints, so a key rotation that keeps the old key published keeps detection working;
+a token whose key is gone only loses the revocation (it is refused all the same). Tokens minted before
+the MAC existed keep working while current; a replay of the previous one is still caught by the store.
+
+Sealing. Within the grace window a replay of the old token must get the *same* new token (concurrent
+Claude Code processes share one credential). The store cannot keep the new token in clear, so it keeps
+it XORed with HMAC-SHA512(old token): a one-time pad only the old token's holder can reproduce.
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import hmac
+import json
 import secrets
+import weakref
 
-_LABEL = b"oauth-facade refresh grace v1"
-SECRET_BYTES = 32
+from proxy.keys import Keyset
 
-
-def _pad(token: str) -> bytes:
-    return hmac.new(token.encode(), _LABEL, hashlib.sha256).digest()
+_PAD_LABEL = b"oauth-facade refresh grace v2"
+_V1_PAD_LABEL = b"oauth-facade refresh grace v1"
+_V1_SECRET_BYTES = 32
+_MAC_LABEL = b"oauth-facade refresh-token mac v1\x00"
+RANDOM_BYTES = 32
+MAC_BYTES = 16
+SECRET_BYTES = RANDOM_BYTES + MAC_BYTES
 
 
 def _b64(raw: bytes) -> str:
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
-def new_refresh_token(family: str) -> tuple[str, str]:
-    """(token, raw secret as base64url) for a family."""
-    secret = _b64(secrets.token_bytes(SECRET_BYTES))
-    return f"{family}.{secret}", secret
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+class RefreshTokenMinter:
+    """Mints `<family>.<secret>` refresh tokens under the active key; recognises those of any key."""
+
+    def __init__(self, keys: list[bytes]) -> None:
+        self.keys = keys
+
+    @classmethod
+    def for_keyset(cls, keyset: Keyset) -> RefreshTokenMinter:
+        keys = [hashlib.sha256(_MAC_LABEL + json.dumps(key.private_jwk(), sort_keys=True).encode()).digest()
+                for key in keyset.keys]
+        return cls(keys)
+
+    @staticmethod
+    def _tag(key: bytes, family: str, random: bytes) -> bytes:
+        return hmac.new(key, family.encode() + b"\x00" + random, hashlib.sha256).digest()[:MAC_BYTES]
+
+    def mint(self, family: str) -> tuple[str, str]:
+        """(token, its secret part)."""
+        random = secrets.token_bytes(RANDOM_BYTES)
+        secret = _b64(random + self._tag(self.keys[0], family, random))
+        return f"{family}.{secret}", secret
+
+    def issued(self, token: str) -> bool:
+        """True when the token carries a valid MAC for the family it names: it was minted here."""
+        family, _, secret = token.partition(".")
+        if len(secret) != (SECRET_BYTES * 4 + 2) // 3:
+            return False
+        try:
+            raw = _unb64(secret)
+        except (binascii.Error, ValueError):
+            return False
+        if len(raw) != SECRET_BYTES or _b64(raw) != secret:
+            return False
+        random, tag = raw[:RANDOM_BYTES], raw[RANDOM_BYTES:]
+        return any(hmac.compare_digest(tag, self._tag(key, family, random)) for key in self.keys)
+
+
+_MINTERS: weakref.WeakKeyDictionary[Keyset, RefreshTokenMinter] = weakref.WeakKeyDictionary()
+
+
+def refresh_tokens(keyset: Keyset) -> RefreshTokenMinter:
+    """The minter of a keyset, derived once (a keyset never changes; a new one is a new object)."""
+    minter = _MINTERS.get(keyset)
+    if minter is None:
+        minter = _MINTERS[keyset] = RefreshTokenMinter.for_keyset(keyset)
+    return minter
+
+
+def _pad(token: str, length: int = SECRET_BYTES) -> bytes:
+    if length == _V1_SECRET_BYTES:  # sealed by a version before the MAC, during its last grace window
+        return hmac.new(token.encode(), _V1_PAD_LABEL, hashlib.sha256).digest()
+    return hmac.new(token.encode(), _PAD_LABEL, hashlib.sha512).digest()[:SECRET_BYTES]
 
 
 def seal(secret_b64: str, old_token: str) -> str:
-    raw = base64.urlsafe_b64decode(secret_b64 + "=")
+    raw = _unb64(secret_b64)
     return _b64(bytes(a ^ b for a, b in zip(raw, _pad(old_token), strict=True)))
 
 
 def unseal(sealed: str, old_token: str, family: str) -> str:
-    raw = base64.urlsafe_b64decode(sealed + "=")
-    return f"{family}.{_b64(bytes(a ^ b for a, b in zip(raw, _pad(old_token), strict=True)))}"
+    raw = _unb64(sealed)
+    return f"{family}.{_b64(bytes(a ^ b for a, b in zip(raw, _pad(old_token, len(raw)), strict=True)))}"

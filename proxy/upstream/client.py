@@ -146,6 +146,15 @@ class Upstream:
                 raise UpstreamError(detail=f"discovery document has no {member}")
         return document
 
+    async def accepts_response_issuer(self, iss: str | None) -> bool:
+        """RFC 9207 §2.4: an authorization response's `iss` must be the upstream's; when it is absent, the
+        answer is accepted only if the upstream does not advertise
+        `authorization_response_iss_parameter_supported: true` (then a missing `iss` is a mix-up candidate,
+        refused like a wrong one)."""
+        if iss is not None:
+            return iss in (self.issuer, *self.profile.accepted_issuers)
+        return (await self.metadata()).get("authorization_response_iss_parameter_supported") is not True
+
     # -- HTTP -------------------------------------------------------------------------------------------
     async def get_document(self, url: str, *, step: str, headers: dict[str, str] | None = None) -> Any:
         """GET a JSON document of any shape (GitHub's /user/emails is an array)."""

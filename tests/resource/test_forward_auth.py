@@ -33,15 +33,19 @@ async def _ask(facade: Facade, token: str | None, *, method: str = "POST", host:
 
 
 async def test_a_valid_token_is_200_with_every_identity_header(facade: Facade) -> None:
-    """2xx carries all five identity headers from the token; the answer is not cacheable."""
+    """2xx carries all five identity headers (email and username as the token's scopes release them);
+    the answer is not cacheable; without those scopes the two are present and empty."""
     client = facade.client()
-    token = (await client.signed_in(resource=RESOURCE))["access_token"]
+    token = (await client.signed_in(resource=RESOURCE, scope="openid email profile offline_access"))["access_token"]
     status, headers, _ = await _ask(facade, token, **{"Mcp-Method": "tools/list"})
     assert status == 200
     assert headers[identity.USER] == "demo-user" and headers[identity.EMAIL] == "demo@example.com"
     assert headers[identity.USERNAME] == "demo" and headers[identity.CLIENT_ID] == client.client_id
-    assert headers[identity.SCOPES] == "openid offline_access"
+    assert headers[identity.SCOPES] == "openid email profile offline_access"
     assert headers["Cache-Control"] == "no-store"
+    plain = (await client.signed_in(resource=RESOURCE, scope="openid"))["access_token"]
+    status, headers, _ = await _ask(facade, plain, method="GET")
+    assert status == 200 and headers[identity.EMAIL] == "" and headers[identity.USERNAME] == ""
 
 
 async def test_no_token_is_401_with_the_challenge_and_a_bad_one_invalid_token(facade: Facade) -> None:

@@ -53,7 +53,7 @@ async def test_backend_never_sees_the_token_cookies_or_a_spoofed_identity(gatewa
     """A client sending its own identity headers (any spelling, any member of the prefix), a cookie and
     its token: the backend gets none of them, only the identity the token proves, each header once."""
     client = gateway.client()
-    body = await client.signed_in(resource=gateway.url + "/mcp")
+    body = await client.signed_in(resource=gateway.url + "/mcp", scope="openid email profile offline_access")
     spoofed = {"X-Auth-Request-User": "admin", "x-auth-request-email": "root@evil.example",
                "X-Auth-Request-Groups": "admins", "X-AUTH-REQUEST-SCOPES": "everything", "Cookie": "session=1"}
     async with mcp_client(gateway.url + "/mcp", body["access_token"], spoofed) as mcp:
@@ -64,7 +64,7 @@ async def test_backend_never_sees_the_token_cookies_or_a_spoofed_identity(gatewa
     assert seen["x-auth-request-email"] == ["demo@example.com"]
     assert seen["x-auth-request-preferred-username"] == ["demo"]
     assert seen["x-auth-request-client-id"] == [client.client_id]
-    assert seen["x-auth-request-scopes"] == ["openid offline_access"]
+    assert seen["x-auth-request-scopes"] == ["openid email profile offline_access"]
     assert seen["mcp-method"] == ["tools/call"] and seen["mcp-name"] == ["headers"]
     assert "mcp-protocol-version" in seen
     assert not [name for name in seen if name.startswith("x-auth-request-") and name.title()
@@ -337,3 +337,19 @@ async def test_a_body_over_the_limit_is_413_and_not_forwarded(make_gateway: Gate
         assert response.status == 413
     small = {"jsonrpc": "2.0", "id": 1, "method": "ping"}
     assert (await _post(facade, "/echo", small, token))[0] == 200
+
+
+async def test_identity_headers_follow_the_tokens_scopes(gateway: Facade) -> None:
+    """OIDC Core §5.4 at the gateway: without `email`/`profile` in the token's scope the backend gets the
+    email and username headers empty (still set, so no client value can stand in), with them filled."""
+    plain = (await token_for(gateway, scope="openid"))["access_token"]
+    async with mcp_client(gateway.url + "/mcp", plain, {"X-Auth-Request-Email": "root@evil.example"}) as mcp:
+        seen = structured(await mcp.call_tool("headers", {}))["headers"]
+    assert seen["x-auth-request-user"] == ["demo-user"]
+    assert seen.get("x-auth-request-email", [""]) == [""]
+    assert seen.get("x-auth-request-preferred-username", [""]) == [""]
+    email_only = (await token_for(gateway, scope="openid email"))["access_token"]
+    async with mcp_client(gateway.url + "/mcp", email_only) as mcp:
+        seen = structured(await mcp.call_tool("headers", {}))["headers"]
+    assert seen["x-auth-request-email"] == ["demo@example.com"]
+    assert seen.get("x-auth-request-preferred-username", [""]) == [""]

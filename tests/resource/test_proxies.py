@@ -135,7 +135,7 @@ async def test_sdk_client_through_the_proxy_gets_identity_never_the_token_or_a_s
     proxy: the server sees the token's identity once, no Authorization, no spoofed value; a long result
     with a progress notification streams through."""
     client = stack.facade.client()
-    token = (await client.signed_in(resource=stack.resource))["access_token"]
+    token = (await client.signed_in(resource=stack.resource, scope="openid email offline_access"))["access_token"]
     spoofed = {"X-Auth-Request-User": "admin", "X-Auth-Request-Email": "root@evil.example"}
     progress: list[str | None] = []
 
@@ -150,7 +150,7 @@ async def test_sdk_client_through_the_proxy_gets_identity_never_the_token_or_a_s
     assert seen["x-auth-request-user"] == ["demo-user"]
     assert seen["x-auth-request-email"] == ["demo@example.com"]
     assert seen["x-auth-request-client-id"] == [client.client_id]
-    assert seen["x-auth-request-scopes"] == ["openid offline_access"]
+    assert seen["x-auth-request-scopes"] == ["openid email offline_access"]
     assert len(text) == 200_000 and progress == ["halfway"]
 
 

@@ -25,6 +25,7 @@ from proxy.devidp.app import CONFIG as DEVIDP_CONFIG
 from proxy.devidp.app import STATE as DEVIDP_STATE
 from proxy.settings import Settings
 from tests.conftest import Facade, RedisServer, free_port, start_redis
+from tests.security.whatwg import WhatwgUrl
 
 Snapshot = dict[str, Any]
 _ERROR_CODE = re.compile(r"Error code: <code>([^<]*)</code>")
@@ -156,3 +157,11 @@ async def live_facade(live_redis: LiveRedis, aiohttp_server: Any) -> AsyncIterat
     yield factory
     for session in sessions:
         await session.close()
+
+
+@pytest.fixture(scope="session")
+def whatwg() -> Iterator[WhatwgUrl]:
+    """Node's WHATWG URL parser (what browsers do), one process for the session: see `whatwg.py`."""
+    parser = WhatwgUrl()
+    yield parser
+    parser.close()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from urllib.parse import urlencode
 
 import aiohttp
@@ -114,22 +115,27 @@ async def test_an_expired_registration_is_unknown_everywhere(make_facade: Facade
 
 
 async def test_an_expired_approval_shows_the_consent_page_again(make_facade: FacadeFactory) -> None:
-    """The security issue §1 (PROXY_CONSENT_TTL_S): the approval's expiry is inside the signed cookie,
-    so a browser that keeps the cookie longer than its Max-Age is asked again."""
-    facade = await make_facade(consent=True, consent_ttl_s=1)
+    """The security issue §1 (PROXY_CONSENT_TTL_S): the approval's expiry is inside the signed cookie, in
+    milliseconds, so an approval given late in a second lasts its whole lifetime (whole seconds ended it
+    up to a second early, and this test flaked at second boundaries), and a browser that keeps the
+    cookie longer than its Max-Age is asked again."""
+    facade = await make_facade(consent=True, consent_ttl_s=2)
     client = facade.client()
     await client.register()
     response, _ = await client.start()
     form = dict(re.findall(r'name="(consent_id|csrf)" value="([^"]+)"', await response.text()))
+    await asyncio.sleep((0.75 - time.time() % 1) % 1)  # approve three quarters into a second
+    approved_at = time.time()
     upstream = await client.post_form(facade.url + "/consent", {**form, "decision": "approve"})
     approval = next(c for c in upstream.headers.getall("Set-Cookie") if c.startswith("oauthfacade-consent="))
     value = approval.split(";")[0].split("=", 1)[1]
     params = client.authorize_params(verifier="v" * 43, state="s", nonce=None, redirect_uri=client.redirect_uri)
     url = facade.url + "/authorize?" + urlencode(params)
     async with aiohttp.ClientSession() as browser:
+        await asyncio.sleep(max(0.0, approved_at + 1.5 - time.time()))
         async with browser.get(url, allow_redirects=False, headers={"Cookie": f"oauthfacade-consent={value}"}) as r:
-            assert r.status == 302  # still remembered
-        await asyncio.sleep(PAST)
+            assert r.status == 302  # still remembered, 1.5 s into a 2 s lifetime
+        await asyncio.sleep(max(0.0, approved_at + 2 + 0.4 - time.time()))
         async with browser.get(url, allow_redirects=False, headers={"Cookie": f"oauthfacade-consent={value}"}) as r:
             assert r.status == 200 and "Allow access?" in await r.text()
     assert query_of(upstream.headers["Location"])["state"]

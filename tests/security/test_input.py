@@ -173,12 +173,12 @@ async def test_upstream_error_text_with_crlf_and_markup_is_never_relayed(facade:
     response, auth = await client.start()
     upstream_state = query_of(response.headers["Location"])["state"]
     back = await client.get(facade.url + "/callback?" + urlencode({
-        "state": upstream_state, "error": "x\r\nX-Injected: 1",
+        "state": upstream_state, "error": "x\r\nX-Injected: 1", "iss": facade.idp_url,
         "error_description": "<script>alert(1)</script>\r\nSet-Cookie: a=b"}))
     assert back.status == 302
     assert "X-Injected" not in back.headers and "Set-Cookie" not in back.headers
     params = query_of(back.headers["Location"])
-    assert (params["error"], params["state"]) == ("access_denied", auth.state)
+    assert (params["error"], params["state"]) == ("server_error", auth.state)  # not a code of RFC 6749
     assert "alert" not in back.headers["Location"] and "%3Cscript" not in back.headers["Location"]
 
 
@@ -215,15 +215,18 @@ async def test_reflected_markup_is_escaped_on_every_page(make_facade: FacadeFact
         assert response.headers["Referrer-Policy"] == "no-referrer"
         assert response.headers["X-Content-Type-Options"] == "nosniff"
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in await consent_page.text()
-    assert pages[2].status == 302  # a bad scope goes back to the (verified) client, not onto a page
+    # A bad scope for an https client this browser never approved is a page too (RFC 9700 §4.11.2).
+    assert pages[2].status == 400 and "Location" not in pages[2].headers
+    assert "<script>" not in await pages[2].text()
 
 
 async def test_deceptive_unicode_in_the_client_name_is_neutralised(make_facade: FacadeFactory) -> None:
     """UTS #39 / security-cases SEC-60: bidi overrides and zero-width characters in client_name cannot
-    reorder or hide text on the consent page; an IDN redirect host is shown as punycode."""
+    reorder or hide text on the consent page; an IDN redirect host is shown as punycode (a Unicode host
+    is refused at registration, SEC-71, so the punycode form is the one a client can register)."""
     facade = await make_facade(consent=True)
     client = facade.client()
-    client.redirect_uri = "https://cl\u0456ent.example.org/cb"  # a Cyrillic i
+    client.redirect_uri = "https://xn--clent-o2e.example.org/cb"  # cl\u0456ent: a Cyrillic i
     await client.register(client_name="Claude\u202egnp.exe\u200b\u2066x\u2069")
     response, _ = await client.start()
     assert response.status == 200
@@ -231,7 +234,7 @@ async def test_deceptive_unicode_in_the_client_name_is_neutralised(make_facade: 
     for char in ("\u202e", "\u200b", "\u2066", "\u2069"):
         assert char not in text
     assert "Claude\ufffdgnp.exe" in text
-    assert "xn--clent-" in text and "cl\u0456ent" not in text
+    assert "xn--clent-o2e.example.org" in text and "cl\u0456ent" not in text
 
 
 async def test_a_slow_body_does_not_hold_up_other_requests(facade: Facade) -> None:

@@ -9,14 +9,14 @@ from __future__ import annotations
 from typing import Any
 
 from proxy import pkce
-from proxy.errors import InvalidClient, InvalidGrant, InvalidRequest, InvalidTarget
+from proxy.errors import InvalidGrant, InvalidRequest, InvalidTarget
 from proxy.log import get_logger
 from proxy.ops.metrics import FLOWS_COMPLETED
 from proxy.resources import normalise
 from proxy.state import Services
 from proxy.store.store import digest, family_of
 from proxy.token.mint import token_response
-from proxy.token.sealing import new_refresh_token
+from proxy.token.sealing import refresh_tokens
 
 GRANT_TYPE = "authorization_code"
 log = get_logger()
@@ -34,21 +34,21 @@ async def handle(s: Services, client_id: str, form: dict[str, str]) -> dict[str,
     family = family_of(code)
     if family is None:
         raise InvalidGrant(detail="code of a foreign shape")
-    refresh_token, _ = new_refresh_token(family)
+    refresh_token, _ = refresh_tokens(s.keyset).mint(family)
     redeemed = await s.store.redeem_code(code, client_id=client_id, redirect_uri=form.get("redirect_uri", ""),
                                          challenge=pkce.s256(verifier), refresh_hash=digest(refresh_token))
     if redeemed.status == "reused":
         log.warning("code.reused", client_id=client_id)
+        await s.upstream.revoke_quietly(redeemed.upstream, client_id)  # the upstream grant goes with it
         raise InvalidGrant(detail="authorization code replayed; its family is revoked")
     if redeemed.status != "ok" or redeemed.grant is None:
-        if await s.store.load_client(client_id) is None:
-            raise InvalidClient("This client is not registered (or its registration expired).")
         raise InvalidGrant(detail=f"code {redeemed.status} {redeemed.mismatch or ''}".strip())
     grant = redeemed.grant
     sent_resource = form.get("resource")
     if sent_resource is not None and normalise(sent_resource) != normalise(grant["resource"]):
         # Consumed already, so the family must go too: nothing of this code survives a bad request.
-        await s.store.revoke_family(family)
+        revoked = await s.store.revoke_family(family)
+        await s.upstream.revoke_quietly(revoked.upstream if revoked else None, client_id)
         raise InvalidTarget("The resource differs from the one authorized.")
     log.info("token.issued", grant_type=GRANT_TYPE, client_id=client_id)
     FLOWS_COMPLETED.inc()

@@ -1,9 +1,11 @@
 """grant_type=refresh_token (RFC 6749 §6) with rotation and reuse detection (RFC 9700 §4.14.2).
 
 Racers of one credential (concurrent Claude Code processes) get the same successor while it is
-unused and the grace window lasts; any other replay revokes the family. When the upstream access
-token is near expiry the upstream grant is refreshed first, its rotated refresh token stored before
-the client hears anything (oidc-provider revokes a whole grant on reuse).
+unused and the grace window lasts; any other replay of a token the facade issued revokes the family
+and its upstream grant. A token it never issued (its MAC does not verify, see sealing.py) is
+invalid_grant and changes nothing, even when it names a live family. When the upstream access token
+is near expiry the upstream grant is refreshed first, its rotated refresh token stored before the
+client hears anything (oidc-provider revokes a whole grant on reuse).
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ from typing import Any
 
 from proxy import scopes
 from proxy.errors import (
-    InvalidClient,
     InvalidGrant,
     InvalidRequest,
     InvalidScope,
@@ -27,7 +28,7 @@ from proxy.resources import normalise
 from proxy.state import Services
 from proxy.store.store import family_of
 from proxy.token.mint import token_response
-from proxy.token.sealing import new_refresh_token, seal, unseal
+from proxy.token.sealing import refresh_tokens, seal, unseal
 from proxy.upstream import token_set
 
 GRANT_TYPE = "refresh_token"
@@ -52,7 +53,7 @@ def _needs_upstream_refresh(s: Services, upstream: dict[str, Any] | None) -> boo
     return expires_at is not None and expires_at - s.settings.upstream_refresh_skew_s <= time.time()
 
 
-async def _refresh_upstream(s: Services, family: str, new_token: str, outcome_undo: tuple[str, str, str, str],
+async def _refresh_upstream(s: Services, family: str, new_token: str, outcome_undo: tuple[str, ...],
                             upstream: dict[str, Any], client_id: str) -> dict[str, Any]:
     try:
         response = await s.upstream.refresh(upstream["refresh_token"], client_id=client_id)
@@ -61,7 +62,8 @@ async def _refresh_upstream(s: Services, family: str, new_token: str, outcome_un
         log.warning("family.revoked", reason="upstream_refused", detail=exc.detail)
         raise InvalidGrant(detail="the upstream refused the refresh") from exc
     except UpstreamError:
-        await s.store.undo_rotation(new_token, outcome_undo)  # the client's token stays valid
+        # The client's token stays valid; if a racer already holds the successor, that stands instead.
+        await s.store.undo_rotation(new_token, outcome_undo)
         raise
     fresh = token_set(response, previous=upstream)
     if not await s.store.update_upstream(family, fresh):
@@ -76,10 +78,10 @@ async def handle(s: Services, client_id: str, form: dict[str, str]) -> dict[str,
     family = family_of(presented)
     if family is None:
         raise InvalidGrant(detail="refresh token of a foreign shape")
-    if await s.store.load_client(client_id) is None:  # also renews the registration's lifetime
-        raise InvalidClient("This client is not registered (or its registration expired).")
-    new_token, secret = new_refresh_token(family)
-    outcome = await s.store.rotate_refresh(presented, new_token, seal(secret, presented), client_id)
+    minter = refresh_tokens(s.keyset)
+    new_token, secret = minter.mint(family)
+    outcome = await s.store.rotate_refresh(presented, new_token, seal(secret, presented), client_id,
+                                           issued=minter.issued(presented))
     if outcome.status == "reuse":
         log.warning("refresh.reuse_detected", client_id=client_id)
         REFRESH_REUSE.inc()

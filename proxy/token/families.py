@@ -1,0 +1,24 @@
+"""Ending a refresh family on its holder's word: revocation (RFC 7009) and a client that is gone.
+
+A family is revoked only by someone who shows its current refresh token, bound to the same client:
+the family id alone is public and proves nothing. Its upstream grant is revoked with it.
+"""
+
+from __future__ import annotations
+
+from proxy.log import get_logger
+from proxy.state import Services
+from proxy.store.store import digest, family_of
+
+log = get_logger()
+
+
+async def revoke_held_family(s: Services, token: str, client_id: str, *, reason: str) -> bool:
+    """Revoke the family whose current refresh token is `token` (issued to `client_id`); False if none."""
+    family = family_of(token)
+    if family is None or not await s.store.refresh_token_current(family, digest(token), client_id):
+        return False
+    revoked = await s.store.revoke_family(family)
+    log.info("family.revoked", reason=reason, client_id=client_id)
+    await s.upstream.revoke_quietly(revoked.upstream if revoked else None, client_id)
+    return True
