@@ -1,9 +1,12 @@
 # oauth-facade: `make run` starts the facade on embedded defaults, `make test` runs the whole suite.
+# `make run` installs only what serving needs (the package and its `speed` extra); the targets that run
+# tests, lint or benchmarks add the `test` extra (pytest, ruff, the MCP SDK...).
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+TEST_STAMP := $(VENV)/.installed-test
 
 .DEFAULT_GOAL := help
 .PHONY: help run test test-fast interop lint redis-server interop-deps bench bench-gateway clean
@@ -14,7 +17,7 @@ help: ## List the targets
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test,speed]'
+	$(PY) -m pip install --quiet -e '.[speed]'
 	touch $(STAMP)
 
 # The demo MCP server (proxy/devmcp) on 127.0.0.1:8081, behind the facade's gateway at http://127.0.0.1:8080/mcp.
@@ -30,6 +33,11 @@ redis-server: ## Install a real redis-server where missing (Debian/Ubuntu)
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq redis-server >/dev/null; }
 	@redis-server --version
 
+# What the suite, lint and bench need on top of serving.
+$(TEST_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet -e '.[test,speed]'
+	touch $(TEST_STAMP)
+
 interop-deps: ## Install node (where missing) and the interop suite's npm packages, pinned by package-lock.json
 	@command -v npm >/dev/null || { \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
@@ -37,20 +45,20 @@ interop-deps: ## Install node (where missing) and the interop suite's npm packag
 	@node -e 'const [a, b] = process.versions.node.split(".").map(Number); if (a < 20 || (a === 20 && b < 19)) { console.error("node " + process.versions.node + " is too old for oidc-provider: install Node.js >= 20.19"); process.exit(1); }'
 	cd tests/interop/js && npm ci --silent --no-audit --no-fund
 
-interop: $(STAMP) redis-server interop-deps ## Only the interop suite: oauth4webapi and the MCP Python SDK via oidc-provider
+interop: $(TEST_STAMP) redis-server interop-deps ## Only the interop suite: oauth4webapi and the MCP Python SDK via oidc-provider
 	$(PY) -m pytest -m interop tests/interop $(PYTEST_ARGS)
 
-test: $(STAMP) redis-server interop-deps ## Install what the tests need and run the whole suite
+test: $(TEST_STAMP) redis-server interop-deps ## Install what the tests need and run the whole suite
 	@$(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing on purpose"; exit 1; fi; exit $$rc
 
-test-fast: $(STAMP) ## The suite without the third-party client interop tests
+test-fast: $(TEST_STAMP) ## The suite without the third-party client interop tests
 	$(PY) -m pytest -m 'not interop' $(PYTEST_ARGS)
 
-lint: $(STAMP) ## ruff
+lint: $(TEST_STAMP) ## ruff
 	$(VENV)/bin/ruff check proxy tests
 
-bench: $(STAMP) redis-server ## Run the benchmark suite (writes bench/results/)
+bench: $(TEST_STAMP) redis-server ## Run the benchmark suite (writes bench/results/)
 	$(PY) -m bench $(BENCH_ARGS)
 
 bench-gateway: $(STAMP) redis-server ## The gateway's overhead per request and 1,000 held SSE streams (bench/results/)

@@ -6,6 +6,7 @@ A configuration problem is one line on stderr naming the variable, and exit code
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -15,7 +16,9 @@ EXIT_CONFIG = 2
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    return load_settings(env_file=args.env_file)
+    from proxy.upstream.profiles import coherent
+
+    return coherent(load_settings(env_file=args.env_file))
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -35,7 +38,7 @@ def _keys(args: argparse.Namespace) -> int:
 
     if args.keys_command == "generate":
         return generate_command(args.alg, args.format, args.out)
-    return rotate_command(args.file, args.alg, args.keep)
+    return rotate_command(args.file, args.alg, args.keep, create=args.create)
 
 
 def _devidp(args: argparse.Namespace) -> int:
@@ -45,9 +48,16 @@ def _devidp(args: argparse.Namespace) -> int:
 
 
 def _settings_table(args: argparse.Namespace) -> int:
-    from proxy.settings_doc import markdown_table
+    from proxy.settings_doc import effective_table, markdown_table
 
-    print(markdown_table())
+    if args.markdown:
+        print(markdown_table())
+        return 0
+    from proxy.upstream.profiles import coherent
+
+    settings = load_settings(env_file=args.env_file)
+    print(effective_table(settings, env_file=args.env_file))  # shown even when incoherent: it helps find why
+    coherent(settings)
     return 0
 
 
@@ -58,7 +68,8 @@ def parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the facade (the default)")
     serve.add_argument("--workers", type=int, default=1, help="processes sharing the port (SO_REUSEPORT)")
     serve.set_defaults(func=_serve)
-    sub.add_parser("check", help="check the settings and the upstream IdP").set_defaults(func=_check)
+    sub.add_parser("check", help="check the settings, the store, the key file and the upstream IdP"
+                   ).set_defaults(func=_check)
     keys = sub.add_parser("keys", help="signing keys")
     keys_sub = keys.add_subparsers(dest="keys_command", required=True)
     gen = keys_sub.add_parser("generate", help="write a new private key")
@@ -69,13 +80,17 @@ def parser() -> argparse.ArgumentParser:
     rot.add_argument("file", type=Path)
     rot.add_argument("--alg", default="RS256", choices=["RS256", "PS256", "ES256"])
     rot.add_argument("--keep", type=int, default=3, help="keys kept in the file, newest first")
+    rot.add_argument("--create", action="store_true", help="start a new key file when FILE does not exist")
     keys.set_defaults(func=_keys)
     dev = sub.add_parser("devidp", help="run the bundled development IdP on its own port")
     dev.add_argument("--host", default="127.0.0.1")
     dev.add_argument("--port", type=int, default=9000)
     dev.add_argument("--public-url", help="its issuer URL (default http://HOST:PORT)")
     dev.set_defaults(func=_devidp)
-    sub.add_parser("settings", help="print every setting as a markdown table").set_defaults(func=_settings_table)
+    shown = sub.add_parser("settings", help="print every setting's effective value and where it came from")
+    shown.add_argument("--markdown", action="store_true",
+                       help="print the defaults as the README's markdown table instead")
+    shown.set_defaults(func=_settings_table)
     return root
 
 
@@ -92,6 +107,9 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_CONFIG
     except KeyboardInterrupt:
         return 0
+    except BrokenPipeError:  # `oauth-facade settings | head`: the reader left, nothing to report
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
 
 
 if __name__ == "__main__":

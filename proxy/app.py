@@ -37,6 +37,7 @@ from proxy.token.introspect import introspect
 from proxy.token.revoke import revoke
 from proxy.token.userinfo import userinfo
 from proxy.upstream import Upstream, profile_for
+from proxy.upstream.profiles import coherent, upstream_client_secret, upstream_issuer, uses_dev_idp
 from proxy.web.middleware import ISSUER, edge
 from proxy.web.routes import Route, add_routes
 
@@ -104,11 +105,11 @@ def _consent_secret(keyset: Keyset) -> bytes:
 
 def _startup_warnings(settings: Settings) -> None:
     log.info("startup", issuer=settings.issuer, store=describe(settings.redis_url),
-             upstream=settings.effective_upstream_issuer, profile=settings.upstream_profile)
+             upstream=upstream_issuer(settings), profile=settings.upstream_profile)
     if not settings.redis_url:
         log.warning("startup.in_memory_store",
                     hint="state lives in this process only: set PROXY_REDIS_URL before running replicas")
-    if settings.dev_idp:
+    if uses_dev_idp(settings):
         log.warning("startup.dev_idp", hint="the bundled development IdP signs in a demo user without a password")
     if settings.issuer.startswith("http://"):
         log.warning("startup.http_issuer", hint="use an https issuer outside local development")
@@ -117,7 +118,7 @@ def _startup_warnings(settings: Settings) -> None:
 def create_app(settings: Settings, *, redis: Any = None) -> web.Application:
     """The facade. `redis` injects a client (tests); otherwise PROXY_REDIS_URL decides."""
     app = web.Application(middlewares=[edge], client_max_size=settings.max_body_bytes)
-    app[SETTINGS] = settings
+    app[SETTINGS] = coherent(settings)  # the profile-dependent rules: SettingsError before anything starts
     app[ISSUER] = settings.issuer
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
@@ -148,12 +149,12 @@ def create_app(settings: Settings, *, redis: Any = None) -> web.Application:
     app.cleanup_ctx.append(resources)
     app.cleanup_ctx.append(guard_context(settings))  # the resource side (gateway, forward-auth)
     add_routes(app, routes(settings))
-    if settings.dev_idp:
+    if uses_dev_idp(settings):
         from proxy.devidp import DevIdpConfig, create_devidp_app
 
-        config = DevIdpConfig(issuer=settings.effective_upstream_issuer,
+        config = DevIdpConfig(issuer=upstream_issuer(settings),
                               client_id=settings.effective_upstream_client_id,
-                              client_secret=settings.effective_upstream_client_secret or "",
+                              client_secret=upstream_client_secret(settings) or "",
                               redirect_uris=(settings.url("/callback"),))
         app.add_subapp(base_path(settings) + DEV_IDP_MOUNT, create_devidp_app(config, env=settings.env))
     return app

@@ -4,8 +4,10 @@ It fetches the upstream's discovery document and JWKS, looks for what would brea
 (no PKCE S256, no refresh-token grant, a client-auth method the IdP does not list, no registration
 endpoint for PROXY_UPSTREAM_DCR), probes the client credentials with a code exchange for a made-up
 code (the IdP answers invalid_client for wrong credentials and invalid_grant for right ones), and
-prints the redirect URI to register. Notes go to stdout; each problem is one `problem:` line on
-stderr. Exit code 0 when nothing is wrong, 1 when a problem was found.
+prints the redirect URI to register. It also connects to the store (PING) and loads the key file.
+Only the JSON document goes to stdout, so `check | python -m json.tool` works; each note is one
+`note:` line and each problem one `problem:` line on stderr. Exit code 0 when nothing is wrong, 1
+when a problem was found.
 """
 
 from __future__ import annotations
@@ -25,8 +27,10 @@ from proxy.discovery.documents import authorization_server_metadata
 from proxy.errors import UpstreamError, UpstreamRefused
 from proxy.keys import KeyFileError, Keyset
 from proxy.settings import Settings
+from proxy.store.connect import masked, probe
 from proxy.upstream import Upstream, profile_for
 from proxy.upstream.client import upstream_errors
+from proxy.upstream.profiles import uses_dev_idp
 
 # What IdPs answer a code exchange with credentials they do not accept (GitHub and Auth0 have their own).
 BAD_CREDENTIALS = ("invalid_client", "unauthorized_client", "incorrect_client_credentials",
@@ -63,9 +67,13 @@ def _local_problems(settings: Settings, report: Report) -> list[str]:
     algs = ["RS256"]
     if settings.signing_keys_file is not None:
         try:
-            algs = Keyset.from_file(settings.signing_keys_file).algs
+            keyset = Keyset.from_file(settings.signing_keys_file)
         except KeyFileError as exc:
             report.problem(f"PROXY_SIGNING_KEYS_FILE: {exc}")
+        else:
+            algs = keyset.algs
+            report.note(f"signing keys: {len(keyset.keys)} from {settings.signing_keys_file}; "
+                        f"{keyset.active.kid} ({keyset.active.alg}) signs")
     else:
         report.note("signing keys: generated at start-up (set PROXY_SIGNING_KEYS_FILE for production)")
     if settings.issuer.startswith("http://"):
@@ -195,13 +203,26 @@ async def check_upstream(settings: Settings, http: aiohttp.ClientSession, report
     return _effective_upstream(upstream, metadata, await upstream.scope())
 
 
+async def check_store(settings: Settings, report: Report) -> None:
+    """The store the facade would use answers PING (serving refuses to start otherwise)."""
+    if not settings.redis_url:
+        report.note("store: in-memory (one process only; set PROXY_REDIS_URL for replicas and restarts)")
+        return
+    cause = await probe(settings.redis_url, timeout_s=settings.redis_timeout_s)
+    if cause is None:
+        report.note(f"store: {masked(settings.redis_url)} answered PING")
+    else:
+        report.problem(f"PROXY_REDIS_URL: the store at {masked(settings.redis_url)} did not answer: {cause}")
+
+
 async def check(settings: Settings, out: TextIO | None = None, err: TextIO | None = None) -> int:
-    """Run every check, print the findings and the effective metadata; 1 when a problem was found."""
+    """Run every check; the effective metadata on `out`, notes and problems on `err`; 1 when a problem was found."""
     out, err = out or sys.stdout, err or sys.stderr
     report = Report()
     algs = _local_problems(settings, report)
+    await check_store(settings, report)
     upstream: dict[str, Any] | None = None
-    if settings.dev_idp:
+    if uses_dev_idp(settings):
         report.note("upstream: the bundled development IdP (mounted at /devidp when serving)")
     else:
         timeout = aiohttp.ClientTimeout(total=settings.upstream_timeout_s)
@@ -209,7 +230,7 @@ async def check(settings: Settings, out: TextIO | None = None, err: TextIO | Non
             upstream = await check_upstream(settings, http, report)
     scopes = list(profile_for(settings).offered_scopes(settings))
     for note in report.notes:
-        print(f"note: {note}", file=out)
+        print(f"note: {note}", file=err)
     document: dict[str, Any] = {"authorization_server": authorization_server_metadata(settings, algs, scopes)}
     if upstream is not None:
         document["upstream"] = upstream

@@ -3,18 +3,26 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import multiprocessing
+import os
+import queue
 import signal
 import sys
 from typing import Any
 
 from aiohttp import web
+from redis.exceptions import RedisError
 
 from proxy import log as logging_setup
+from proxy.errors import StoreUnavailable
 from proxy.keys import KeyFileError, Keyset
 from proxy.settings import Settings, SettingsError
+from proxy.store.connect import masked, probe
+from proxy.upstream.profiles import upstream_client_secret, uses_dev_idp
 
 SHUTDOWN_TIMEOUT_S = 10.0
+EXIT_UNAVAILABLE = 1  # the store or the port is not there (a configuration error is 2)
 
 
 def _loop_factory() -> Any:
@@ -36,7 +44,7 @@ def _preflight(settings: Settings, workers: int) -> None:
         raise SettingsError("--workers must be at least 1")
     if workers > 1 and not settings.redis_url:
         raise SettingsError("--workers > 1 needs PROXY_REDIS_URL: the in-memory store is one process only")
-    if workers > 1 and settings.dev_idp:
+    if workers > 1 and uses_dev_idp(settings):
         raise SettingsError(
             "--workers > 1 needs a real upstream: the mounted development IdP keeps state in one process "
             "(run `oauth-facade devidp` on its own and point PROXY_UPSTREAM_ISSUER at it)")
@@ -47,23 +55,81 @@ def _run(settings: Settings, reuse_port: bool) -> None:
 
     logging_setup.configure(settings.log_level, settings.log_format, cache=True)
     app = create_app(settings)
-    web.run_app(app, host=settings.host, port=settings.port, reuse_port=reuse_port or None, access_log=None,
-                print=None, shutdown_timeout=SHUTDOWN_TIMEOUT_S, handle_signals=True,
-                loop=(_loop_factory() or asyncio.new_event_loop)())
+    try:
+        web.run_app(app, host=settings.host, port=settings.port, reuse_port=reuse_port or None, access_log=None,
+                    print=functools.partial(_serving, settings), shutdown_timeout=SHUTDOWN_TIMEOUT_S,
+                    handle_signals=True, loop=(_loop_factory() or asyncio.new_event_loop)())
+    except (StoreUnavailable, RedisError) as exc:  # it answered the start-up PING, then went away
+        cause = (exc.detail if isinstance(exc, StoreUnavailable) else None) or exc
+        print(f"oauth-facade: {_store_name(settings)} did not answer: {cause}", file=sys.stderr)
+        raise SystemExit(EXIT_UNAVAILABLE) from None
+    except OSError as exc:
+        print(f"oauth-facade: cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}",
+              file=sys.stderr)
+        raise SystemExit(EXIT_UNAVAILABLE) from None
+
+
+# -- start-up: the store first, "listening" last ---------------------------------------------------------------
+_ready: Any = None  # in a --workers child: the parent's queue, told once this process serves
+
+
+def _serving(settings: Settings, _banner: str) -> None:
+    """aiohttp calls this once every site is bound (the store answered during start-up, before that)."""
+    if _ready is not None:
+        _ready.put(os.getpid())
+    else:
+        _listening(settings, "listening")
+
+
+def _listening(settings: Settings, what: str) -> None:
+    print(f"oauth-facade {what} on http://{settings.host}:{settings.port} (issuer {settings.issuer})",
+          file=sys.stderr, flush=True)
+
+
+def _worker(settings: Settings, ready: Any) -> None:
+    """A --workers child: serves, and reports on `ready` once it does."""
+    global _ready
+    _ready = ready
+    _run(settings, reuse_port=True)
+
+
+def _store_name(settings: Settings) -> str:
+    return f"the store at {masked(settings.redis_url)}" if settings.redis_url else "the in-memory store"
+
+
+def store_problem(settings: Settings) -> str | None:
+    """One line naming the store (password masked) and why it did not answer PING, or None."""
+    if not settings.redis_url:
+        return None
+    cause = asyncio.run(probe(settings.redis_url, timeout_s=settings.redis_timeout_s))
+    return None if cause is None else f"{_store_name(settings)} did not answer: {cause}"
+
+
+def log_format(settings: Settings, stream: Any = None) -> str:
+    """PROXY_LOG_FORMAT=auto (the default): readable console lines for a developer at a terminal, JSON for
+    everything else (production, containers, pipes, log shippers). An explicit json/console always wins."""
+    if settings.log_format != "auto":
+        return settings.log_format
+    stream = stream or sys.stdout
+    return "console" if settings.env == "development" and stream.isatty() else "json"
 
 
 def serve(settings: Settings, workers: int = 1) -> int:
+    """Say "listening" only once the store answered PING and the port is bound; otherwise exit 1."""
     _preflight(settings, workers)
+    problem = store_problem(settings)
+    if problem is not None:
+        print(f"oauth-facade: {problem}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    settings = settings.model_copy(update={"log_format": log_format(settings)})  # decided here, for every worker
     if workers == 1:
-        print(f"oauth-facade listening on http://{settings.host}:{settings.port} (issuer {settings.issuer})",
-              file=sys.stderr)
         _run(settings, reuse_port=False)
         return 0
     context = multiprocessing.get_context("spawn")
-    processes = [context.Process(target=_run, args=(settings, True), daemon=False) for _ in range(workers)]
+    ready = context.Queue()
+    processes = [context.Process(target=_worker, args=(settings, ready), daemon=False) for _ in range(workers)]
     for process in processes:
         process.start()
-    print(f"oauth-facade: {workers} workers on http://{settings.host}:{settings.port}", file=sys.stderr)
 
     def stop(signum: int, frame: object) -> None:
         for process in processes:
@@ -72,6 +138,17 @@ def serve(settings: Settings, workers: int = 1) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    started = 0
+    while started < workers and all(process.is_alive() for process in processes):
+        try:
+            ready.get(timeout=0.2)
+            started += 1
+        except queue.Empty:
+            continue
+    if started == workers:
+        _listening(settings, f"{workers} workers")
+    else:  # a worker failed to start (its own line says why): stop the others
+        stop(signal.SIGTERM, None)
     for process in processes:
         process.join()
     return max((process.exitcode or 0) for process in processes)
@@ -83,7 +160,7 @@ def serve_devidp(settings: Settings, *, host: str, port: int, public_url: str | 
 
     issuer = public_url or f"http://{host}:{port}"
     config = DevIdpConfig(issuer=issuer, client_id=settings.effective_upstream_client_id,
-                          client_secret=settings.effective_upstream_client_secret or "dev-secret",
+                          client_secret=upstream_client_secret(settings) or "dev-secret",
                           redirect_uris=(settings.url("/callback"),))
     try:
         app = create_devidp_app(config, env=settings.env)

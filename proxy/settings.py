@@ -1,7 +1,7 @@
 """The facade's configuration: one validated object, read from ``PROXY_*`` variables.
 
 Every field's description is the documentation operators read (the README table is generated from it
-by ``oauth-facade settings``), so the names are an interface: rename nothing without a deprecation.
+by ``oauth-facade settings --markdown``), so the names are an interface: rename nothing without a deprecation.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-ProfileName = Literal["generic", "clerk", "google", "auth0", "github"]
 WordList = Annotated[tuple[str, ...], NoDecode]
 
 DEFAULT_ISSUER = "http://127.0.0.1:8080"
@@ -57,7 +56,8 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", description="Address to listen on.")
     port: int = Field(8080, ge=0, le=65535, description="Port to listen on.")
     env: Literal["development", "production"] = Field(
-        "development", description="`production` refuses development shortcuts (dev IdP, generated keys)."
+        "development",
+        description="`production` refuses development shortcuts (dev IdP, generated keys, in-memory store).",
     )
 
     # -- state -------------------------------------------------------------------------------------
@@ -70,7 +70,7 @@ class Settings(BaseSettings):
     redis_timeout_s: float = Field(2.0, gt=0, description="Timeout of one Redis command.")
 
     # -- upstream identity provider ------------------------------------------------------------------
-    upstream_profile: ProfileName = Field("generic", description="Which IdP: generic|clerk|google|auth0|github.")
+    upstream_profile: str = Field("generic", description="Which IdP: generic|clerk|google|auth0|github.")
     upstream_issuer: str | None = Field(
         None, description="Upstream issuer URL (github: a GitHub Enterprise Server base URL). "
         "Unset: the profile's own (google, github), else the bundled dev IdP.")
@@ -79,14 +79,15 @@ class Settings(BaseSettings):
     upstream_scopes: WordList = Field((), description="Extra upstream scopes to request (space separated).")
     upstream_audience: str | None = Field(None, description="Auth0 `audience` parameter.")
     upstream_hosted_domain: str | None = Field(None, description="Google `hd`: only accept this domain.")
-    upstream_dcr: bool = Field(False, description="Mirror each registration to the upstream's DCR (clerk).")
+    upstream_dcr: bool = Field(
+        False, description="Mirror each registration to the upstream's DCR (generic, clerk, auth0).")
     upstream_fresh_userinfo: bool = Field(
         False, description="GET /userinfo asks the upstream's userinfo for fresh claims (else the sign-in's).")
     upstream_timeout_s: float = Field(10.0, gt=0, description="Timeout of one upstream HTTP call.")
 
     # -- what the facade issues ------------------------------------------------------------------------
     signing_keys_file: Path | None = Field(
-        None, description="PEM, JWK or JWKS file; several keys = rotation, the newest (last) signs."
+        None, description="PEM, JWK or JWKS file; several keys = rotation, the first signs."
     )
     signing_alg: Literal["RS256", "ES256", "PS256"] = Field("RS256", description="Alg of a generated key.")
     scopes: WordList = Field(("openid", "offline_access"), description="Scopes clients may be granted.")
@@ -137,7 +138,8 @@ class Settings(BaseSettings):
 
     # -- operations -------------------------------------------------------------------------------------
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log level.")
-    log_format: Literal["json", "console"] = Field("json", description="json (production) or console.")
+    log_format: Literal["auto", "json", "console"] = Field(
+        "auto", description="`json`, `console`, or `auto`: console lines on a terminal in development, else json.")
     metrics_token: SecretStr | None = Field(None, description="Bearer token protecting GET /metrics.")
 
     @field_validator("log_level", mode="before")
@@ -232,54 +234,20 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _coherent(self) -> Settings:
-        from proxy.upstream.profiles import GENERIC, PROFILES  # here: that module imports this one
-
-        profile = PROFILES[self.upstream_profile]
+        """What holds whatever the IdP; the profile-dependent rules are ``profiles.coherent``."""
         if self.upstream_issuer and not self.upstream_client_id and not self.upstream_dcr:
             raise ValueError("PROXY_UPSTREAM_CLIENT_ID is required when PROXY_UPSTREAM_ISSUER is set")
-        if self.dev_idp and (profile is not GENERIC or self.upstream_dcr):  # only generic OIDC has a stand-in
-            needed = "PROXY_UPSTREAM_CLIENT_ID" if profile.default_issuer else "PROXY_UPSTREAM_ISSUER"
-            raise ValueError(f"PROXY_UPSTREAM_PROFILE={profile.name} needs {needed} (see config/{profile.name}.env)")
-        if self.upstream_dcr and not profile.supports_dcr:
-            raise ValueError(f"PROXY_UPSTREAM_DCR=true: the {profile.name} profile's IdP has no client registration")
         if self.env == "production":
-            if self.dev_idp:
-                raise ValueError(
-                    "PROXY_ENV=production needs a real upstream: set PROXY_UPSTREAM_ISSUER "
-                    "(the bundled development IdP refuses to run in production)"
-                )
             if self.signing_keys_file is None:
                 raise ValueError("PROXY_ENV=production needs PROXY_SIGNING_KEYS_FILE (persistent keys)")
             if not self.redis_url:
                 raise ValueError("PROXY_ENV=production needs PROXY_REDIS_URL (the in-memory store is one process)")
         return self
 
-    # -- derived values ----------------------------------------------------------------------------------
-    @property
-    def dev_idp(self) -> bool:
-        """True when no upstream is configured (Google and GitHub need no issuer, so a client id counts)."""
-        from proxy.upstream.profiles import PROFILES  # here, not at the top: that module imports this one
-
-        return not self.upstream_issuer and not (PROFILES[self.upstream_profile].default_issuer
-                                                 and self.upstream_client_id)
-
-    @property
-    def effective_upstream_issuer(self) -> str:
-        from proxy.upstream.profiles import PROFILES
-
-        if self.dev_idp:
-            return self.issuer + DEV_IDP_MOUNT
-        return PROFILES[self.upstream_profile].issuer(self) or self.issuer + DEV_IDP_MOUNT
-
+    # -- derived values (the upstream's: ``proxy.upstream.profiles``, which knows each IdP) -----------------
     @property
     def effective_upstream_client_id(self) -> str:
         return self.upstream_client_id or DEV_IDP_CLIENT_ID
-
-    @property
-    def effective_upstream_client_secret(self) -> str | None:
-        if self.upstream_client_secret is not None:
-            return self.upstream_client_secret.get_secret_value()
-        return DEV_IDP_CLIENT_SECRET if self.dev_idp else None
 
     @property
     def effective_resources(self) -> tuple[str, ...]:
@@ -298,7 +266,13 @@ class SettingsError(Exception):
 
 
 def load_settings(env_file: str | Path | None = None, **overrides: object) -> Settings:
-    """Build settings, turning pydantic's report into one line that names the variable."""
+    """Build settings, turning pydantic's report into one line that names the variable.
+
+    `.env` in the working directory is optional; a file the operator named is not: pydantic-settings
+    skips a missing one silently, which turned a typo into the development IdP."""
+    if env_file is not None and not Path(env_file).is_file():
+        reason = "is a directory" if Path(env_file).is_dir() else "no such file"
+        raise SettingsError(f"--env-file {env_file}: {reason}")
     try:
         if env_file is not None:
             return Settings(_env_file=(".env", env_file), **overrides)  # type: ignore[call-arg]

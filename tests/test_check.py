@@ -16,6 +16,7 @@ import pytest
 
 from proxy.check import check
 from proxy.settings import Settings
+from proxy.upstream.profiles import uses_dev_idp
 from tests.conftest import free_port
 from tests.upstreams import FakeGitHub, FakeOidc, OidcQuirks, create_github_app, create_oidc_app
 
@@ -32,11 +33,15 @@ class Outcome:
 
     @property
     def problems(self) -> list[str]:
-        return [line.removeprefix("problem: ") for line in self.err.splitlines()]
+        return [line.removeprefix("problem: ") for line in self.err.splitlines() if line.startswith("problem: ")]
+
+    @property
+    def notes(self) -> str:
+        return "\n".join(line for line in self.err.splitlines() if line.startswith("note: "))
 
     @property
     def document(self) -> dict[str, Any]:
-        return json.loads(self.out[self.out.index("{"):])
+        return json.loads(self.out)  # stdout is the JSON document and nothing else
 
 
 Run = Callable[..., Awaitable[Outcome]]
@@ -70,7 +75,7 @@ def against(aiohttp_server: Any) -> Run:
 async def test_a_healthy_upstream_passes_and_the_effective_metadata_is_printed(against: Run) -> None:
     result = await against("generic", FakeOidc())
     assert result.code == 0, result.err
-    assert result.err == ""
+    assert result.problems == []
     document = result.document
     assert document["authorization_server"]["issuer"] == ISSUER
     assert document["authorization_server"]["token_endpoint"] == ISSUER + "/token"
@@ -78,8 +83,8 @@ async def test_a_healthy_upstream_passes_and_the_effective_metadata_is_printed(a
     assert upstream["scope"] == "openid email profile offline_access"
     assert upstream["client_auth"] == "client_secret_basic"
     assert upstream["redirect_uri"] == ISSUER + "/callback"
-    assert f"register this redirect URI at the upstream: {ISSUER}/callback" in result.out
-    assert "client credentials: accepted" in result.out
+    assert f"register this redirect URI at the upstream: {ISSUER}/callback" in result.notes
+    assert "client credentials: accepted" in result.notes
 
 
 async def test_an_unreachable_upstream_is_a_problem() -> None:
@@ -111,7 +116,7 @@ async def test_clerk_without_offline_access_cannot_refresh(against: Run) -> None
 async def test_generic_without_offline_access_is_only_a_note(against: Run) -> None:
     result = await against("generic", FakeOidc(OidcQuirks(scopes_supported=("openid",))))
     assert result.code == 0, result.err
-    assert "will not ask it for refresh tokens" in result.out
+    assert "will not ask it for refresh tokens" in result.notes
     assert result.document["upstream"]["scope"] == "openid email profile"
 
 
@@ -142,7 +147,7 @@ async def test_github_has_no_discovery_but_its_endpoints_are_probed(against: Run
     assert upstream["token_endpoint"].endswith("/login/oauth/access_token")
     assert upstream["client_auth"] == "client_secret_post"
     assert upstream["scope"] == "read:user user:email"
-    assert "bad_verification_code" in result.out  # GitHub's answer to the made-up code, with HTTP 200
+    assert "bad_verification_code" in result.notes  # GitHub's answer to the made-up code, with HTTP 200
 
 
 async def test_github_wrong_secret_is_a_problem(against: Run) -> None:
@@ -176,13 +181,13 @@ def test_cli_check_exits_1_when_the_upstream_is_unreachable() -> None:
     assert result.returncode == 1
     assert "problem: upstream unreachable" in result.stderr
     assert "Traceback" not in result.stderr
-    assert json.loads(result.stdout[result.stdout.index("{"):])["authorization_server"]
+    assert json.loads(result.stdout)["authorization_server"]
 
 
 def test_cli_check_with_the_dev_idp_needs_no_network() -> None:
     result = run_cli("check", env={})
     assert result.returncode == 0, result.stderr
-    assert "bundled development IdP" in result.stdout
+    assert "note: upstream: the bundled development IdP" in result.stderr
 
 
 @pytest.mark.parametrize("name", ["generic", "clerk", "google", "auth0", "github"])
@@ -194,4 +199,32 @@ def test_every_example_config_loads(name: str) -> None:
     assert values["PROXY_UPSTREAM_PROFILE"] == name
     settings = Settings(_env_file=env_file)  # type: ignore[call-arg]
     assert settings.upstream_profile == name
-    assert not settings.dev_idp
+    assert not uses_dev_idp(settings)
+
+
+async def test_the_key_file_is_loaded_and_named(tmp_path: Path) -> None:
+    """check loads PROXY_SIGNING_KEYS_FILE: a usable one is named with the key that signs."""
+    from proxy.keys import Keyset, generate
+    from proxy.keys.keyset import render_jwks
+
+    path = tmp_path / "keys.jwks"
+    path.write_text(render_jwks([generate("ES256")]))
+    result = await run(Settings(_env_file=None, signing_keys_file=path))  # type: ignore[call-arg]
+    assert result.code == 0, result.err
+    kid = Keyset.from_file(path).active.kid
+    assert f"signing keys: 1 from {path}; {kid} (ES256) signs" in result.notes
+    assert result.document["authorization_server"]["id_token_signing_alg_values_supported"] == ["ES256"]
+
+
+async def test_a_missing_key_file_is_a_problem(tmp_path: Path) -> None:
+    """A key file that cannot be read is a problem (serving would refuse to start)."""
+    result = await run(Settings(_env_file=None, signing_keys_file=tmp_path / "missing.jwks"))  # type: ignore[call-arg]
+    assert result.code == 1
+    assert any(line.startswith("PROXY_SIGNING_KEYS_FILE: cannot read") for line in result.problems), result.err
+
+
+async def test_an_in_memory_store_is_noted() -> None:
+    """Without PROXY_REDIS_URL, check says the store is in memory (nothing to contact)."""
+    result = await run(Settings(_env_file=None))  # type: ignore[call-arg]
+    assert result.code == 0
+    assert "store: in-memory" in result.notes

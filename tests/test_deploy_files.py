@@ -46,9 +46,15 @@ def test_compose_ports_and_addresses_line_up() -> None:
     assert urlsplit(facade_env["PROXY_REDIS_URL"]).hostname == "redis"
     devidp = services["devidp"]
     args = parser().parse_args(devidp["command"])
-    assert str(args.port) in published
     assert args.public_url == facade_env["PROXY_UPSTREAM_ISSUER"]
-    assert devidp["network_mode"] == "service:facade"
+    # Its own network identity (a network_mode shared with the facade dies with the facade's container):
+    # the issuer's host is a *.localhost name (loopback for the browser, where the port is published) and,
+    # inside the compose network, an alias of the devidp container.
+    issuer = urlsplit(args.public_url)
+    assert "network_mode" not in devidp
+    assert issuer.hostname is not None and issuer.hostname.endswith(".localhost")
+    assert issuer.hostname in devidp["networks"]["default"]["aliases"]
+    assert f"{issuer.port}:{args.port}" in devidp["ports"]
     assert devidp["environment"]["PROXY_UPSTREAM_CLIENT_ID"] == facade_env["PROXY_UPSTREAM_CLIENT_ID"]
     assert devidp["environment"]["PROXY_UPSTREAM_CLIENT_SECRET"] == facade_env["PROXY_UPSTREAM_CLIENT_SECRET"]
 

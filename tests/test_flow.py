@@ -148,13 +148,14 @@ async def test_with_no_upstream_configured_the_mounted_dev_idp_signs_in_the_demo
 
     from proxy.app import create_app
     from proxy.settings import Settings
+    from proxy.upstream.profiles import uses_dev_idp
     from tests.conftest import free_port
     from tests.helpers import query_of, s256
 
     port = free_port()
     issuer = f"http://127.0.0.1:{port}"
     settings = Settings(_env_file=None, issuer=issuer, port=port, consent=False)  # type: ignore[call-arg]
-    assert settings.dev_idp
+    assert uses_dev_idp(settings)
     await aiohttp_server(create_app(settings, redis=redis_client), port=port)  # type: ignore[operator]
     async with aiohttp.ClientSession() as http:
         async with http.post(issuer + "/register", json={"redirect_uris": ["http://127.0.0.1:5599/cb"]}) as r:

@@ -15,8 +15,9 @@ from tests.conftest import FacadeFactory
 
 
 def keys_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "proxy", "keys", *args], capture_output=True, text=True,
-                          timeout=60)
+    """The installed console script, as an operator runs it."""
+    script = str(Path(sys.executable).with_name("oauth-facade"))
+    return subprocess.run([script, "keys", *args], capture_output=True, text=True, timeout=60)
 
 
 @pytest.mark.parametrize("fmt", ["pem", "jwk", "jwks"])
@@ -50,6 +51,47 @@ def test_rotate_puts_a_new_key_in_front_and_keeps_the_old(tmp_path: Path) -> Non
     # A token signed before the rotation still verifies against the new keyset.
     token = old.sign({"sub": "x"})
     assert rotated.verify(token)[1]["sub"] == "x"
+
+
+def test_generate_creates_a_missing_directory_private_to_the_owner(tmp_path: Path) -> None:
+    """The README's `--out /etc/oauth-facade/keys.jwks` on a machine without that directory: it is created
+    (mode 700), the key is written (mode 600), and the key loads."""
+    path = tmp_path / "etc" / "oauth-facade" / "keys.jwks"
+    result = keys_cli("generate", "--out", str(path))
+    assert result.returncode == 0, result.stderr
+    assert path.parent.stat().st_mode & 0o777 == 0o700
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert Keyset.from_file(path).active.alg == "RS256"
+
+
+def test_generate_says_in_one_line_why_it_cannot_write(tmp_path: Path) -> None:
+    """A parent that cannot be a directory (here: a regular file) is one line and exit 1, no traceback."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    result = keys_cli("generate", "--out", str(blocker / "dir" / "keys.jwks"))
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert lines[0].startswith(f"oauth-facade: cannot create the directory {blocker / 'dir'}: ")
+
+
+def test_rotate_refuses_a_file_that_does_not_exist(tmp_path: Path) -> None:
+    """A mistyped path used to become a fresh one-key file (so the real file never rotated): now exit 2."""
+    path = tmp_path / "kyes.jwks"
+    result = keys_cli("rotate", str(path))
+    assert result.returncode == 2
+    assert "does not exist" in result.stderr and "--create" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not path.exists()
+
+
+def test_rotate_with_create_starts_a_new_key_file(tmp_path: Path) -> None:
+    """`--create` is how a new key file is meant: one key, mode 600, parent created."""
+    path = tmp_path / "new" / "keys.jwks"
+    result = keys_cli("rotate", "--create", str(path))
+    assert result.returncode == 0, result.stderr
+    assert len(Keyset.from_file(path).keys) == 1
+    assert path.stat().st_mode & 0o777 == 0o600
 
 
 def test_several_pem_blocks_make_a_rotation(tmp_path: Path) -> None:

@@ -22,7 +22,7 @@ from proxy.settings import Settings, SettingsError, load_settings
 from proxy.state import SERVICES, Services
 from proxy.upstream import PROFILES, profile_for
 from proxy.upstream.credentials import MIRROR_FIELD, UpstreamClient
-from proxy.upstream.profiles import GENERIC
+from proxy.upstream.profiles import GENERIC, coherent, upstream_issuer, uses_dev_idp
 from proxy.upstream.userapi import claims_from_user, primary_verified_email
 from tests.conftest import free_port
 from tests.helpers import Client, query_of
@@ -169,15 +169,15 @@ def test_without_offline_access_offered_no_refresh_token_is_asked_for() -> None:
 def test_issuer_takes_the_exact_form_the_idp_publishes(profile: str, typed: str, issuer: str) -> None:
     """OIDC Discovery §4.3 compares iss byte for byte: Auth0's ends in '/', Clerk's does not."""
     s = settings(upstream_profile=profile, upstream_issuer=typed, upstream_client_id="x")
-    assert PROFILES[profile].issuer(s) == issuer == s.effective_upstream_issuer
+    assert PROFILES[profile].issuer(s) == issuer == upstream_issuer(s)
 
 
 def test_google_and_github_need_only_credentials() -> None:
     """'Name the IdP and paste its credentials': no issuer to type for Google or GitHub."""
     google = settings(upstream_profile="google", upstream_client_id="x.apps.googleusercontent.com")
-    assert not google.dev_idp and google.effective_upstream_issuer == "https://accounts.google.com"
+    assert not uses_dev_idp(google) and upstream_issuer(google) == "https://accounts.google.com"
     github = settings(upstream_profile="github", upstream_client_id="Iv1.abc")
-    assert not github.dev_idp
+    assert not uses_dev_idp(github)
     endpoints = PROFILES["github"].explicit_endpoints(github)
     assert endpoints is not None
     assert endpoints.authorization_endpoint == "https://github.com/login/oauth/authorize"
@@ -198,7 +198,7 @@ def test_github_enterprise_endpoints_live_under_the_issuer_setting() -> None:
 def test_only_generic_falls_back_to_the_dev_idp() -> None:
     """The dev IdP stands in for a generic OIDC provider only; a named IdP without credentials is a mistake."""
     s = settings()
-    assert s.dev_idp and profile_for(s) is GENERIC
+    assert uses_dev_idp(s) and profile_for(s) is GENERIC
 
 
 @pytest.mark.parametrize(("values", "message"), [
@@ -213,12 +213,12 @@ def test_only_generic_falls_back_to_the_dev_idp() -> None:
 ])
 def test_incoherent_profile_settings_are_refused_in_one_line(values: dict[str, Any], message: str) -> None:
     with pytest.raises(SettingsError, match=message):
-        load_settings(**values)
+        coherent(load_settings(**values))
 
 
 def test_clerk_dcr_needs_no_static_client() -> None:
     s = settings(upstream_profile="clerk", upstream_issuer="https://c.clerk.accounts.dev", upstream_dcr=True)
-    assert not s.dev_idp
+    assert not uses_dev_idp(s)
 
 
 def test_no_module_outside_the_profiles_branches_on_a_provider_name() -> None:

@@ -8,7 +8,7 @@ from aiohttp import web
 
 from proxy import pkce
 from proxy.authorization.request import AuthorizationRequest
-from proxy.ops.metrics import FLOWS_STARTED
+from proxy.metrics import FLOWS_STARTED
 from proxy.state import Services
 from proxy.web.render import redirect
 

@@ -10,6 +10,7 @@ The URL forms operators script against:
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -19,6 +20,7 @@ from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
 
 
 def connect(url: str | None, *, timeout_s: float) -> Any:
@@ -71,3 +73,38 @@ def describe(url: str | None) -> str:
     parts = urlsplit(url)
     host = parts.netloc.rsplit("@", 1)[-1]
     return f"{parts.scheme}://{host}{parts.path}"
+
+
+def masked(url: str) -> str:
+    """The URL with its password replaced by ``***``, for messages that must name the exact target."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user, _, hosts = parts.netloc.rpartition("@")
+    name = user.split(":", 1)[0]
+    return parts._replace(netloc=f"{name}:***@{hosts}").geturl()
+
+
+async def probe(url: str, *, timeout_s: float) -> str | None:
+    """Connect and PING once, as start-up and `check` do before trusting the store.
+
+    None when the store answered, else the cause in one line (connection refused, auth, timeout...).
+    """
+    try:
+        client = connect(url, timeout_s=timeout_s)
+    except (ValueError, RedisError) as exc:
+        return str(exc)
+    budget_s = timeout_s * 3  # a cluster or sentinel asks more than one node
+    try:
+        async with asyncio.timeout(budget_s):
+            await client.ping()
+    except TimeoutError:
+        return f"no answer within {budget_s:g} s"
+    except (RedisError, OSError) as exc:
+        return str(exc) or type(exc).__name__
+    finally:
+        try:
+            await client.aclose()
+        except (RedisError, OSError):
+            pass
+    return None

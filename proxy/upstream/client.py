@@ -25,11 +25,11 @@ import aiohttp
 
 from proxy.errors import InvalidClient, UpstreamError, UpstreamRefused, UpstreamUnavailable
 from proxy.log import get_logger
-from proxy.ops.metrics import UPSTREAM
+from proxy.metrics import UPSTREAM
 from proxy.settings import Settings
 from proxy.upstream.credentials import MIRROR_FIELD, UpstreamClient, mirror_request
 from proxy.upstream.idtoken import IdTokenValidator
-from proxy.upstream.profiles import Profile
+from proxy.upstream.profiles import Profile, upstream_client_secret, upstream_issuer
 from proxy.upstream.userapi import user_claims
 
 Json = dict[str, Any]
@@ -105,9 +105,9 @@ class Upstream:
         self.settings = settings
         self.profile = profile
         self.http = http
-        self.issuer = settings.effective_upstream_issuer
+        self.issuer = upstream_issuer(settings)
         self.client_id = settings.effective_upstream_client_id
-        self.client_secret = settings.effective_upstream_client_secret
+        self.client_secret = upstream_client_secret(settings)
         self.static = UpstreamClient(self.client_id, self.client_secret)
         self.mirrors = settings.upstream_dcr and profile.supports_dcr
         self.clients = clients

@@ -20,7 +20,7 @@ from typing import Any, Literal
 from urllib.parse import urljoin
 
 from proxy.errors import AccessDenied
-from proxy.settings import Settings
+from proxy.settings import DEV_IDP_CLIENT_SECRET, DEV_IDP_MOUNT, Settings, SettingsError
 
 TokenAuth = Literal["client_secret_basic", "client_secret_post", "auto"]
 RefreshMode = Literal["rotating", "reuse", "none"]
@@ -235,5 +235,46 @@ PROFILES: dict[str, Profile] = {p.name: p for p in (GENERIC, CLERK, GOOGLE, AUTH
 
 
 def profile_for(settings: Settings) -> Profile:
-    return PROFILES[settings.upstream_profile]
+    """The profile PROXY_UPSTREAM_PROFILE names; settings hold the name only, this module the IdPs."""
+    try:
+        return PROFILES[settings.upstream_profile]
+    except KeyError:
+        raise SettingsError(f"PROXY_UPSTREAM_PROFILE: {settings.upstream_profile!r} is not a profile "
+                            f"(one of {', '.join(PROFILES)})") from None
+
+
+# -- what the settings mean once the profile is known ------------------------------------------------------
+def uses_dev_idp(settings: Settings) -> bool:
+    """True when no upstream is configured (Google and GitHub need no issuer, so a client id counts)."""
+    return not settings.upstream_issuer and not (profile_for(settings).default_issuer and settings.upstream_client_id)
+
+
+def upstream_issuer(settings: Settings) -> str:
+    """The upstream's issuer as the IdP spells it, or the mounted development IdP's."""
+    if uses_dev_idp(settings):
+        return settings.issuer + DEV_IDP_MOUNT
+    return profile_for(settings).issuer(settings) or settings.issuer + DEV_IDP_MOUNT
+
+
+def upstream_client_secret(settings: Settings) -> str | None:
+    if settings.upstream_client_secret is not None:
+        return settings.upstream_client_secret.get_secret_value()
+    return DEV_IDP_CLIENT_SECRET if uses_dev_idp(settings) else None
+
+
+def coherent(settings: Settings) -> Settings:
+    """The profile-dependent rules, as one SettingsError line; every entry point runs them (CLI, create_app)."""
+    profile = profile_for(settings)
+    dev_idp = uses_dev_idp(settings)
+    if dev_idp and (profile is not GENERIC or settings.upstream_dcr):  # only generic OIDC has a stand-in
+        needed = "PROXY_UPSTREAM_CLIENT_ID" if profile.default_issuer else "PROXY_UPSTREAM_ISSUER"
+        raise SettingsError(f"configuration: PROXY_UPSTREAM_PROFILE={profile.name} needs {needed} "
+                            f"(see config/{profile.name}.env)")
+    if settings.upstream_dcr and not profile.supports_dcr:
+        raise SettingsError(f"configuration: PROXY_UPSTREAM_DCR=true: the {profile.name} profile's IdP has no "
+                            "client registration")
+    if settings.env == "production" and dev_idp:
+        raise SettingsError("configuration: PROXY_ENV=production needs a real upstream: set PROXY_UPSTREAM_ISSUER "
+                            "(the bundled development IdP refuses to run in production)")
+    return settings
 

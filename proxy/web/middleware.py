@@ -13,9 +13,9 @@ import time
 import structlog
 from aiohttp import web
 
+from proxy import metrics
 from proxy.errors import OAuthError, PayloadTooLarge, ServerError
 from proxy.log import get_logger
-from proxy.ops import metrics
 from proxy.web.render import NO_STORE, error_page, error_redirect, json_response
 from proxy.web.routes import POLICY, REDIRECT_TARGET, Handler, Policy
 

@@ -11,7 +11,7 @@ from typing import Any
 from proxy import pkce
 from proxy.errors import InvalidGrant, InvalidRequest, InvalidTarget
 from proxy.log import get_logger
-from proxy.ops.metrics import FLOWS_COMPLETED
+from proxy.metrics import FLOWS_COMPLETED
 from proxy.resources import normalise
 from proxy.state import Services
 from proxy.store.store import digest, family_of

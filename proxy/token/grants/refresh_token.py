@@ -23,7 +23,7 @@ from proxy.errors import (
     UpstreamRefused,
 )
 from proxy.log import get_logger
-from proxy.ops.metrics import REFRESH_REUSE
+from proxy.metrics import REFRESH_REUSE
 from proxy.resources import normalise
 from proxy.state import Services
 from proxy.store.store import family_of

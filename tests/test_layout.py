@@ -1,0 +1,43 @@
+"""The import graph keeps the layout's promises: the base imports nothing of the product, and no module
+reaches into an endpoint package for what belongs to the base."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PROXY = Path(__file__).resolve().parent.parent / "proxy"
+# Settings, errors, logs and metrics: what every other module may import.
+BASE = ("settings", "errors", "log", "metrics")
+
+
+def imports(path: Path) -> set[str]:
+    """The proxy.* modules `path` imports, at the top or inside functions."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("proxy"):
+            found.add(node.module)
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names if alias.name.startswith("proxy"))
+    return found
+
+
+def module_name(path: Path) -> str:
+    return ".".join(path.relative_to(PROXY.parent).with_suffix("").parts)
+
+
+def test_the_base_modules_import_nothing_of_the_product() -> None:
+    """settings.py used to import upstream/profiles.py (which imports settings back); the base imports no
+    proxy module at all, so anything may import it without a cycle."""
+    for name in BASE:
+        assert imports(PROXY / f"{name}.py") == set(), name
+
+
+def test_metric_definitions_are_imported_from_the_base_not_the_ops_endpoint() -> None:
+    """proxy/upstream/client.py used to import proxy/ops/metrics.py; only the ops package uses proxy.ops."""
+    for path in PROXY.rglob("*.py"):
+        if path.is_relative_to(PROXY / "ops") or path.name == "app.py":  # app.py mounts the ops endpoints
+            continue
+        reached = {name for name in imports(path) if name.startswith("proxy.ops")}
+        assert not reached, f"{module_name(path)} imports {reached}"
