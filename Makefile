@@ -61,7 +61,7 @@ lint: $(TEST_STAMP) ## ruff
 bench: $(TEST_STAMP) redis-server ## Run the benchmark suite (writes bench/results/)
 	$(PY) -m bench $(BENCH_ARGS)
 
-bench-gateway: $(STAMP) redis-server ## The gateway's overhead per request and 1,000 held SSE streams (bench/results/)
+bench-gateway: $(TEST_STAMP) redis-server ## The gateway's overhead per request and 1,000 held SSE streams (bench/results/)
 	$(PY) -m bench.gateway $(BENCH_ARGS)
 
 clean: ## Remove the virtualenv and caches
