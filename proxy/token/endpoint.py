@@ -39,8 +39,9 @@ async def token(request: web.Request) -> web.Response:
     handle = GRANTS.get(grant_type)
     if handle is None or (grant_type == client_credentials.GRANT_TYPE and not s.clients.offers_client_credentials):
         raise UnsupportedGrantType()
-    client_id = await s.clients.authenticate(request, params)  # a confidential client proves its secret
-    await ratelimit.admit(request, "token", client_id)
+    credentials = s.clients.identify(request, params)
+    await ratelimit.admit(request, "token", credentials.client_id)  # counted before the (slow) secret check
+    client_id = await s.clients.verify(credentials)  # a confidential client proves its secret
     if not await s.clients.known_at_token(client_id):  # also renews a DCR registration's lifetime
         if grant_type == refresh_token.GRANT_TYPE and params.get("refresh_token"):
             await revoke_held_family(s, params["refresh_token"], client_id, reason="client_gone")
