@@ -7,6 +7,7 @@ by ``oauth-facade settings --markdown``), so the names are an interface: rename 
 from __future__ import annotations
 
 import ipaddress
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
@@ -20,6 +21,7 @@ DEFAULT_ISSUER = "http://127.0.0.1:8080"
 DEV_IDP_MOUNT = "/devidp"
 DEV_IDP_CLIENT_ID = "oauth-facade-dev"
 DEV_IDP_CLIENT_SECRET = "dev-secret"
+GATEWAY_PAIR = re.compile(r"^(?P<resource>https?://[^=]+)=(?P<backend>https?://.+)$")
 
 
 def split_words(value: object) -> tuple[str, ...]:
@@ -29,6 +31,14 @@ def split_words(value: object) -> tuple[str, ...]:
     if isinstance(value, str):
         return tuple(word for word in value.replace(",", " ").split() if word)
     return tuple(str(word) for word in value)  # type: ignore[attr-defined]
+
+
+def gateway_pair(entry: str) -> tuple[str, str]:
+    """`RESOURCE=BACKEND` split at the first `=` that starts a URL, so a backend URL may carry a query."""
+    match = GATEWAY_PAIR.match(entry)
+    if match is None:
+        raise ValueError(f"{entry!r} is not RESOURCE=BACKEND (two http(s) URLs joined by '=')")
+    return match["resource"], match["backend"]
 
 
 class Settings(BaseSettings):
@@ -110,7 +120,11 @@ class Settings(BaseSettings):
     refresh_grace_s: int = Field(30, ge=0, description="Window in which a just-rotated refresh token replays.")
     code_ttl_s: int = Field(60, gt=0, le=600, description="Authorization code lifetime.")
     transaction_ttl_s: int = Field(600, gt=0, description="Sign-in transaction lifetime.")
-    client_ttl_s: int = Field(30 * 86400, gt=0, description="Registration lifetime, refreshed on use.")
+    client_ttl_s: int = Field(
+        30 * 86400, gt=0, description="Registration lifetime once used for a sign-in, refreshed on use.")
+    unused_client_ttl_s: int = Field(
+        86400, gt=0, le=86400, description="Lifetime of a registration never used for a sign-in (at most a day); "
+        "its first code redemption extends it to PROXY_CLIENT_TTL_S.")
     upstream_refresh_skew_s: int = Field(60, ge=0, description="Refresh upstream this long before expiry.")
 
     # -- protection -------------------------------------------------------------------------------------
@@ -119,12 +133,23 @@ class Settings(BaseSettings):
     rate_limits: bool = Field(True, description="`off`: no rate limits (a load test from one address).")
     rate_limit_register_per_min: int = Field(
         30, gt=0, description="POST /register per minute from one address; more get 429 with Retry-After.")
+    rate_limit_register_per_network_per_hour: int = Field(
+        1000, gt=0, description="POST /register per hour from one network (IPv4 /24, IPv6 /56).")
     rate_limit_authorize_per_min: int = Field(
-        120, gt=0, description="GET /authorize per minute from one address, and for one client_id.")
+        120, gt=0, description="GET /authorize per minute from one address, and for one client_id; "
+        "also POST /consent and GET /callback per minute from one address.")
     rate_limit_token_per_min: int = Field(
-        300, gt=0, description="POST /token per minute from one address, and for one client_id.")
+        300, gt=0, description="POST /token per minute from one address, and for one client_id; "
+        "also POST /revoke per minute from one address.")
+    rate_limit_introspect_per_min: int = Field(
+        1200, gt=0, description="POST /introspect per minute from one address.")
+    rate_limit_userinfo_per_min: int = Field(300, gt=0, description="GET/POST /userinfo per minute from one address.")
+    rate_limit_auth_failures_per_min: int = Field(
+        10, gt=0, description="Wrong credentials at /introspect and /metrics per minute from one address; "
+        "beyond, 429 there (even with the right one) until the minute ends.")
     max_registrations_per_hour: int = Field(
-        10000, gt=0, description="Registrations per hour from all addresses together (bounds the stored clients).")
+        10000, gt=0, description="Registrations per hour, all addresses together, kept PROXY_UNUSED_CLIENT_TTL_S "
+        "before a sign-in; beyond, never refused but kept only 2 x PROXY_TRANSACTION_TTL_S unless used.")
     trusted_proxies: WordList = Field((), description="Addresses/CIDRs whose X-Forwarded-For is trusted.")
     max_body_bytes: int = Field(64 * 1024, gt=0, description="Larger request bodies get 413.")
 
@@ -149,6 +174,20 @@ class Settings(BaseSettings):
     clients_file: Path | None = Field(
         None, description="TOML file of pre-registered clients (`[[client]]`; see README, Client registration).")
 
+    # -- protecting MCP servers (gateway, forward-auth) -------------------------------------------
+    gateway_backends: WordList = Field(
+        (), description="Gateway mode: `RESOURCE=BACKEND` pairs, space separated, e.g. "
+        "`https://mcp.example.com/mcp=http://mcp:3000/mcp`. The facade serves each resource's path itself, "
+        "checks every request's token and forwards it to the backend with identity headers instead.")
+    gateway_timeout_s: float = Field(
+        30.0, gt=0, description="Time a gateway backend has to accept a request and send its response headers "
+        "(504 after); a response stream itself may last as long as it needs.")
+    gateway_max_body_bytes: int = Field(
+        4 * 1024 * 1024, gt=0, description="Largest MCP request body the gateway forwards; larger get 413.")
+    tool_scopes: WordList = Field(
+        (), description="Per-tool scope policy: `TOOL=SCOPE[+SCOPE]` pairs, e.g. `deploy=mcp:deploy`: "
+        "`tools/call` of that tool needs those scopes (403 insufficient_scope; gateway and forward-auth).")
+
     # -- operations -------------------------------------------------------------------------------------
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log level.")
     log_format: Literal["auto", "json", "console"] = Field(
@@ -160,8 +199,8 @@ class Settings(BaseSettings):
     def _lower(cls, value: object) -> object:
         return value.lower() if isinstance(value, str) else value
 
-    @field_validator("upstream_scopes", "scopes", "resources", "trusted_proxies", "cimd_allowed_hosts",
-                     "cimd_dev_hosts", mode="before")
+    @field_validator("upstream_scopes", "scopes", "resources", "trusted_proxies", "gateway_backends", "tool_scopes",
+                     "cimd_allowed_hosts", "cimd_dev_hosts", mode="before")
     @classmethod
     def _words(cls, value: object) -> tuple[str, ...]:
         return split_words(value)
@@ -218,6 +257,33 @@ class Settings(BaseSettings):
                 raise ValueError(f"{url!r} is not an absolute http(s) URL without fragment")
         return value
 
+    @field_validator("gateway_backends")
+    @classmethod
+    def _gateway_backends(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        paths: set[str] = set()
+        for entry in value:
+            resource, backend = gateway_pair(entry)
+            for url in (resource, backend):
+                parts = urlsplit(url)
+                if parts.scheme not in ("http", "https") or not parts.hostname or parts.fragment:
+                    raise ValueError(f"{url!r} is not an absolute http(s) URL without fragment")
+            path = urlsplit(resource).path.rstrip("/")
+            if not path or urlsplit(resource).query:
+                raise ValueError(f"{resource!r}: a gateway resource needs a path (e.g. /mcp) and no query")
+            if path in paths:
+                raise ValueError(f"two gateway resources share the path {path!r}")
+            paths.add(path)
+        return value
+
+    @field_validator("tool_scopes")
+    @classmethod
+    def _tool_scopes(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for entry in value:
+            tool, _, scopes = entry.partition("=")
+            if not tool or not scopes or not all(scopes.split("+")):
+                raise ValueError(f"{entry!r} is not TOOL=SCOPE[+SCOPE]")
+        return value
+
     @model_validator(mode="after")
     def _coherent(self) -> Settings:
         """What holds whatever the IdP; the profile-dependent rules are ``profiles.coherent``."""
@@ -242,7 +308,10 @@ class Settings(BaseSettings):
 
     @property
     def effective_resources(self) -> tuple[str, ...]:
-        return self.resources or (self.issuer + "/mcp",)
+        """PROXY_RESOURCES (default `<issuer>/mcp` unless gateway resources are set), plus the gateway's."""
+        gateway = tuple(gateway_pair(entry)[0] for entry in self.gateway_backends)
+        configured = self.resources or (() if gateway else (self.issuer + "/mcp",))
+        return tuple(dict.fromkeys((*configured, *gateway)))
 
     def url(self, path: str) -> str:
         """An absolute URL of the facade's own."""

@@ -22,6 +22,13 @@ from proxy.store import Store
 from proxy.token.clientauth import basic_credentials
 
 
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    client_id: str
+    secret: str | None
+    two_methods: bool  # Basic and client_secret in one request
+
+
 @dataclass
 class ClientDirectory:
     store: Store
@@ -55,26 +62,34 @@ class ClientDirectory:
         """Only a deployment with a client allowed the grant supports it (else unsupported_grant_type)."""
         return any("client_credentials" in client.grant_types for client in self.registry.clients.values())
 
-    async def authenticate(self, request: web.Request, form: dict[str, str]) -> str:
-        """The requesting client's id (RFC 6749 §2.3). Public clients are identified (a secret they send
-        anyway is ignored, as before); a pre-registered confidential client must prove its secret with
-        client_secret_basic (form-urlencoded Basic, §2.3.1) or client_secret_post, checked in constant
-        time, and with one method per request (§2.3: MUST NOT use more than one)."""
+    def identify(self, request: web.Request, form: dict[str, str]) -> Credentials:
+        """Who the request claims to be (RFC 6749 §2.3), before any secret is checked, so the caller can
+        count the attempt against the rate limits first (a secret check is deliberately slow)."""
         header = request.headers.get("Authorization")
         body_id, body_secret = form.get("client_id"), form.get("client_secret")
-        secret: str | None
         if header is not None:
             client_id, secret = basic_credentials(header)
             if body_id is not None and body_id != client_id:
                 raise InvalidClient("The client_id in the body differs from the Basic credentials.")
-        elif body_id:
-            client_id, secret = body_id, body_secret
-        else:
-            raise InvalidRequest("The client_id parameter is missing.")
-        pre = self.registry.get(client_id)
+            return Credentials(client_id, secret, two_methods=body_secret is not None)
+        if body_id:
+            return Credentials(body_id, body_secret, two_methods=False)
+        raise InvalidRequest("The client_id parameter is missing.")
+
+    async def verify(self, credentials: Credentials) -> str:
+        """Public clients are identified (a secret they send anyway is ignored, as before); a
+        pre-registered confidential client must prove its secret with client_secret_basic
+        (form-urlencoded Basic, §2.3.1) or client_secret_post, checked in constant time, and with one
+        method per request (§2.3: MUST NOT use more than one)."""
+        pre = self.registry.get(credentials.client_id)
         if pre is not None and pre.secret_hash is not None:
-            if header is not None and body_secret is not None:
+            if credentials.two_methods:
                 raise InvalidRequest("Use one client authentication method: Basic or client_secret, not both.")
+            secret = credentials.secret
             if not secret or not await verify_secret_async(secret, pre.secret_hash):
                 raise InvalidClient(detail="wrong or missing secret of a pre-registered client")
-        return client_id
+        return credentials.client_id
+
+    async def authenticate(self, request: web.Request, form: dict[str, str]) -> str:
+        """`identify` then `verify`: the requesting client's id, its secret checked when it has one."""
+        return await self.verify(self.identify(request, form))

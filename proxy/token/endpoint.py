@@ -18,6 +18,7 @@ from proxy.state import Services, services
 from proxy.token.clientauth import unknown_client
 from proxy.token.families import revoke_held_family
 from proxy.token.grants import authorization_code, client_credentials, refresh_token, token_exchange
+from proxy.token.resource_servers import claimed_id
 from proxy.web import ratelimit
 from proxy.web.forms import form
 from proxy.web.render import NO_STORE, json_response
@@ -42,8 +43,9 @@ async def token(request: web.Request) -> web.Response:
             raise UnsupportedGrantType()
     if grant_type == token_exchange.GRANT_TYPE:  # RFC 8693: resource servers only, never MCP clients
         return await _token_exchange(request, s, params)
-    client_id = await s.clients.authenticate(request, params)  # a confidential client proves its secret
-    await ratelimit.admit(request, "token", client_id)
+    credentials = s.clients.identify(request, params)
+    await ratelimit.admit(request, "token", credentials.client_id)  # counted before the (slow) secret check
+    client_id = await s.clients.verify(credentials)  # a confidential client proves its secret
     if not await s.clients.known_at_token(client_id):  # also renews a DCR registration's lifetime
         if grant_type == refresh_token.GRANT_TYPE and params.get("refresh_token"):
             await revoke_held_family(s, params["refresh_token"], client_id, reason="client_gone")
@@ -57,7 +59,7 @@ async def token(request: web.Request) -> web.Response:
 
 async def _token_exchange(request: web.Request, s: Services, params: dict[str, str]) -> web.Response:
     """The caller authenticates as a resource server (a registered MCP client cannot: invalid_client)."""
+    await ratelimit.admit(request, "token", claimed_id(request, params))  # counted before the (slow) secret check
     caller = await s.resource_servers.authenticate(request, params)
-    await ratelimit.admit(request, "token", caller.id)
     body = await token_exchange.handle(s, caller, params)
     return json_response(body, headers=NO_STORE)

@@ -115,6 +115,14 @@ def load_resource_servers(settings: Settings) -> ResourceServers:
     return ResourceServers(named, legacy)
 
 
+def claimed_id(request: web.Request, form: dict[str, str]) -> str | None:
+    """Who the caller says it is, before any secret is checked (for the rate limits); None if unsaid."""
+    header = request.headers.get("Authorization", "")
+    if header[:6].lower() == "basic ":
+        return basic_credentials(header)[0]
+    return form.get("client_id") or None
+
+
 @dataclass
 class ResourceServers:
     named: dict[str, ResourceServer] = field(default_factory=dict)

@@ -184,3 +184,19 @@ async def test_public_dcr_clients_are_unchanged(facade: Facade) -> None:
     auth = await client.follow(await approve(client, response), auth)
     status, body = await client.exchange(auth, client_secret="whatever")
     assert status == 200, body
+
+
+async def test_secret_guessing_is_rate_limited_before_the_secret_is_checked(make_facade: FacadeFactory,
+                                                                            tmp_path: Path) -> None:
+    """Wrong secrets count against the /token limits (per address and per client) before the slow
+    scrypt check runs: past the limit the answer is 429, even for the right secret."""
+    facade = await make_facade(clients_file=str(clients_file(tmp_path)), rate_limits=True,
+                               rate_limit_token_per_min=3)
+    form = {"grant_type": "client_credentials"}
+    statuses = []
+    for _ in range(4):
+        status, _, _ = await facade.client().token(form, {"Authorization": form_basic("reporting-job", "guess")})
+        statuses.append(status)
+    assert statuses == [401, 401, 401, 429]
+    status, _, _ = await facade.client().token(form, {"Authorization": form_basic("reporting-job", SECRET)})
+    assert status == 429
