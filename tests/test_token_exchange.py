@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from proxy.clients.secrets import hash_secret
+from proxy.resource.verifier import FacadeTokenVerifier
 from proxy.token.grants.upstream_access import upstream_access_token
 from tests import test_profiles
 from tests.helpers import Client
@@ -296,6 +297,8 @@ async def test_the_gateway_function_needs_no_http(start: Start, servers_file: Pa
     principal = facade.services.keyset.verify(body["access_token"])[1]
     token = await upstream_access_token(facade.services, principal)
     assert token.access_token in fake.access_tokens and token.access_token not in repr(token)
+    verified = await FacadeTokenVerifier(issuer=facade.url, resource=RESOURCE_A).principal(body["access_token"])
+    assert (await upstream_access_token(facade.services, verified)).access_token == token.access_token
 
 
 # -- introspection and metadata ---------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ import secrets
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from proxy.errors import InvalidGrant, NoUpstreamToken, UpstreamError, UpstreamUnavailable
 from proxy.log import get_logger
@@ -102,12 +102,21 @@ async def fresh_upstream(s: Services, family: str, *, step: str) -> Json:
     return upstream
 
 
-async def upstream_access_token(s: Services, principal: Mapping[str, Any], *,
+class HasClaims(Protocol):
+    """The resource side's `Principal` (proxy/resource/core.py): a verified token's claims."""
+
+    @property
+    def claims(self) -> Mapping[str, Any]: ...
+
+
+async def upstream_access_token(s: Services, principal: Mapping[str, Any] | HasClaims, *,
                                 step: str = "gateway") -> UpstreamAccessToken:
     """The signed-in user's current upstream access token, for the verified facade access token whose
-    claims are `principal` (its `sid` names the family). Refreshed upstream first when near expiry,
-    under the error policy. `InvalidGrant` when the family is gone or holds no usable upstream token."""
-    family = principal.get("sid")
+    claims are `principal` (or a `Principal` carrying them; its `sid` names the family). Refreshed
+    upstream first when near expiry, under the error policy. `InvalidGrant` when the family is gone,
+    `NoUpstreamToken` when it holds no usable upstream token, 503s as the policy says."""
+    claims = principal if isinstance(principal, Mapping) else principal.claims
+    family = claims.get("sid")
     if not isinstance(family, str) or not family:
         raise InvalidGrant(detail="the access token names no family")
     upstream = await fresh_upstream(s, family, step=step)
