@@ -17,7 +17,7 @@ from aiohttp import web
 from proxy import pkce, scopes
 from proxy.authorization import approvals
 from proxy.errors import InvalidRequest, InvalidTarget, UnsupportedResponseType
-from proxy.registration.redirect_uris import matches
+from proxy.registration.redirect_uris import matches, problem
 from proxy.resources import normalise
 from proxy.state import Services
 from proxy.web.routes import REDIRECT_TARGET
@@ -77,6 +77,9 @@ async def trusted_client(request: web.Request, s: Services, params: dict[str, st
     if not sent:
         if len(registered) != 1:
             raise InvalidRequest("The redirect_uri parameter is missing.")
+        if problem(registered[0]) is not None:
+            # Stored before redirect URIs were read as browsers read them (SEC-71): never a target.
+            raise InvalidRequest("The registered redirect_uri is no longer accepted. Register the client again.")
         reply_to = registered[0]
     elif matches(sent, registered):
         reply_to = sent
