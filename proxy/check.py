@@ -23,11 +23,13 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
+from proxy.clients.registry import ClientsFileError, load_registry
 from proxy.discovery.documents import authorization_server_metadata
 from proxy.errors import UpstreamError, UpstreamRefused
 from proxy.keys import KeyFileError, Keyset
 from proxy.settings import Settings
 from proxy.store.connect import masked, probe
+from proxy.token.resource_servers import ResourceServers, ResourceServersFileError, load_resource_servers
 from proxy.upstream import Upstream, profile_for
 from proxy.upstream.client import upstream_errors
 from proxy.upstream.offline import advice
@@ -232,6 +234,33 @@ async def check_store(settings: Settings, report: Report) -> None:
         report.problem(f"PROXY_REDIS_URL: the store at {masked(settings.redis_url)} did not answer: {cause}")
 
 
+@dataclass(frozen=True, slots=True)
+class OperatorFiles:
+    """What the operator's files would give the served facade (None: a file did not load)."""
+
+    client_credentials: bool
+    resource_servers: ResourceServers | None
+
+
+def check_files(settings: Settings, scopes: tuple[str, ...], report: Report) -> OperatorFiles:
+    """PROXY_CLIENTS_FILE and PROXY_RESOURCE_SERVERS_FILE load as `serve` would load them: a file that
+    `serve` refuses at start-up is a problem here, named the same way, never a traceback."""
+    client_credentials = False
+    try:
+        registry = load_registry(settings.clients_file, scopes=scopes, resources=settings.effective_resources)
+        client_credentials = any("client_credentials" in c.grant_types for c in registry.clients.values())
+        if registry.clients:
+            report.note(f"clients file: {len(registry.clients)} pre-registered client(s)")
+    except ClientsFileError as exc:
+        report.problem(f"PROXY_CLIENTS_FILE: {exc}")
+    try:
+        servers: ResourceServers | None = load_resource_servers(settings)
+    except ResourceServersFileError as exc:
+        report.problem(f"PROXY_RESOURCE_SERVERS_FILE: {exc}")
+        servers = None
+    return OperatorFiles(client_credentials, servers)
+
+
 async def check(settings: Settings, out: TextIO | None = None, err: TextIO | None = None) -> int:
     """Run every check; the effective metadata on `out`, notes and problems on `err`; 1 when a problem was found."""
     out, err = out or sys.stdout, err or sys.stderr
@@ -246,9 +275,12 @@ async def check(settings: Settings, out: TextIO | None = None, err: TextIO | Non
         async with aiohttp.ClientSession(timeout=timeout) as http:
             upstream = await check_upstream(settings, http, report)
     scopes = list(profile_for(settings).offered_scopes(settings))
+    files = check_files(settings, tuple(scopes), report)
     for note in report.notes:
         print(f"note: {note}", file=err)
-    document: dict[str, Any] = {"authorization_server": authorization_server_metadata(settings, algs, scopes)}
+    metadata = authorization_server_metadata(settings, algs, scopes, files.client_credentials,
+                                             resource_servers=files.resource_servers or ResourceServers())
+    document: dict[str, Any] = {"authorization_server": metadata}
     if upstream is not None:
         document["upstream"] = upstream
     print(json.dumps(document, indent=2), file=out)
