@@ -195,6 +195,11 @@ async def token(request: web.Request) -> web.Response:
         family = code.partition(".")[0]
         tag = "{" + family + "}"
         refresh = f"{family}.{secrets.token_urlsafe(32)}"
+        # The facade looks the client up at /token for every grant (an unknown one is invalid_client,
+        # RFC 6749 §5.2) and keeps a registration PROXY_CLIENT_TTL_S once a code is redeemed: the same
+        # two round trips here.
+        if await bare.redis.getex(bare.key_of("client", client_id), ex=CLIENT_TTL_S) is None:
+            return bad("invalid_client")
         result = await bare.redeem(
             keys=[bare.key_of("code", tag, sha(code)), bare.key_of("code-used", tag, sha(code)),
                   bare.key_of("family", tag)],
@@ -202,6 +207,7 @@ async def token(request: web.Request) -> web.Response:
                   sha(refresh), CODE_TTL_S + GRACE_S + 600, now + REFRESH_ABSOLUTE_S])
         if result[0] != "ok":
             return bad("invalid_grant")
+        await bare.redis.expire(bare.key_of("client", client_id), CLIENT_TTL_S)
         return json_response(bare.tokens(json.loads(result[1]), family, refresh))
     if form.get("grant_type") == "refresh_token":
         presented = form["refresh_token"]

@@ -12,11 +12,12 @@ a client metadata document): it returns the parsed URI or a reason to refuse it.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from dataclasses import dataclass
 from urllib.parse import quote
 
-from proxy.uris import UriError, Url, parse
+from proxy.uris import MAX_LENGTH, UriError, Url, parse
 
 FORBIDDEN_SCHEMES = frozenset({"javascript", "data", "vbscript", "file", "blob", "about", "ws", "wss", "ftp"})
 # Private-use schemes without a dot that well-known MCP clients register (RFC 8252 §7.1 wants a dot).
@@ -58,6 +59,17 @@ def is_loopback(url: Url) -> bool:
 def validate_redirect_uri(uri: object) -> RedirectUri | str:
     """The redirect URI if it may be registered and used, else a reason to refuse it (a phrase that
     follows "the redirect URI ...", ASCII, without quotes or backslashes).
+
+    A pure function of the string, so answers are memoised (bounded, least recently used): one sign-in
+    reads the same URI at /register, /authorize, for the approval's origin and the error-redirect rule.
+    """
+    if not isinstance(uri, str) or len(uri) > MAX_LENGTH:
+        return _validate(uri)  # unhashable or oversized input is never kept
+    return _validate_cached(uri)
+
+
+def _validate(uri: object) -> RedirectUri | str:
+    """The rules of `validate_redirect_uri`.
 
     Accepted: https; http on a loopback host (RFC 8252 §7.3); a private-use scheme that is a reverse
     domain name (RFC 8252 §7.1) or a known app's scheme. Never: a fragment (RFC 6749 §3.1.2), a
@@ -117,3 +129,6 @@ def shown_destination(uri: str) -> str:
     if isinstance(checked, RedirectUri):
         return checked.shown
     return quote(uri, safe=DISPLAY_SAFE, errors="backslashreplace")
+
+
+_validate_cached = functools.lru_cache(maxsize=4096)(_validate)
