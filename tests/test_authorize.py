@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlencode
-
 import pytest
 
 from tests.conftest import Facade
@@ -19,29 +17,6 @@ async def assert_html_error(facade: Facade, path: str, needle: str) -> None:
     assert needle in await response.text()
     assert response.headers["X-Frame-Options"] == "DENY"
     assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
-
-
-async def test_unknown_client_is_an_html_page_never_a_redirect(facade: Facade) -> None:
-    """RFC 6749 §4.1.2.1: MUST NOT redirect to an unverified redirect_uri."""
-    params = urlencode({"client_id": "nobody", "redirect_uri": "https://evil.example/cb", "response_type": "code"})
-    await assert_html_error(facade, "/authorize?" + params, "not registered")
-
-
-@pytest.mark.parametrize("uri", [
-    "https://evil.example/cb",
-    "https://app.example.com/cb/extra",
-    "https://app.example.com:8443/cb",
-    "https://app.example.com/cb#x",
-])
-async def test_unregistered_redirect_uri_is_an_html_page(facade: Facade, uri: str) -> None:
-    client = facade.client()
-    client.redirect_uri = "https://app.example.com/cb"
-    await client.register()
-    before = await facade.keys()
-    response, _ = await client.start(redirect_uri=uri)
-    assert response.status == 400
-    assert "Location" not in response.headers
-    assert await facade.keys() == before
 
 
 async def test_loopback_redirect_matches_on_any_port(facade: Facade) -> None:
@@ -75,9 +50,6 @@ async def test_redirect_uri_may_be_omitted_when_one_is_registered(facade: Facade
 
 @pytest.mark.parametrize(("extra", "error"), [
     ({"response_type": "token"}, "unsupported_response_type"),
-    ({"code_challenge": None}, "invalid_request"),
-    ({"code_challenge_method": "plain"}, "invalid_request"),
-    ({"code_challenge_method": None}, "invalid_request"),
     ({"code_challenge": "short"}, "invalid_request"),
     ({"scope": "admin superuser"}, "invalid_scope"),
     ({"scope": "openid \x7f"}, "invalid_scope"),
@@ -158,41 +130,3 @@ async def test_replayed_or_unknown_callback_state_is_an_html_page(facade: Facade
     assert replay.status == 400
     assert "Location" not in replay.headers
     await assert_html_error(facade, "/callback?state=made-up&code=x", "unknown")
-
-
-async def test_upstream_error_goes_back_to_the_client_with_its_state(facade: Facade) -> None:
-    """The upstream's denial, with the upstream's own `iss` (so the answer passes the RFC 9207 check and
-    reaches the error branch), goes back to the client as access_denied with the client's state and the
-    facade's iss; the upstream's description is not relayed."""
-    client = facade.client()
-    await client.register()
-    response, auth = await client.start()
-    upstream_state = query_of(response.headers["Location"])["state"]
-    back = await client.get(facade.url + "/callback?" + urlencode({
-        "error": "access_denied", "error_description": "<script>", "state": upstream_state,
-        "iss": facade.idp_url}))
-    assert back.status == 302
-    params = query_of(back.headers["Location"])
-    assert params["error"] == "access_denied"
-    assert params["error_description"] == "The sign-in was denied at the identity provider."
-    assert params["state"] == auth.state
-    assert params["iss"] == facade.url
-    assert "<script>" not in back.headers["Location"]
-
-
-async def test_upstream_id_token_with_a_bad_signature_is_refused(make_facade: object) -> None:
-    facade = await make_facade(idp={"tamper_id_token": True})  # type: ignore[operator]
-    client = facade.client()
-    await client.register()
-    auth = await client.authorize()
-    assert auth.params["error"] == "server_error"
-    assert auth.params["state"] == auth.state
-    assert not [key for key in await facade.keys() if ":code:" in key]
-
-
-async def test_upstream_id_token_with_the_wrong_nonce_is_refused(make_facade: object) -> None:
-    facade = await make_facade(idp={"wrong_nonce": True})  # type: ignore[operator]
-    client = facade.client()
-    await client.register()
-    auth = await client.authorize()
-    assert auth.params["error"] == "server_error"
