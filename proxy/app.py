@@ -107,7 +107,8 @@ def create_app(settings: Settings, *, redis: Any = None) -> web.Application:
                           transaction_ttl_s=settings.transaction_ttl_s, client_ttl_s=settings.client_ttl_s,
                           refresh_idle_ttl_s=settings.refresh_token_idle_ttl_s,
                           refresh_absolute_ttl_s=settings.refresh_token_absolute_ttl_s,
-                          refresh_grace_s=settings.refresh_grace_s)
+                          refresh_grace_s=settings.refresh_grace_s,
+                          unused_client_ttl_s=settings.unused_client_ttl_s)
             keyset = await load_keyset(settings, store)
             scopes = allowed_scopes(settings)
             app[REDIS] = client

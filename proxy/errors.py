@@ -16,7 +16,7 @@
     ├── InsufficientScope           403 insufficient_scope (RFC 6750 §3.1, Bearer challenge)
     ├── ConsentRequired             400 consent_required (OIDC Core §3.1.2.6, prompt=none)
     ├── PayloadTooLarge             413 invalid_request
-    ├── RateLimited                 429 (Retry-After)
+    ├── RateLimited                 429 temporarily_unavailable (Retry-After)
     ├── ServerError                 500 server_error
     ├── UpstreamError               502 server_error: the IdP answered nonsense
     │   ├── UpstreamRefused         502: the IdP answered an OAuth error (e.g. invalid_grant)
@@ -24,11 +24,29 @@
     └── StoreUnavailable            503 temporarily_unavailable: Redis is down or slow
 
 The `description` is public; `detail` is private and only logged (fosite's hint vs debug).
+Whatever a handler puts in `error`, `description` or `error_uri`, the instance holds only RFC 6749
+§5.2 characters (set once here, so every rendering, JSON, redirect or header, gets them).
 """
 
 from __future__ import annotations
 
-from typing import ClassVar
+import re
+from typing import Any, ClassVar
+
+# RFC 6749 §5.2: error = 1*NQSCHAR; error_description, error_uri = 1*( %x20-21 / %x23-5B / %x5D-7E ).
+_NOT_TEXT = re.compile(r"[^\x20\x21\x23-\x5B\x5D-\x7E]")
+_ERROR_CODE = re.compile(r"[\x21\x23-\x5B\x5D-\x7E]+")
+
+
+# Characters our own sentences use, spelled in the §5.2 set rather than lost.
+_SPELLED = str.maketrans({"§": "Section ", "…": "...", "‘": "'", "’": "'", "“": "'", "”": "'", '"': "'",
+                          "–": "-", "—": "-"})
+
+
+def rfc6749_text(value: str) -> str:
+    """`value` in the §5.2 set: typographic characters spelled out, any other outside it (backslash,
+    controls, other non-ASCII) as '?'."""
+    return _NOT_TEXT.sub("?", value.translate(_SPELLED))
 
 
 class OAuthError(Exception):
@@ -44,6 +62,15 @@ class OAuthError(Exception):
         self.description = description or self.default_description
         self.detail = detail
         super().__init__(self.description if detail is None else f"{self.description} ({detail})")
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        """The public members keep to RFC 6749 §5.2 whoever sets them: a code outside NQSCHAR falls
+        back to the class's own, text members lose the characters the RFC does not allow."""
+        if name == "error" and not (isinstance(value, str) and _ERROR_CODE.fullmatch(value)):
+            value = type(self).error
+        elif name in ("description", "error_uri") and isinstance(value, str):
+            value = rfc6749_text(value)
+        super().__setattr__(name, value)
 
     @property
     def headers(self) -> dict[str, str]:
@@ -170,7 +197,11 @@ class PayloadTooLarge(OAuthError):
 
 
 class RateLimited(OAuthError):
-    error = "slow_down"
+    """429 + Retry-After. `slow_down` is a device-flow code (RFC 8628 §3.5) that RFC 6749 endpoints do not
+    define; `temporarily_unavailable` is RFC 6749 §4.1.2.1's "temporarily unable to handle the request
+    due to a temporary overloading", the code this server already answers for a store outage."""
+
+    error = "temporarily_unavailable"
     status = 429
     default_description = "Too many requests; retry later."
     redirectable = False

@@ -3,7 +3,12 @@
 Event vocabulary (the `event` field): request, startup, store.unavailable, upstream.failed,
 upstream.id_token_rejected, callback.upstream_error, callback.browser_mismatch, callback.issuer_mismatch,
 code.issued, code.reused, refresh.rotated, refresh.grace_replay, refresh.reuse_detected, family.revoked,
-token.issued, request.failed, error.unexpected.
+token.issued, request.failed, request.aborted, request.malformed, registration.over_cap, library.log,
+error.unexpected.
+
+Libraries' stdlib loggers (aiohttp.server, .access, .web, .client, ...) are routed through the same
+processors by `StdlibBridge`, so the redactor sees what they write too: aiohttp logs a request line
+it refused (too long, malformed) with its query string, `code` and `state` included.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
+import traceback
 from collections.abc import MutableMapping
 from typing import Any
 
@@ -26,6 +32,8 @@ _SECRET_PARAM = re.compile(
     r"(?i)\b(code|state|nonce|access_token|refresh_token|id_token|client_secret|code_verifier|token)=[^&\s\"']+"
 )
 _BEARER = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]+")
+# A header line quoted in a library's message (aiohttp names the line it refused), whatever the scheme.
+_SECRET_HEADER = re.compile(r"(?i)\b(authorization|proxy-authorization|cookie|set-cookie)(\s*:\s*)[^\r\n'\"]+")
 REDACTED = "[redacted]"
 
 
@@ -42,7 +50,57 @@ class Redactor:
 
 
 def scrub(text: str) -> str:
+    text = _SECRET_HEADER.sub(r"\1\2" + REDACTED, text)
     return _BEARER.sub(r"\1 " + REDACTED, _SECRET_PARAM.sub(r"\1=" + REDACTED, text))
+
+
+# Loggers of libraries that may write request text; each is routed through the bridge.
+LIBRARY_LOGGERS = ("aiohttp",)
+MAX_LIBRARY_TEXT = 2000  # characters of a library's message or traceback kept
+
+
+class StdlibBridge(logging.Handler):
+    """A stdlib handler that hands each record to structlog, so it is redacted and rendered like ours.
+
+    A request aiohttp refused before any handler ran (a bad or oversized request line or header) is
+    the client's error: logged at info as `request.malformed` with the reason, no traceback."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            logger = get_logger(record.name)
+            exc = record.exc_info[1] if record.exc_info else None
+            # Scrubbed before cut to length: a cut could leave a secret without the name that marks it.
+            if exc is not None and _is_http_parse_error(exc):
+                logger.info("request.malformed", logger_name=record.name, reason=scrub(str(exc))[:MAX_LIBRARY_TEXT])
+                return
+            fields: dict[str, Any] = {"logger_name": record.name,
+                                      "message": scrub(record.getMessage())[:MAX_LIBRARY_TEXT]}
+            if record.exc_info and record.exc_info[0] is not None:
+                trace = "".join(traceback.format_exception(*record.exc_info))
+                fields["exception"] = scrub(trace)[-MAX_LIBRARY_TEXT:]
+            logger.log(record.levelno, "library.log", **fields)
+        except Exception:  # a handler must never raise into the library that logged
+            self.handleError(record)
+
+
+def _is_http_parse_error(exc: BaseException) -> bool:
+    from aiohttp.http_exceptions import HttpProcessingError
+
+    return isinstance(exc, HttpProcessingError)
+
+
+def _route_libraries(level: str) -> None:
+    """Replace any earlier bridge (configure runs again in tests), so each record is written once.
+    aiohttp's access log stays at warning: the facade writes its own `request` line."""
+    numeric = logging.getLevelNamesMapping()[level.upper()]
+    for name in LIBRARY_LOGGERS:
+        library = logging.getLogger(name)
+        for handler in [h for h in library.handlers if isinstance(h, StdlibBridge)]:
+            library.removeHandler(handler)
+        library.addHandler(StdlibBridge())
+        library.setLevel(numeric)
+        library.propagate = False  # not also to the root logger's last-resort stderr handler, unredacted
+    logging.getLogger("aiohttp.access").setLevel(max(numeric, logging.WARNING))
 
 
 def configure(level: str = "info", fmt: str = "json", stream: Any = None, *, cache: bool = False) -> None:
@@ -63,6 +121,7 @@ def configure(level: str = "info", fmt: str = "json", stream: Any = None, *, cac
         logger_factory=structlog.PrintLoggerFactory(stream or sys.stdout),
         cache_logger_on_first_use=cache,
     )
+    _route_libraries(level)
 
 
 def get_logger(name: str = "oauth_facade") -> Any:

@@ -1,7 +1,9 @@
 """Prometheus metrics: what an operator watches on a sign-in path.
 
 Labels are bounded: the endpoint is the handler's name, never the raw path; the failure reason is an
-OAuth error code. The instruments live here, importable from anywhere; GET /metrics is ops/exposition.py.
+OAuth error code this server knows (KNOWN_REASONS), anything else `other`: an error code can come from
+a request (`/callback?error=<anything>`), and a label per attacker-chosen value is unbounded memory in
+every scraper. The instruments live here, importable from anywhere; GET /metrics is ops/exposition.py.
 """
 
 from __future__ import annotations
@@ -20,6 +22,16 @@ REFRESH_REUSE = Counter("oauth_facade_refresh_reuse_detected_total", "Refresh-to
 
 # Endpoints whose failures end a sign-in.
 FLOW_ENDPOINTS = frozenset({"authorize", "decide", "callback"})
+# RFC 6749 §4.1.2.1 and §5.2, OIDC Core §3.1.2.6, RFC 6750 §3.1, RFC 7591 §3.2.2, RFC 8707 §2.
+KNOWN_REASONS = frozenset({
+    "invalid_request", "unauthorized_client", "access_denied", "unsupported_response_type", "invalid_scope",
+    "server_error", "temporarily_unavailable", "invalid_client", "invalid_grant", "unsupported_grant_type",
+    "interaction_required", "login_required", "account_selection_required", "consent_required",
+    "invalid_request_uri", "invalid_request_object", "request_not_supported", "request_uri_not_supported",
+    "registration_not_supported", "invalid_token", "insufficient_scope", "invalid_redirect_uri",
+    "invalid_client_metadata", "invalid_target",
+})
+OTHER_REASON = "other"
 
 
 _requests: dict[tuple[str, int], Counter] = {}
@@ -44,4 +56,4 @@ def observe(endpoint: str, status: int, seconds: float) -> None:
 
 def flow_failed(endpoint: str, reason: str) -> None:
     if endpoint in FLOW_ENDPOINTS:
-        FLOWS_FAILED.labels(reason).inc()
+        FLOWS_FAILED.labels(reason if reason in KNOWN_REASONS else OTHER_REASON).inc()

@@ -50,10 +50,22 @@ def _preflight(settings: Settings, workers: int) -> None:
             "(run `oauth-facade devidp` on its own and point PROXY_UPSTREAM_ISSUER at it)")
 
 
+def _anonymous_server_header() -> None:
+    """Answers aiohttp writes before any app code runs (a malformed or oversized request line) carry its
+    default `Server: Python/x aiohttp/y`; the middleware sets `oauth-facade` on every other answer.
+    aiohttp reads this module constant when it prepares a response and offers no setting for it."""
+    from aiohttp import web_response
+
+    from proxy.web.middleware import SERVER
+
+    web_response.SERVER_SOFTWARE = SERVER  # type: ignore[misc]
+
+
 def _run(settings: Settings, reuse_port: bool) -> None:
     from proxy.app import create_app
 
     logging_setup.configure(settings.log_level, settings.log_format, cache=True)
+    _anonymous_server_header()
     app = create_app(settings)
     try:
         web.run_app(app, host=settings.host, port=settings.port, reuse_port=reuse_port or None, access_log=None,
@@ -158,6 +170,8 @@ def serve_devidp(settings: Settings, *, host: str, port: int, public_url: str | 
     """The bundled development IdP on its own port, for compose stacks and multi-process facades."""
     from proxy.devidp import DevIdpConfig, DevIdpRefused, create_devidp_app
 
+    logging_setup.configure(settings.log_level, log_format(settings))  # aiohttp's logs redacted here too
+    _anonymous_server_header()
     issuer = public_url or f"http://{host}:{port}"
     config = DevIdpConfig(issuer=issuer, client_id=settings.effective_upstream_client_id,
                           client_secret=upstream_client_secret(settings) or "dev-secret",

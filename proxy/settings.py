@@ -94,7 +94,11 @@ class Settings(BaseSettings):
     refresh_grace_s: int = Field(30, ge=0, description="Window in which a just-rotated refresh token replays.")
     code_ttl_s: int = Field(60, gt=0, le=600, description="Authorization code lifetime.")
     transaction_ttl_s: int = Field(600, gt=0, description="Sign-in transaction lifetime.")
-    client_ttl_s: int = Field(30 * 86400, gt=0, description="Registration lifetime, refreshed on use.")
+    client_ttl_s: int = Field(
+        30 * 86400, gt=0, description="Registration lifetime once used for a sign-in, refreshed on use.")
+    unused_client_ttl_s: int = Field(
+        86400, gt=0, le=86400, description="Lifetime of a registration never used for a sign-in (at most a day); "
+        "its first code redemption extends it to PROXY_CLIENT_TTL_S.")
     upstream_refresh_skew_s: int = Field(60, ge=0, description="Refresh upstream this long before expiry.")
 
     # -- protection -------------------------------------------------------------------------------------
@@ -103,12 +107,23 @@ class Settings(BaseSettings):
     rate_limits: bool = Field(True, description="`off`: no rate limits (a load test from one address).")
     rate_limit_register_per_min: int = Field(
         30, gt=0, description="POST /register per minute from one address; more get 429 with Retry-After.")
+    rate_limit_register_per_network_per_hour: int = Field(
+        1000, gt=0, description="POST /register per hour from one network (IPv4 /24, IPv6 /56).")
     rate_limit_authorize_per_min: int = Field(
-        120, gt=0, description="GET /authorize per minute from one address, and for one client_id.")
+        120, gt=0, description="GET /authorize per minute from one address, and for one client_id; "
+        "also POST /consent and GET /callback per minute from one address.")
     rate_limit_token_per_min: int = Field(
-        300, gt=0, description="POST /token per minute from one address, and for one client_id.")
+        300, gt=0, description="POST /token per minute from one address, and for one client_id; "
+        "also POST /revoke per minute from one address.")
+    rate_limit_introspect_per_min: int = Field(
+        1200, gt=0, description="POST /introspect per minute from one address.")
+    rate_limit_userinfo_per_min: int = Field(300, gt=0, description="GET/POST /userinfo per minute from one address.")
+    rate_limit_auth_failures_per_min: int = Field(
+        10, gt=0, description="Wrong credentials at /introspect and /metrics per minute from one address; "
+        "beyond, 429 there (even with the right one) until the minute ends.")
     max_registrations_per_hour: int = Field(
-        10000, gt=0, description="Registrations per hour from all addresses together (bounds the stored clients).")
+        10000, gt=0, description="Registrations per hour, all addresses together, kept PROXY_UNUSED_CLIENT_TTL_S "
+        "before a sign-in; beyond, never refused but kept only 2 x PROXY_TRANSACTION_TTL_S unless used.")
     trusted_proxies: WordList = Field((), description="Addresses/CIDRs whose X-Forwarded-For is trusted.")
     max_body_bytes: int = Field(64 * 1024, gt=0, description="Larger request bodies get 413.")
 

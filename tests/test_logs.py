@@ -76,3 +76,34 @@ def test_redactor_removes_secret_fields_and_scrubs_urls() -> None:
     assert "SECRET" not in event["url"] and "S2" not in event["url"]
     assert "eyJ" not in event["note"]
     assert scrub("plain text") == "plain text"
+
+
+def test_libraries_log_through_the_redactor(captured_logs: io.StringIO) -> None:
+    """Issue 14 item 10: records of aiohttp's stdlib loggers (server, access, web, client) become JSON
+    lines of ours, with query values of credentials and whole Authorization/Cookie header values
+    redacted, in the message and in the traceback; a refused request is request.malformed at info."""
+    import logging
+
+    from aiohttp.http_exceptions import LineTooLong
+
+    try:
+        raise ValueError("while reading /cb?code=TRACEBACKCODE&x=1")
+    except ValueError:
+        logging.getLogger("aiohttp.web").exception("Error handling /cb?state=MESSAGESTATE&token=TOKENVALUE")
+    logging.getLogger("aiohttp.client").warning("sent Authorization: DPoP HEADERVALUE and Cookie: s=COOKIEVALUE")
+    long_secret = "".join(("LONG", "SECRET")) * 400  # the traceback quotes the raising line, not this one
+    try:  # longer than what is kept of a traceback: the cut must not strand the value without its name
+        raise ValueError("/cb?code=" + long_secret)
+    except ValueError:
+        logging.getLogger("aiohttp.web").exception("Error handling request")
+    refused = LineTooLong("/callback?code=REFUSEDCODE&state=REFUSEDSTATE", "8190")
+    logging.getLogger("aiohttp.server").error("Error handling request from %s", "127.0.0.1", exc_info=refused)
+    text = captured_logs.getvalue()
+    for secret in ("TRACEBACKCODE", "MESSAGESTATE", "TOKENVALUE", "HEADERVALUE", "COOKIEVALUE", "REFUSEDCODE",
+                   "REFUSEDSTATE", "LONGSECRET"):
+        assert secret not in text, secret
+    events = [json.loads(line) for line in text.splitlines()]
+    assert [(e["event"], e["level"], e["logger_name"]) for e in events] == [
+        ("library.log", "error", "aiohttp.web"), ("library.log", "warning", "aiohttp.client"),
+        ("library.log", "error", "aiohttp.web"), ("request.malformed", "info", "aiohttp.server")]
+    assert "Traceback" in events[0]["exception"] and "exception" not in events[3]

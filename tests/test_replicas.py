@@ -6,6 +6,7 @@ import asyncio
 import secrets
 import signal
 import subprocess
+import time
 from collections.abc import Iterator
 from urllib.parse import urlencode
 
@@ -127,7 +128,9 @@ async def test_sigterm_lets_an_in_flight_request_finish(fresh_redis: RedisServer
             pending = asyncio.ensure_future(get(http, issuer + "/authorize?" + urlencode({
                 "response_type": "code", "client_id": client_id, "redirect_uri": REDIRECT,
                 "code_challenge": s256("v" * 43), "code_challenge_method": "S256"})))
+            deadline = time.monotonic() + 15
             while not slow_hits:
+                assert time.monotonic() < deadline, "the facade never asked the upstream's discovery"
                 await asyncio.sleep(0.05)
             process.send_signal(signal.SIGTERM)
             response = await pending

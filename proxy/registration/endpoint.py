@@ -5,6 +5,11 @@ clients are native or browser apps that cannot keep a secret, and a secret hande
 breaks them at /token (claude.ai asks `client_secret_post`; RFC 7591's default is Basic). The
 registration is never refused for its auth method. The answer is 201 (oauth4webapi checks) and
 never contains a JSON null.
+
+What is stored is bounded (OWASP API4:2023): at most MAX_REDIRECT_URIS redirect URIs of at most
+MAX_REDIRECT_URI_CHARS characters, each text member at most MAX_TEXT characters, and at most
+MAX_RECORD_BYTES of JSON in all; unknown members are dropped. A registration is kept a day at most
+until it is used for a sign-in (see `ratelimit.registration_lifetime` and `Store.save_client`).
 """
 
 from __future__ import annotations
@@ -24,8 +29,10 @@ from proxy.web import ratelimit
 from proxy.web.forms import json_object
 
 GRANT_TYPES = ("authorization_code", "refresh_token")
-MAX_REDIRECT_URIS = 20
+MAX_REDIRECT_URIS = 10
+MAX_REDIRECT_URI_CHARS = 512
 MAX_TEXT = 512
+MAX_RECORD_BYTES = 4000  # the stored JSON: with Redis's overhead at most 4,300 bytes (README, tested)
 # Optional string members echoed when sent, bounded and type-checked.
 TEXT_MEMBERS = ("client_name", "client_uri", "logo_uri", "tos_uri", "policy_uri", "software_id",
                 "software_version", "application_type", "id_token_signed_response_alg")
@@ -52,6 +59,17 @@ def _quoted(uri: object) -> str:
     if not isinstance(uri, str):
         return f"<{type(uri).__name__}>"
     return "<" + quote(uri[:100], safe=DISPLAY_SAFE, errors="backslashreplace") + ">"
+
+
+def _bounded_uris(metadata: dict[str, Any]) -> None:
+    """The size bounds of `redirect_uris`, checked before any URI is parsed."""
+    uris = metadata.get("redirect_uris")
+    if not isinstance(uris, list):
+        return
+    if len(uris) > MAX_REDIRECT_URIS:
+        raise InvalidRedirectUri(f"At most {MAX_REDIRECT_URIS} redirect URIs may be registered.")
+    if any(isinstance(uri, str) and len(uri) > MAX_REDIRECT_URI_CHARS for uri in uris):
+        raise InvalidRedirectUri(f"A redirect URI may be at most {MAX_REDIRECT_URI_CHARS} characters long.")
 
 
 def _texts(metadata: dict[str, Any]) -> dict[str, str]:
@@ -87,6 +105,7 @@ def _reduced(metadata: dict[str, Any], name: str, allowed: tuple[str, ...], defa
 
 def client_record(metadata: dict[str, Any], allowed_scopes: tuple[str, ...]) -> dict[str, Any]:
     """The registration as stored and echoed: validated, reduced to what this server does."""
+    _bounded_uris(metadata)
     record: dict[str, Any] = {"redirect_uris": _redirect_uris(metadata)}
     record.update(_texts(metadata))
     alg = record.get("id_token_signed_response_alg")
@@ -112,8 +131,10 @@ async def register(request: web.Request) -> web.Response:
     client_id = secrets.token_urlsafe(24)  # [A-Za-z0-9_-]: decodes the same from raw, percent- or form-encoded Basic
     record["client_id"] = client_id
     record["client_id_issued_at"] = int(time.time())
-    await ratelimit.admit_registration(request)  # only valid registrations use up the global cap
-    private = await s.upstream.mirror_registration(record)  # PROXY_UPSTREAM_DCR: kept, never echoed
     body = json.dumps(record, separators=(",", ":"))
-    await s.store.save_client(client_id, json.dumps({**record, **private}) if private else body)
+    if len(body.encode()) > MAX_RECORD_BYTES:
+        raise InvalidClientMetadata(f"The registration is too large: at most {MAX_RECORD_BYTES} bytes are kept.")
+    lifetime_s = await ratelimit.registration_lifetime(request)  # only valid registrations are counted
+    private = await s.upstream.mirror_registration(record)  # PROXY_UPSTREAM_DCR: kept, never echoed
+    await s.store.save_client(client_id, json.dumps({**record, **private}) if private else body, lifetime_s)
     return web.Response(text=body, status=201, content_type="application/json")

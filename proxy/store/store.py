@@ -2,7 +2,8 @@
 
 Keys (after the configurable prefix; ``{F}`` is a grant family id used as a Cluster hash tag):
 
-    client:<client_id>          registration JSON              client_ttl_s, refreshed on use
+    client:<client_id>          registration JSON              unused_client_ttl_s (or less) until its first
+                                                               code redemption, then client_ttl_s, refreshed on use
     tx:<sha256(state)>          sign-in transaction JSON       transaction_ttl_s, taken once (GETDEL)
     consent:<sha256(id)>        pending consent JSON           transaction_ttl_s, taken once (GETDEL)
     code:{F}:<sha256(code)>     authorization code (hash)      code_ttl_s, redeemed once (Lua)
@@ -37,6 +38,17 @@ from proxy.store import scripts
 
 Json = dict[str, Any]
 KEYSET_TTL_S = 365 * 86400
+
+# KEYS[1] client key; ARGV[1] client_ttl_s, ARGV[2] unused_client_ttl_s. A registration is saved with at
+# most the unused lifetime and only its first code redemption sets the full one, so a remaining lifetime
+# longer than the unused one means "used for a sign-in": only then does a lookup renew it.
+LOAD_CLIENT = """
+local raw = redis.call('GET', KEYS[1])
+if raw and redis.call('TTL', KEYS[1]) > tonumber(ARGV[2]) then
+  redis.call('EXPIRE', KEYS[1], ARGV[1])
+end
+return raw
+"""
 
 
 def digest(value: str) -> str:
@@ -114,12 +126,13 @@ class Store:
 
     def __init__(self, redis: Any, *, prefix: str, code_ttl_s: int, transaction_ttl_s: int,
                  client_ttl_s: int, refresh_idle_ttl_s: int, refresh_absolute_ttl_s: int,
-                 refresh_grace_s: int) -> None:
+                 refresh_grace_s: int, unused_client_ttl_s: int | None = None) -> None:
         self.redis = redis
         self.prefix = prefix
         self.code_ttl_s = code_ttl_s
         self.transaction_ttl_s = transaction_ttl_s
         self.client_ttl_s = client_ttl_s
+        self.unused_client_ttl_s = min(unused_client_ttl_s or client_ttl_s, client_ttl_s)
         self.refresh_idle_ttl_s = refresh_idle_ttl_s
         self.refresh_absolute_ttl_s = refresh_absolute_ttl_s
         self.refresh_grace_s = refresh_grace_s
@@ -128,6 +141,7 @@ class Store:
         self._undo = redis.register_script(scripts.UNDO_ROTATION)
         self._set_if_exists = redis.register_script(scripts.SET_IF_EXISTS)
         self._take_family = redis.register_script(scripts.TAKE_FAMILY)
+        self._load_client = redis.register_script(LOAD_CLIENT)
 
     # -- keys ----------------------------------------------------------------------------------------
     def key(self, *parts: str) -> str:
@@ -142,20 +156,30 @@ class Store:
             await self.redis.ping()
 
     # -- clients (RFC 7591) ----------------------------------------------------------------------------
-    async def save_client(self, client_id: str, record: Json | str) -> None:
-        """`record` may come serialised already (/register renders the same JSON it answers with).
+    async def save_client(self, client_id: str, record: Json | str, lifetime_s: int | None = None) -> None:
+        """A new registration, kept `lifetime_s` (at most, and by default, the unused lifetime) until
+        `activate_client`: one nobody signs in with costs its bytes for a day, not for PROXY_CLIENT_TTL_S.
 
+        `record` may come serialised already (/register renders the same JSON it answers with).
         The hot-path commands go through execute_command: redis-py's typed wrappers re-check their
         arguments on every call, which costs more than the command's own parsing."""
+        ttl = min(lifetime_s or self.unused_client_ttl_s, self.unused_client_ttl_s)
         async with _redis_errors("save_client"):
             document = record if isinstance(record, str) else json.dumps(record)
-            await self.redis.execute_command("SET", self.key("client", client_id), document, "EX", self.client_ttl_s)
+            await self.redis.execute_command("SET", self.key("client", client_id), document, "EX", ttl)
 
     async def load_client(self, client_id: str) -> Json | None:
-        """The registration, its lifetime renewed: a client in use never expires (GETEX)."""
+        """The registration; a used one has its lifetime renewed (a client in use never expires), an
+        unused one keeps its short lifetime however often it is looked up (see LOAD_CLIENT)."""
         async with _redis_errors("load_client"):
-            raw = await self.redis.execute_command("GETEX", self.key("client", client_id), "EX", self.client_ttl_s)
+            raw = await self._load_client(keys=[self.key("client", client_id)],
+                                          args=[self.client_ttl_s, self.unused_client_ttl_s])
         return _load(raw)
+
+    async def activate_client(self, client_id: str) -> None:
+        """The registration was used for a sign-in (a code redeemed): keep it PROXY_CLIENT_TTL_S from now."""
+        async with _redis_errors("activate_client"):
+            await self.redis.execute_command("EXPIRE", self.key("client", client_id), self.client_ttl_s)
 
     # -- sign-in transactions --------------------------------------------------------------------------
     async def start_transaction(self, state: str, record: Json) -> None:
@@ -325,18 +349,25 @@ class Store:
         """Count one hit in the current fixed window; (count, seconds until the window ends)."""
         return (await self.hits([(bucket, window_s)]))[0]
 
-    async def hits(self, buckets: list[tuple[str, int]]) -> list[tuple[int, int]]:
-        """Count one hit in each (bucket, window) in one round trip; (count, seconds left) for each.
+    async def hits(self, buckets: list[tuple[str, int]], *, peeked: list[tuple[str, int]] | None = None
+                   ) -> list[tuple[int, int]]:
+        """Count one hit in each (bucket, window), and read each `peeked` one without counting, in one
+        round trip; (count, seconds left) for each, the counted ones first.
 
         Each counter is a key per fixed window that expires with it, so idle buckets cost nothing."""
         now = int(time.time())
-        windows = [now // window_s for _, window_s in buckets]
+        peeked = peeked or []
+        windows = [now // window_s for _, window_s in (*buckets, *peeked)]
         async with _redis_errors("rate_limit"):
             pipe = self.redis.pipeline(transaction=False)
-            for (bucket, window_s), window in zip(buckets, windows, strict=True):
+            for (bucket, window_s), window in zip(buckets, windows[:len(buckets)], strict=True):
                 key = self.key("rate", bucket, str(window))
                 pipe.incr(key)
                 pipe.expire(key, window_s + 1)
+            for (bucket, _), window in zip(peeked, windows[len(buckets):], strict=True):
+                pipe.get(self.key("rate", bucket, str(window)))
             replies = await pipe.execute()
-        return [(int(replies[2 * index]), (window + 1) * window_s - now)
-                for index, ((_, window_s), window) in enumerate(zip(buckets, windows, strict=True))]
+        counts = [int(replies[2 * index]) for index in range(len(buckets))]
+        counts += [int(reply or 0) for reply in replies[2 * len(buckets):]]
+        return [(count, (window + 1) * window_s - now)
+                for count, (_, window_s), window in zip(counts, (*buckets, *peeked), windows, strict=True)]

@@ -1,11 +1,15 @@
-"""The one middleware: request id, the access log line, route policy headers, and error rendering.
+"""The one middleware: request id, the access log line, route policy headers, per-address rate limits,
+and error rendering.
 
-Handlers raise `OAuthError`; this renders it as the route's policy says. Anything else is a bug or an
-outage we did not map: the client gets `server_error` with a fixed sentence, the log gets the traceback.
+Handlers raise `OAuthError`; this renders it as the route's policy says. A client that hangs up
+mid-body is no server error: logged at info, counted as 499 (nginx's "client closed request").
+Anything else is a bug or an outage we did not map: the client gets `server_error` with a fixed
+sentence, the log gets the traceback. Every answer names the server `oauth-facade`, no versions.
 """
 
 from __future__ import annotations
 
+import contextlib
 import random
 import re
 import time
@@ -14,14 +18,17 @@ import structlog
 from aiohttp import web
 
 from proxy import metrics
-from proxy.errors import OAuthError, PayloadTooLarge, ServerError
+from proxy.errors import InvalidRequest, OAuthError, PayloadTooLarge, ServerError
 from proxy.log import get_logger
+from proxy.web import ratelimit
 from proxy.web.render import NO_STORE, error_page, error_redirect, json_response
 from proxy.web.routes import POLICY, REDIRECT_TARGET, Handler, Policy
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _DEFAULT = Policy(endpoint="other", errors="json", cors=False, no_store=False, static=False)
 ISSUER: web.AppKey[str] = web.AppKey("issuer", str)
+SERVER = "oauth-facade"  # RFC 9110 §10.2.4: the product, no version to match exploits against
+CLIENT_CLOSED = 499
 
 log = get_logger()
 
@@ -45,6 +52,7 @@ async def edge(request: web.Request, handler: Handler) -> web.StreamResponse:
         # Pre-rendered bytes with their headers baked in (discovery, JWKS, health, preflights): counted,
         # not logged; at thousands a second the log line would cost more than the answer.
         response = await handler(request)
+        response.headers["Server"] = SERVER
         metrics.count(policy.endpoint, response.status)
         return response
 
@@ -54,12 +62,24 @@ async def edge(request: web.Request, handler: Handler) -> web.StreamResponse:
     structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(request_id=request_id)
     try:
+        _readable_authorization(request)
+        await ratelimit.admit_route(request, policy.endpoint)
         response = await handler(request)
     except OAuthError as error:
         if error.status >= 500 or error.detail:
             log.warning("request.failed", error=error.error, status=error.status, detail=error.detail)
+        if error.status == 401:
+            with contextlib.suppress(OAuthError):  # a store outage must not turn the 401 into another answer
+                await ratelimit.credential_failed(request, policy.endpoint)
         metrics.flow_failed(policy.endpoint, error.error)
         response = render_error(request, error, policy)
+    except ConnectionResetError:
+        if _client_gone(request):
+            # aiohttp's "Connection lost" while reading the body: the client left, nobody reads an answer.
+            log.info("request.aborted", method=request.method, path=request.path)
+            response = web.Response(status=CLIENT_CLOSED)
+        else:
+            response = _unexpected(request, policy)
     except web.HTTPException as exc:
         # aiohttp's own answers: 404/405 from the router, 413 from the body limit.
         if exc.status == 413:
@@ -72,13 +92,33 @@ async def edge(request: web.Request, handler: Handler) -> web.StreamResponse:
         else:
             response = web.Response(status=exc.status, text=exc.text, headers=exc.headers)
     except Exception:
-        log.exception("error.unexpected")
-        metrics.flow_failed(policy.endpoint, "server_error")
-        response = render_error(request, ServerError(), policy)
+        response = _unexpected(request, policy)
     response.headers.update(policy.headers)
     response.headers["X-Request-Id"] = request_id
+    response.headers["Server"] = SERVER
     elapsed = time.perf_counter() - started
     metrics.observe(policy.endpoint, response.status, elapsed)
     log.info("request", method=request.method, path=request.path, status=response.status,
              duration_ms=round(elapsed * 1000, 2))
     return response
+
+
+def _readable_authorization(request: web.Request) -> None:
+    """RFC 9110 §11.6.2 credentials are ASCII (token68, base64): bytes that are not (aiohttp keeps
+    undecodable ones as surrogates) are a malformed request here, before any handler compares them."""
+    header = request.headers.get("Authorization")
+    if header is not None and not (header.isascii() and header.isprintable()):
+        raise InvalidRequest("The Authorization header must be printable ASCII.")
+
+
+def _unexpected(request: web.Request, policy: Policy) -> web.Response:
+    """A bug or an unmapped outage, inside the `except` that caught it: the traceback goes to the log."""
+    log.exception("error.unexpected")
+    metrics.flow_failed(policy.endpoint, "server_error")
+    return render_error(request, ServerError(), policy)
+
+
+def _client_gone(request: web.Request) -> bool:
+    """The connection to the client is closed (aiohttp drops the transport when it is lost)."""
+    transport = request.transport
+    return transport is None or transport.is_closing()

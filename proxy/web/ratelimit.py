@@ -1,9 +1,30 @@
 """Abuse limits (OWASP API4:2023, RFC 7591 §5): fixed-window counters in Redis, 429 with Retry-After.
 
-    endpoint     per source address and per client_id (PROXY_...)    in all (PROXY_...)
-    /register    RATE_LIMIT_REGISTER_PER_MIN (no client yet)          MAX_REGISTRATIONS_PER_HOUR (valid ones)
-    /authorize   RATE_LIMIT_AUTHORIZE_PER_MIN                         -
-    /token       RATE_LIMIT_TOKEN_PER_MIN                             -
+    endpoint      counted per        limit: PROXY_RATE_LIMIT_...
+    /register     address; network   REGISTER_PER_MIN; REGISTER_PER_NETWORK_PER_HOUR
+    /authorize    address, client_id AUTHORIZE_PER_MIN
+    /consent      address            AUTHORIZE_PER_MIN
+    /callback     address            AUTHORIZE_PER_MIN
+    /token        address, client_id TOKEN_PER_MIN
+    /revoke       address            TOKEN_PER_MIN
+    /introspect   address            INTROSPECT_PER_MIN
+    /userinfo     address            USERINFO_PER_MIN
+    wrong credentials at /introspect and /metrics: per address, AUTH_FAILURES_PER_MIN, checked before
+    the credential, so an address over the limit learns nothing more, not even from the right secret.
+
+/register, /authorize and /token count in their handlers (they know the client); the others in the
+middleware (`admit_route`), before the handler runs.
+
+A network is the address's IPv4 /24 or IPv6 /56: what one subscriber, host or small cloud tenant
+typically holds, so an attacker's many addresses count as few networks and no set of addresses one
+actor can plausibly hold refuses anyone else. Networks are counted per hour: the budget bounds what
+one network can store (a registration lives up to a day unused), the per-address minute limits bursts.
+
+No limit counts everyone together: a global cap that refuses lets one actor lock out all registrants.
+PROXY_MAX_REGISTRATIONS_PER_HOUR bounds storage instead: registrations within it are kept
+PROXY_UNUSED_CLIENT_TTL_S (at most a day) until their first sign-in; beyond it they are still accepted
+but kept only two transaction lifetimes unless used, so a flood costs its rate times that, and a real
+client, which signs in right after registering, does not notice.
 
 The source address is the TCP peer, unless the peer is one of PROXY_TRUSTED_PROXIES: then it is the
 right-most X-Forwarded-For entry that is not a trusted proxy (each proxy appends the address it saw,
@@ -24,6 +45,8 @@ from typing import Literal
 from aiohttp import web
 
 from proxy.errors import RateLimited
+from proxy.log import get_logger
+from proxy.settings import Settings
 from proxy.state import services
 from proxy.store.store import digest
 
@@ -34,6 +57,14 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 MINUTE_S = 60
 HOUR_S = 3600
 MAX_HOPS = 32  # X-Forwarded-For entries looked at, right to left
+IPV4_NETWORK = 24
+IPV6_NETWORK = 56
+# Endpoints limited per address by the middleware (the handler knows no client before it has parsed).
+ADDRESS_LIMITED = frozenset({"decide", "callback", "revoke", "introspect", "userinfo"})
+# Endpoints that check a shared credential: wrong ones are counted per address.
+CREDENTIAL_CHECKED = frozenset({"introspect", "metrics"})
+
+log = get_logger()
 
 
 @functools.lru_cache(maxsize=16)
@@ -81,36 +112,93 @@ def source_address(request: web.Request, trusted_proxies: tuple[str, ...]) -> st
     return str(address)
 
 
-def _per_minute(request: web.Request, endpoint: Endpoint) -> int:
-    settings = services(request).settings
+def network_of(address: str) -> str:
+    """The IPv4 /24 or IPv6 /56 an address belongs to; anything else (a unix socket) is its own network."""
+    parsed = _address(address)
+    if parsed is None:
+        return address
+    prefix = IPV4_NETWORK if parsed.version == 4 else IPV6_NETWORK
+    return str(ipaddress.ip_network(f"{parsed}/{prefix}", strict=False))
+
+
+def _per_minute(settings: Settings, endpoint: str) -> int:
     return {"register": settings.rate_limit_register_per_min,
             "authorize": settings.rate_limit_authorize_per_min,
-            "token": settings.rate_limit_token_per_min}[endpoint]
+            "decide": settings.rate_limit_authorize_per_min,
+            "callback": settings.rate_limit_authorize_per_min,
+            "token": settings.rate_limit_token_per_min,
+            "revoke": settings.rate_limit_token_per_min,
+            "introspect": settings.rate_limit_introspect_per_min,
+            "userinfo": settings.rate_limit_userinfo_per_min}[endpoint]
 
 
-async def _enforce(request: web.Request, buckets: list[tuple[str, int, int]]) -> None:
-    """Count a hit in every (bucket, window, limit); raise RateLimited if any is over its limit."""
-    counts = await services(request).store.hits([(bucket, window) for bucket, window, _ in buckets])
-    waits = [left for (count, left), (_, _, limit) in zip(counts, buckets, strict=True) if count > limit]
+async def _enforce(request: web.Request, buckets: list[tuple[str, int, int]],
+                   peeked: list[tuple[str, int, int]] | None = None) -> None:
+    """Count a hit in every (bucket, window, limit) and read the `peeked` ones without counting;
+    raise RateLimited if any is over its limit (a peeked one: at it)."""
+    peeked = peeked or []
+    counts = await services(request).store.hits([(bucket, window) for bucket, window, _ in buckets],
+                                                peeked=[(bucket, window) for bucket, window, _ in peeked])
+    limits = [limit for _, _, limit in buckets] + [limit - 1 for _, _, limit in peeked]
+    waits = [left for (count, left), limit in zip(counts, limits, strict=True) if count > limit]
     if waits:
         raise RateLimited(max(waits))
 
 
 async def admit(request: web.Request, endpoint: Endpoint, client_id: str | None = None) -> None:
-    """Count this request against its source address (and client, when known); 429 beyond the limit."""
+    """Count this request against its source address (and client, when known); 429 beyond the limit.
+    /register is counted against the address's network too."""
     settings = services(request).settings
     if not settings.rate_limits:
         return
-    limit = _per_minute(request, endpoint)
-    buckets = [(f"{endpoint}:ip:{source_address(request, settings.trusted_proxies)}", MINUTE_S, limit)]
+    limit = _per_minute(settings, endpoint)
+    address = source_address(request, settings.trusted_proxies)
+    buckets = [(f"{endpoint}:ip:{address}", MINUTE_S, limit)]
+    if endpoint == "register":
+        buckets.append((f"register:net:{network_of(address)}", HOUR_S,
+                        settings.rate_limit_register_per_network_per_hour))
     if client_id:
         buckets.append((f"{endpoint}:client:{digest(client_id)[:32]}", MINUTE_S, limit))
     await _enforce(request, buckets)
 
 
-async def admit_registration(request: web.Request) -> None:
-    """The cap on registrations from everyone (each is a stored record): counted once it is valid."""
+async def admit_route(request: web.Request, endpoint: str) -> None:
+    """The middleware's limits, before the handler runs: per address for the endpoints that have no
+    client to count yet, and the wrong-credential gate for those that check a shared secret."""
+    if endpoint not in ADDRESS_LIMITED and endpoint not in CREDENTIAL_CHECKED:
+        return  # before any lookup: the mounted development IdP's routes have no services
     settings = services(request).settings
     if not settings.rate_limits:
         return
-    await _enforce(request, [("register:all", HOUR_S, settings.max_registrations_per_hour)])
+    address = source_address(request, settings.trusted_proxies)
+    buckets = ([(f"{endpoint}:ip:{address}", MINUTE_S, _per_minute(settings, endpoint))]
+               if endpoint in ADDRESS_LIMITED else [])
+    peeked = ([(f"auth-failed:ip:{address}", MINUTE_S, settings.rate_limit_auth_failures_per_min)]
+              if endpoint in CREDENTIAL_CHECKED else [])
+    await _enforce(request, buckets, peeked)
+
+
+async def credential_failed(request: web.Request, endpoint: str) -> None:
+    """Count a wrong credential at an endpoint that checks one (the handler answered 401)."""
+    if endpoint not in CREDENTIAL_CHECKED:
+        return
+    settings = services(request).settings
+    if settings.rate_limits:
+        address = source_address(request, settings.trusted_proxies)
+        await services(request).store.hits([(f"auth-failed:ip:{address}", MINUTE_S)])
+
+
+async def registration_lifetime(request: web.Request) -> int:
+    """How long a new, valid registration is kept before its first sign-in (see the module docstring):
+    counted against PROXY_MAX_REGISTRATIONS_PER_HOUR, which shortens lifetimes and never refuses."""
+    settings = services(request).settings
+    unused = min(settings.unused_client_ttl_s, settings.client_ttl_s)
+    if not settings.rate_limits:
+        return unused
+    [(count, _)] = await services(request).store.hits([("register:all", HOUR_S)])
+    if count <= settings.max_registrations_per_hour:
+        return unused
+    if count == settings.max_registrations_per_hour + 1:  # once an hour, not once a registration
+        log.warning("registration.over_cap", cap=settings.max_registrations_per_hour,
+                    hint="new registrations are kept only until their sign-in window ends")
+    return min(unused, 2 * settings.transaction_ttl_s)

@@ -149,7 +149,9 @@ async def test_redis_dying_between_taking_the_transaction_and_writing_the_code_l
     at_idp = await client.get(response.headers["Location"])
     assert "tx" in kinds(await snapshot(inspector))
     answer = asyncio.create_task(client.get(at_idp.headers["Location"]))
+    deadline = time.monotonic() + 10
     while "token" not in facade.idp_state.arrivals:  # the transaction is taken; the exchange is in flight
+        assert time.monotonic() < deadline, "the callback never reached the IdP's token endpoint"
         await asyncio.sleep(0.02)
     live_redis.kill()
     back = await answer
@@ -220,3 +222,11 @@ async def test_a_facade_restart_at_every_step_loses_nothing(
     assert status == 200, body
     await client.verify_id_token(body["id_token"], nonce=auth.nonce, access_token=body["access_token"])
     assert (await client.refresh(body["refresh_token"]))[0] == 200
+
+
+def test_every_test_of_the_suite_has_a_time_bound(pytestconfig: pytest.Config) -> None:
+    """Issue 14 ("tests that prove less"): polling loops without a bound hang CI instead of failing.
+    pytest-timeout is active and the suite's default bound (pyproject `timeout`) is generous but finite;
+    the loops in this file and in tests/test_replicas.py carry their own deadlines as well."""
+    assert pytestconfig.pluginmanager.hasplugin("timeout"), "pytest-timeout is not installed (pyproject test extra)"
+    assert 60 <= float(pytestconfig.getini("timeout")) <= 600

@@ -50,6 +50,7 @@ async def handle(s: Services, client_id: str, form: dict[str, str]) -> dict[str,
         revoked = await s.store.revoke_family(family)
         await s.upstream.revoke_quietly(revoked.upstream if revoked else None, client_id)
         raise InvalidTarget("The resource differs from the one authorized.")
+    await s.store.activate_client(client_id)  # used for a sign-in: from now on kept PROXY_CLIENT_TTL_S
     log.info("token.issued", grant_type=GRANT_TYPE, client_id=client_id)
     FLOWS_COMPLETED.inc()
     return token_response(s, grant, family=family, refresh_token=refresh_token, nonce=grant.get("nonce"),
