@@ -31,6 +31,7 @@ async def test_loopback_redirect_matches_on_any_port(facade: Facade) -> None:
 
 
 async def test_loopback_port_freedom_does_not_extend_to_other_paths(facade: Facade) -> None:
+    """RFC 8252 §7.3: only the port of a loopback redirect URI may vary; another path is refused with 400."""
     client = facade.client()
     client.redirect_uri = "http://127.0.0.1:33418/callback"
     await client.register()
@@ -39,6 +40,8 @@ async def test_loopback_port_freedom_does_not_extend_to_other_paths(facade: Faca
 
 
 async def test_redirect_uri_may_be_omitted_when_one_is_registered(facade: Facade) -> None:
+    """RFC 6749 §3.1.2.3: a client with one registered redirect URI may omit it at /authorize and at /token;
+    the code goes there and redeems."""
     client = facade.client()
     await client.register()
     response, auth = await client.start(redirect_uri=None)
@@ -85,6 +88,7 @@ async def test_unknown_scopes_are_dropped_not_fatal(facade: Facade) -> None:
 
 
 async def test_missing_scope_grants_the_default_scopes(facade: Facade) -> None:
+    """RFC 6749 §3.3: without a scope parameter the client gets PROXY_SCOPES' default (openid offline_access)."""
     client = facade.client()
     await client.register()
     auth = await client.authorize(scope=None)
@@ -109,6 +113,7 @@ async def test_resource_is_normalised_and_defaults_to_the_single_resource(
 
 
 async def test_transaction_is_stored_with_a_ten_minute_ttl(facade: Facade) -> None:
+    """PROXY_TRANSACTION_TTL_S: the pending upstream hop is one stored transaction that expires after 600 s."""
     client = facade.client()
     await client.register()
     response, _ = await client.start()
@@ -119,6 +124,7 @@ async def test_transaction_is_stored_with_a_ten_minute_ttl(facade: Facade) -> No
 
 
 async def test_replayed_or_unknown_callback_state_is_an_html_page(facade: Facade) -> None:
+    """RFC 6749 §10.12: a /callback state used once already, or never issued, is a 400 page, never a redirect."""
     client = facade.client()
     await client.register()
     response, _auth = await client.start()

@@ -21,6 +21,8 @@ def form_of(html: str) -> dict[str, str]:
 
 
 async def test_first_visit_shows_a_consent_page_naming_the_client(consent_facade: Facade) -> None:
+    """The first /authorize of a client in a browser is a no-store, unframeable consent page naming the client
+    (escaped), the redirect host and the scopes; nothing goes upstream yet."""
     client = consent_facade.client()
     client.redirect_uri = "https://app.example.com/cb"
     await client.register(client_name="<b>Evil & Co</b>")
@@ -49,6 +51,8 @@ async def approve(client: Client, response: aiohttp.ClientResponse, decision: st
 
 
 async def test_approval_goes_upstream_and_is_remembered_for_this_client(consent_facade: Facade) -> None:
+    """Approving sends the browser upstream with an HttpOnly SameSite=Lax cookie; the sign-in completes; the
+    same browser skips the page for this client next time but not for another client."""
     client = consent_facade.client()
     await client.register()
     response, auth = await client.start()
@@ -70,6 +74,7 @@ async def test_approval_goes_upstream_and_is_remembered_for_this_client(consent_
 
 
 async def test_a_consent_form_answers_once(consent_facade: Facade) -> None:
+    """A consent form is single use: posting the same approval twice gives 302 then 400."""
     client = consent_facade.client()
     await client.register()
     response, _ = await client.start()

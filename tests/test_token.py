@@ -50,6 +50,8 @@ async def test_basic_halves_are_form_decoded_plus_is_space(facade: Facade) -> No
 
 
 async def test_client_secret_post_is_accepted_and_the_secret_ignored(facade: Facade) -> None:
+    """RFC 6749 §2.3.1: client_secret in the body is accepted from a public client and ignored, so such
+    clients still redeem."""
     client, auth = await ready(facade)
     status, body, _ = await client.token(code_form(client, auth, client_secret="whatever"))
     assert status == 200, body
@@ -75,6 +77,8 @@ async def test_bad_redemptions_fail_and_leave_the_code_usable(facade: Facade, fi
 
 
 async def test_code_lives_sixty_seconds_and_is_stored_hashed(facade: Facade) -> None:
+    """PROXY_CODE_TTL_S: a code is one key living at most 60 s, whose name holds neither the code nor its
+    secret half."""
     _client, auth = await ready(facade)
     code = auth.params["code"]
     keys = [key for key in await facade.keys() if ":code:" in key]
@@ -89,6 +93,8 @@ async def test_code_lives_sixty_seconds_and_is_stored_hashed(facade: Facade) -> 
     ({"code": "x"}, 400, "invalid_request"),
 ])
 async def test_grant_type_errors(facade: Facade, form: dict[str, str], status: int, error: str) -> None:
+    """RFC 6749 §5.2: an unsupported grant_type is unsupported_grant_type, a missing one invalid_request, both
+    as JSON."""
     async with facade.http.post(facade.url + "/token", data=form) as response:
         assert response.status == status
         assert response.content_type == "application/json"
@@ -96,6 +102,7 @@ async def test_grant_type_errors(facade: Facade, form: dict[str, str], status: i
 
 
 async def test_json_body_at_token_is_invalid_request(facade: Facade) -> None:
+    """RFC 6749 §3.2: /token takes application/x-www-form-urlencoded only; a JSON body is 400 invalid_request."""
     async with facade.http.post(facade.url + "/token", json={"grant_type": "authorization_code"}) as response:
         assert response.status == 400
         assert (await response.json())["error"] == "invalid_request"
@@ -111,6 +118,7 @@ async def test_repeated_parameters_are_invalid_request(facade: Facade) -> None:
 
 
 async def test_resource_at_token_must_match_the_authorized_one(facade: Facade) -> None:
+    """RFC 8707 §2.2: a resource at /token other than the one authorized is invalid_target."""
     client, auth = await ready(facade)
     status, body, _ = await client.token(code_form(client, auth, resource="https://elsewhere.example/mcp"))
     assert (status, body["error"]) == (400, "invalid_target")
