@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 
 .DEFAULT_GOAL := help
-.PHONY: help run test test-fast interop lint redis-server interop-deps bench clean
+.PHONY: help run test test-fast interop lint redis-server interop-deps bench bench-gateway clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -20,8 +20,12 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[speed]'
 	touch $(STAMP)
 
-run: $(STAMP) ## Start the facade on http://127.0.0.1:8080 (embedded store, dev key, bundled dev IdP)
-	$(VENV)/bin/oauth-facade serve
+# The demo MCP server (proxy/devmcp) on 127.0.0.1:8081, behind the facade's gateway at http://127.0.0.1:8080/mcp.
+DEMO_GATEWAY := http://127.0.0.1:8080/mcp=http://127.0.0.1:8081/mcp
+
+run: $(STAMP) ## Start the facade on http://127.0.0.1:8080 (embedded store, dev key, dev IdP, demo MCP server at /mcp)
+	@$(PY) -m proxy.devmcp --host 127.0.0.1 --port 8081 & demo=$$!; trap 'kill $$demo 2>/dev/null' EXIT INT TERM; \
+	PROXY_GATEWAY_BACKENDS="$${PROXY_GATEWAY_BACKENDS-$(DEMO_GATEWAY)}" $(VENV)/bin/oauth-facade serve
 
 redis-server: ## Install a real redis-server where missing (Debian/Ubuntu)
 	@command -v redis-server >/dev/null || { \
@@ -56,6 +60,9 @@ lint: $(TEST_STAMP) ## ruff
 
 bench: $(TEST_STAMP) redis-server ## Run the benchmark suite (writes bench/results/)
 	$(PY) -m bench $(BENCH_ARGS)
+
+bench-gateway: $(TEST_STAMP) redis-server ## The gateway's overhead per request and 1,000 held SSE streams (bench/results/)
+	$(PY) -m bench.gateway $(BENCH_ARGS)
 
 clean: ## Remove the virtualenv and caches
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

@@ -9,6 +9,7 @@ import hashlib
 import json
 from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp import web
@@ -23,8 +24,11 @@ from proxy.log import get_logger
 from proxy.ops.exposition import metrics
 from proxy.ops.health import healthz, readyz
 from proxy.registration.endpoint import register
+from proxy.resource.forward_auth import forward_auth
+from proxy.resource.gateway import gateway
+from proxy.resource.guard import guard_context
 from proxy.resources import resource_table
-from proxy.settings import DEV_IDP_MOUNT, Settings
+from proxy.settings import DEV_IDP_MOUNT, Settings, SettingsError, gateway_pair
 from proxy.state import SERVICES, SETTINGS, Services
 from proxy.store import Store
 from proxy.store.connect import connect, describe
@@ -63,7 +67,26 @@ def routes(settings: Settings) -> list[Route]:
         Route(("GET",), "/healthz", healthz, static=True),
         Route(("GET",), "/readyz", readyz),
         Route(("GET",), "/metrics", metrics),
+        Route(ANY_METHOD, base + "/forward-auth", forward_auth, no_store=True),  # the original method varies
+        *gateway_routes(settings, set(paths) | {base + name for name in FACADE_PATHS}),
     ]
+
+
+ANY_METHOD = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+FACADE_PATHS = ("/jwks", "/register", "/authorize", "/consent", "/callback", "/token", "/revoke", "/introspect",
+                "/userinfo", "/healthz", "/readyz", "/metrics", "/forward-auth", DEV_IDP_MOUNT)
+
+
+def gateway_routes(settings: Settings, taken: set[str]) -> list[Route]:
+    """The path of each gateway resource, served by the facade (PROXY_GATEWAY_BACKENDS)."""
+    table = []
+    for entry in settings.gateway_backends:
+        path = urlsplit(gateway_pair(entry)[0]).path.rstrip("/")
+        if path in taken or any(path.startswith(name + "/") for name in taken):
+            raise SettingsError(f"PROXY_GATEWAY_BACKENDS: {path} is one of the facade's own paths")
+        # The path with a trailing slash too: older SDKs append one to the server URL.
+        table += [Route(("GET", "POST", "DELETE", "OPTIONS"), served, gateway) for served in (path, path + "/")]
+    return table
 
 
 async def load_keyset(settings: Settings, store: Store) -> Keyset:
@@ -125,6 +148,7 @@ def create_app(settings: Settings, *, redis: Any = None) -> web.Application:
                 await client.aclose()
 
     app.cleanup_ctx.append(resources)
+    app.cleanup_ctx.append(guard_context(settings))  # the resource side (gateway, forward-auth)
     add_routes(app, routes(settings))
     if uses_dev_idp(settings):
         from proxy.devidp import DevIdpConfig, create_devidp_app

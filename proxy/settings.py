@@ -7,6 +7,7 @@ by ``oauth-facade settings --markdown``), so the names are an interface: rename 
 from __future__ import annotations
 
 import ipaddress
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
@@ -20,6 +21,7 @@ DEFAULT_ISSUER = "http://127.0.0.1:8080"
 DEV_IDP_MOUNT = "/devidp"
 DEV_IDP_CLIENT_ID = "oauth-facade-dev"
 DEV_IDP_CLIENT_SECRET = "dev-secret"
+GATEWAY_PAIR = re.compile(r"^(?P<resource>https?://[^=]+)=(?P<backend>https?://.+)$")
 
 
 def split_words(value: object) -> tuple[str, ...]:
@@ -29,6 +31,14 @@ def split_words(value: object) -> tuple[str, ...]:
     if isinstance(value, str):
         return tuple(word for word in value.replace(",", " ").split() if word)
     return tuple(str(word) for word in value)  # type: ignore[attr-defined]
+
+
+def gateway_pair(entry: str) -> tuple[str, str]:
+    """`RESOURCE=BACKEND` split at the first `=` that starts a URL, so a backend URL may carry a query."""
+    match = GATEWAY_PAIR.match(entry)
+    if match is None:
+        raise ValueError(f"{entry!r} is not RESOURCE=BACKEND (two http(s) URLs joined by '=')")
+    return match["resource"], match["backend"]
 
 
 class Settings(BaseSettings):
@@ -127,6 +137,20 @@ class Settings(BaseSettings):
     trusted_proxies: WordList = Field((), description="Addresses/CIDRs whose X-Forwarded-For is trusted.")
     max_body_bytes: int = Field(64 * 1024, gt=0, description="Larger request bodies get 413.")
 
+    # -- protecting MCP servers (gateway, forward-auth) -------------------------------------------
+    gateway_backends: WordList = Field(
+        (), description="Gateway mode: `RESOURCE=BACKEND` pairs, space separated, e.g. "
+        "`https://mcp.example.com/mcp=http://mcp:3000/mcp`. The facade serves each resource's path itself, "
+        "checks every request's token and forwards it to the backend with identity headers instead.")
+    gateway_timeout_s: float = Field(
+        30.0, gt=0, description="Time a gateway backend has to accept a request and send its response headers "
+        "(504 after); a response stream itself may last as long as it needs.")
+    gateway_max_body_bytes: int = Field(
+        4 * 1024 * 1024, gt=0, description="Largest MCP request body the gateway forwards; larger get 413.")
+    tool_scopes: WordList = Field(
+        (), description="Per-tool scope policy: `TOOL=SCOPE[+SCOPE]` pairs, e.g. `deploy=mcp:deploy`: "
+        "`tools/call` of that tool needs those scopes (403 insufficient_scope; gateway and forward-auth).")
+
     # -- operations -------------------------------------------------------------------------------------
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log level.")
     log_format: Literal["auto", "json", "console"] = Field(
@@ -138,7 +162,8 @@ class Settings(BaseSettings):
     def _lower(cls, value: object) -> object:
         return value.lower() if isinstance(value, str) else value
 
-    @field_validator("upstream_scopes", "scopes", "resources", "trusted_proxies", mode="before")
+    @field_validator("upstream_scopes", "scopes", "resources", "trusted_proxies", "gateway_backends", "tool_scopes",
+                     mode="before")
     @classmethod
     def _words(cls, value: object) -> tuple[str, ...]:
         return split_words(value)
@@ -195,6 +220,33 @@ class Settings(BaseSettings):
                 raise ValueError(f"{url!r} is not an absolute http(s) URL without fragment")
         return value
 
+    @field_validator("gateway_backends")
+    @classmethod
+    def _gateway_backends(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        paths: set[str] = set()
+        for entry in value:
+            resource, backend = gateway_pair(entry)
+            for url in (resource, backend):
+                parts = urlsplit(url)
+                if parts.scheme not in ("http", "https") or not parts.hostname or parts.fragment:
+                    raise ValueError(f"{url!r} is not an absolute http(s) URL without fragment")
+            path = urlsplit(resource).path.rstrip("/")
+            if not path or urlsplit(resource).query:
+                raise ValueError(f"{resource!r}: a gateway resource needs a path (e.g. /mcp) and no query")
+            if path in paths:
+                raise ValueError(f"two gateway resources share the path {path!r}")
+            paths.add(path)
+        return value
+
+    @field_validator("tool_scopes")
+    @classmethod
+    def _tool_scopes(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for entry in value:
+            tool, _, scopes = entry.partition("=")
+            if not tool or not scopes or not all(scopes.split("+")):
+                raise ValueError(f"{entry!r} is not TOOL=SCOPE[+SCOPE]")
+        return value
+
     @model_validator(mode="after")
     def _coherent(self) -> Settings:
         """What holds whatever the IdP; the profile-dependent rules are ``profiles.coherent``."""
@@ -214,7 +266,10 @@ class Settings(BaseSettings):
 
     @property
     def effective_resources(self) -> tuple[str, ...]:
-        return self.resources or (self.issuer + "/mcp",)
+        """PROXY_RESOURCES (default `<issuer>/mcp` unless gateway resources are set), plus the gateway's."""
+        gateway = tuple(gateway_pair(entry)[0] for entry in self.gateway_backends)
+        configured = self.resources or (() if gateway else (self.issuer + "/mcp",))
+        return tuple(dict.fromkeys((*configured, *gateway)))
 
     def url(self, path: str) -> str:
         """An absolute URL of the facade's own."""

@@ -1,0 +1,76 @@
+"""Forward-auth: nginx `auth_request`, Traefik ForwardAuth and Caddy `forward_auth` ask here first.
+
+The proxy sends the client's headers and says what the original request was (`X-Forwarded-Method`,
+`-Host`, `-Proto`, `-Uri`, or nginx's `X-Original-URI`); those are believed only from
+PROXY_TRUSTED_PROXIES. The original (host, path) is mapped to a configured resource, never made into
+an audience: an unknown one is refused. 200 carries the identity headers for the proxy to copy to the
+MCP server; 401/403 carry the challenge (nginx passes on only 401 and 403, so every refusal is one).
+
+Per-tool policy sees only `Mcp-Method`/`Mcp-Name` (a proxy forwards headers, not bodies); the MCP server
+must refuse a body that disagrees with them (MCP 2026-07-28, which SDK servers do). A POST without
+`Mcp-Method` (clients of earlier revisions) could be any call, so it needs every policy scope: fail closed.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from urllib.parse import unquote, urlsplit
+
+from aiohttp import web
+
+from proxy.resource import identity
+from proxy.resource.guard import GUARD, Refusal, admit, identity_of
+from proxy.resource.messages import decode_header_value
+
+_DOT_SEGMENT = re.compile(r"(^|/)\.\.?(/|$)")
+
+
+def _trusted_peer(request: web.Request, networks: tuple[str, ...]) -> bool:
+    try:
+        peer = ipaddress.ip_address((request.remote or "").strip("[]"))
+    except ValueError:
+        return False
+    if isinstance(peer, ipaddress.IPv6Address) and peer.ipv4_mapped is not None:
+        peer = peer.ipv4_mapped
+    return any(peer in ipaddress.ip_network(entry, strict=False) for entry in networks)
+
+
+def _needed(request: web.Request, method: str) -> tuple[str, ...]:
+    policy = request.app[GUARD].policy
+    mcp_method = request.headers.get("Mcp-Method")
+    if mcp_method is not None:
+        name = request.headers.get("Mcp-Name")
+        return policy.needed([(mcp_method, decode_header_value(name) if name is not None else None)])
+    if method == "POST" and policy.tool_scopes:
+        return policy.needed([("tools/call", tool) for tool in policy.tool_scopes])
+    return ()
+
+
+async def forward_auth(request: web.Request) -> web.Response:
+    guard = request.app[GUARD]
+    if not _trusted_peer(request, guard.settings.trusted_proxies):
+        return Refusal(403, "access_denied", "Forward-auth answers only the proxies in PROXY_TRUSTED_PROXIES."
+                       ).response()
+    uri = request.headers.get("X-Forwarded-Uri") or request.headers.get("X-Original-URI")
+    host = request.headers.get("X-Forwarded-Host") or request.host
+    if not uri or not uri.startswith("/"):
+        return Refusal(403, "invalid_request", "The proxy sent no X-Forwarded-Uri or X-Original-URI header."
+                       ).response()
+    path = urlsplit(uri).path
+    if _DOT_SEGMENT.search(unquote(path)):
+        return Refusal(403, "invalid_request", "The original path has dot segments.").response()
+    proto = request.headers.get("X-Forwarded-Proto")
+    resource = guard.policy.by_host_and_path(proto.lower() if proto else None, host, path.rstrip("/") or "/")
+    if resource is None:
+        return Refusal(403, "invalid_target", "The original request is not for a resource this server protects."
+                       ).response()
+    method = (request.headers.get("X-Forwarded-Method") or request.method).upper()
+    if method == "OPTIONS":  # CORS preflights carry no credentials (Fetch §4.8)
+        return web.Response(status=200, headers=dict.fromkeys(identity.NAMES, ""))
+    try:
+        principal = await admit(guard, resource, request.headers.get("Authorization"), _needed(request, method))
+        headers = await identity_of(guard, principal)
+    except Refusal as refusal:
+        return refusal.response()
+    return web.Response(status=200, headers=headers)

@@ -1,0 +1,136 @@
+"""Fixtures of the resource-side tests: the SDK's MCP server as a backend process, a facade whose
+gateway fronts it, and helpers to get tokens and talk MCP through the gateway."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import httpx2
+import pytest
+from mcp.client import Client as McpClient
+from mcp.client.streamable_http import streamable_http_client
+
+from proxy.app import create_app
+from proxy.devidp import DevIdpConfig, create_devidp_app
+from proxy.devidp.app import CONFIG as DEVIDP_CONFIG
+from proxy.devidp.app import STATE as DEVIDP_STATE
+from proxy.settings import Settings
+from tests.conftest import Facade, free_port
+
+HERE = Path(__file__).resolve().parent
+# The gateway resources of `gateway`: path at the facade -> path at the backend.
+ROUTES = {"/mcp": "/mcp", "/events": "/raw/events", "/slow": "/raw/slow", "/chunks": "/raw/chunks",
+          "/echo": "/raw/echo"}
+
+
+def _wait(url: str, process: subprocess.Popen[bytes], timeout_s: float = 30) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"{url}: the process exited with {process.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise AssertionError(f"{url} did not answer within {timeout_s} s")
+
+
+@pytest.fixture(scope="session")
+def sdk_backend() -> Iterator[str]:
+    """The MCP SDK's server (tests/resource/sdk_server.py) on a free port: its base URL."""
+    port = free_port()
+    process = subprocess.Popen([sys.executable, str(HERE / "sdk_server.py"), str(port)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait(base + "/raw/log", process)
+        yield base
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+async def backend_log(base: str) -> list[dict[str, Any]]:
+    async with aiohttp.ClientSession() as http, http.get(base + "/raw/log") as response:
+        return list(await response.json())
+
+
+GatewayFactory = Callable[..., Awaitable[Facade]]
+
+
+@pytest.fixture
+async def make_gateway(redis_client: Any, aiohttp_server: Any, sdk_backend: str) -> AsyncIterator[GatewayFactory]:
+    """A facade (and its dev IdP) whose gateway serves ROUTES of the SDK backend; `routes` adds others
+    (path -> full backend URL), `redis` replaces the store's client, `overrides` are settings."""
+    sessions: list[aiohttp.ClientSession] = []
+
+    async def factory(routes: dict[str, str] | None = None, redis: Any = None, **overrides: Any) -> Facade:
+        port = free_port()
+        issuer = f"http://127.0.0.1:{port}"
+        idp_config = DevIdpConfig(issuer="", client_id="facade", client_secret="facade secret",
+                                  redirect_uris=(issuer + "/callback",))
+        idp_app = create_devidp_app(idp_config)
+        idp_server = await aiohttp_server(idp_app)
+        idp_url = str(idp_server.make_url("")).rstrip("/")
+        idp_config.issuer = idp_url
+        backends = {path: sdk_backend + target for path, target in ROUTES.items()}
+        backends.update(routes or {})
+        values: dict[str, Any] = {
+            "issuer": issuer, "port": port, "upstream_issuer": idp_url, "upstream_client_id": "facade",
+            "upstream_client_secret": "facade secret", "consent": False, "rate_limits": False,
+            "gateway_backends": " ".join(f"{issuer}{path}={url}" for path, url in backends.items()),
+        }
+        values.update(overrides)
+        settings = Settings(_env_file=None, **values)  # type: ignore[call-arg]
+        server = await aiohttp_server(create_app(settings, redis=redis if redis is not None else redis_client),
+                                      port=port)
+        http = aiohttp.ClientSession()
+        sessions.append(http)
+        return Facade(issuer, settings, server, idp_url, idp_app[DEVIDP_CONFIG], idp_app[DEVIDP_STATE], http)
+
+    yield factory
+    for session in sessions:
+        await session.close()
+
+
+@pytest.fixture
+async def gateway(make_gateway: GatewayFactory) -> Facade:
+    return await make_gateway()
+
+
+async def token_for(facade: Facade, resource_path: str = "/mcp", **extra: str) -> dict[str, Any]:
+    """A token response for the resource at `resource_path` (dev IdP demo user unless login_hint)."""
+    return await facade.client().signed_in(resource=facade.url + resource_path, **extra)
+
+
+@asynccontextmanager
+async def mcp_client(url: str, token: str | None, headers: dict[str, str] | None = None) -> AsyncIterator[McpClient]:
+    """The MCP SDK's client over Streamable HTTP, sending `Authorization: Bearer <token>` (and `headers`)."""
+    sent = dict(headers or {})
+    if token is not None:
+        sent["Authorization"] = f"Bearer {token}"
+    async with httpx2.AsyncClient(headers=sent, timeout=30) as http, McpClient(
+            streamable_http_client(url, http_client=http)) as client:
+        yield client
+
+
+def tool_text(result: Any) -> str:
+    assert not result.is_error, result
+    return "".join(getattr(part, "text", "") for part in result.content)
+
+
+def structured(result: Any) -> dict[str, Any]:
+    assert not result.is_error, result
+    if result.structured_content is not None:
+        return dict(result.structured_content)
+    return dict(json.loads(tool_text(result)))
