@@ -19,7 +19,6 @@ from aiohttp import web
 from joserfc import jwk
 
 from proxy.errors import StoreUnavailable
-from proxy.log import get_logger
 from proxy.resource import identity
 from proxy.resource.core import (
     InsufficientScope,
@@ -35,7 +34,6 @@ from proxy.state import SERVICES
 from proxy.store import Store
 from proxy.token.release import identity_claims
 
-log = get_logger()
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
