@@ -53,3 +53,22 @@ def test_every_test_says_what_it_proves() -> None:
                if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name.startswith("test")
                and not ast.get_docstring(node)]
     assert missing == []
+
+
+def test_every_oauth_error_is_defined_in_the_one_hierarchy() -> None:
+    """proxy/errors.py is the one hierarchy the middleware renders: no module defines an OAuthError
+    subclass of its own (IdTokenRejected, DocumentNotFound and UpstreamAuthorizationError used to live
+    in the upstream and callback packages)."""
+    import importlib
+
+    from proxy.errors import OAuthError
+
+    for path in sorted(PROXY.rglob("*.py")):
+        importlib.import_module(module_name(path).removesuffix(".__init__"))
+    pending, outside = [OAuthError], []
+    while pending:
+        cls = pending.pop()
+        pending.extend(cls.__subclasses__())
+        if cls.__module__ != "proxy.errors":
+            outside.append(f"{cls.__module__}.{cls.__qualname__}")
+    assert outside == []

@@ -23,7 +23,7 @@ from urllib.parse import parse_qsl, quote, urlencode
 
 import aiohttp
 
-from proxy.errors import InvalidClient, UpstreamError, UpstreamRefused, UpstreamUnavailable
+from proxy.errors import DocumentNotFound, InvalidClient, UpstreamError, UpstreamRefused, UpstreamUnavailable
 from proxy.log import get_logger
 from proxy.metrics import UPSTREAM
 from proxy.settings import Settings
@@ -72,10 +72,6 @@ def basic_credentials(client_id: str, secret: str) -> str:
     """RFC 6749 §2.3.1: each half form-urlencoded before base64."""
     pair = f"{quote(client_id, safe='')}:{quote(secret, safe='')}"
     return "Basic " + base64.b64encode(pair.encode()).decode()
-
-
-class DocumentNotFound(UpstreamError):
-    """HTTP 404 on a GET: for discovery, the cue to try the profile's next well-known path."""
 
 
 def _status_error(step: str, response: aiohttp.ClientResponse) -> UpstreamError | None:
