@@ -27,7 +27,7 @@ def _form_decode(value: str) -> str:
         raise InvalidClient("The Basic credentials are not valid UTF-8.") from exc
 
 
-def basic_credentials(header: str) -> tuple[str, str]:
+def parse_basic_header(header: str) -> tuple[str, str]:
     """(client_id, secret) from an `Authorization: Basic` value; malformed means invalid_client."""
     scheme, _, encoded = header.strip().partition(" ")
     if scheme.lower() != "basic":
@@ -71,7 +71,7 @@ def client_id_of(request: web.Request, form: dict[str, str]) -> str:
     header = request.headers.get("Authorization")
     body_id = form.get("client_id")
     if header is not None:
-        client_id, _secret = basic_credentials(header)
+        client_id, _secret = parse_basic_header(header)
         if body_id is not None and body_id != client_id:
             raise InvalidClient("The client_id in the body differs from the Basic credentials.")
         return client_id

@@ -10,7 +10,7 @@ from proxy.errors import InvalidClient, InvalidRequest
 from proxy.state import Services, services
 from proxy.store.store import digest, family_of
 from proxy.token.bearer import live_access_token
-from proxy.token.clientauth import basic_credentials
+from proxy.token.clientauth import parse_basic_header
 from proxy.web.forms import form
 from proxy.web.render import NO_STORE, json_response
 
@@ -24,7 +24,7 @@ def _authorized(request: web.Request, s: Services) -> None:
     if header[:7].lower() == "bearer ":
         presented = header[7:].strip()
     elif header[:6].lower() == "basic ":
-        presented = basic_credentials(header)[1]
+        presented = parse_basic_header(header)[1]
     else:
         raise InvalidClient("Authenticate with the introspection credential (Basic or Bearer).")
     if not hmac.compare_digest(presented.encode(), expected.encode()):

@@ -68,8 +68,9 @@ async def upstream_errors(step: str) -> AsyncIterator[None]:
         UPSTREAM.labels(step, outcome).observe(time.perf_counter() - started)
 
 
-def basic_credentials(client_id: str, secret: str) -> str:
-    """RFC 6749 §2.3.1: each half form-urlencoded before base64."""
+def build_basic_header(client_id: str, secret: str) -> str:
+    """The `Authorization: Basic` value the facade sends the IdP (RFC 6749 §2.3.1: each half
+    form-urlencoded before base64); parse_basic_header in proxy/token/clientauth.py reads one."""
     pair = f"{quote(client_id, safe='')}:{quote(secret, safe='')}"
     return "Basic " + base64.b64encode(pair.encode()).decode()
 
@@ -201,7 +202,7 @@ class Upstream:
         if client.client_secret is None:
             body["client_id"] = client.client_id  # a public client: PKCE is its proof
         elif self.auth_method(client, metadata) == "client_secret_basic":
-            headers["Authorization"] = basic_credentials(client.client_id, client.client_secret)
+            headers["Authorization"] = build_basic_header(client.client_id, client.client_secret)
         else:
             body.update(client_id=client.client_id, client_secret=client.client_secret)
         return body, headers
