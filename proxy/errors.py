@@ -19,6 +19,7 @@
     ├── PayloadTooLarge             413 invalid_request
     ├── RateLimited                 429 temporarily_unavailable (Retry-After)
     ├── ServerError                 500 server_error
+    │   └── UpstreamClientMissing   the client has no registration at the IdP: endpoints answer InvalidClient
     ├── UpstreamError               502 server_error: the IdP answered nonsense
     │   ├── IdTokenRejected         502: the IdP's id_token failed a check (OIDC Core §3.1.3.7)
     │   ├── DocumentNotFound        502: HTTP 404 on a GET (discovery then tries the next path)
@@ -272,3 +273,11 @@ class IdTokenRejected(UpstreamError):
 
 class DocumentNotFound(UpstreamError):
     """HTTP 404 on a GET: for discovery, the cue to try the profile's next well-known path."""
+
+
+class UpstreamClientMissing(ServerError):
+    """The downstream client has no registration of its own at the IdP (PROXY_UPSTREAM_DCR). Raised by
+    the upstream side; the endpoints that act for a client answer it as InvalidClient
+    (proxy/web/upstream_client.py), so the client registers again."""
+
+    default_description = "This client has no registration at the identity provider: register it again."

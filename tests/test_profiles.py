@@ -365,6 +365,28 @@ async def test_clerk_dcr_failure_refuses_the_registration(start: Start) -> None:
     assert keys == []
 
 
+async def test_a_client_without_its_upstream_registration_must_register_again(start: Start) -> None:
+    """PROXY_UPSTREAM_DCR with no static client: a registration that lost its upstream twin (registered
+    before DCR was on) cannot act at the IdP. A refresh that needs the IdP is 401 invalid_client (the
+    client's cue to register again), and /authorize is the same error as a page, sending nobody upstream."""
+    fake = clerk_fake(registration=True, access_token_ttl_s=1)
+    facade = await start("clerk", fake, upstream_dcr=True, upstream_client_id=None, upstream_client_secret=None)
+    client, body, _ = await signed_in(facade)
+    store = facade.services.store
+    record = await store.load_client(client.client_id)
+    assert record is not None and MIRROR_FIELD in record
+    del record[MIRROR_FIELD]
+    await store.redis.set(store.key("client", client.client_id), json.dumps(record), keepttl=True)
+    status, refused = await client.refresh(body["refresh_token"])  # the upstream token expired: refresh it
+    assert (status, refused["error"]) == (401, "invalid_client")
+    assert "register it again" in refused["error_description"]
+    asked = len(fake.authorize_requests)
+    response, _ = await client.start()
+    assert (response.status, response.content_type) == (400, "text/html")
+    assert "Location" not in response.headers and "invalid_client" in await response.text()
+    assert len(fake.authorize_requests) == asked
+
+
 # -- Google ----------------------------------------------------------------------------------------------
 async def test_google_flow_asks_for_offline_access_and_the_hosted_domain(start: Start) -> None:
     """access_type=offline + prompt=consent earn the refresh token; hd is sent and then enforced."""

@@ -26,6 +26,7 @@ from proxy.state import Services, services
 from proxy.web.forms import form
 from proxy.web.render import esc, page
 from proxy.web.routes import REDIRECT_TARGET
+from proxy.web.upstream_client import acts_upstream_for_client
 
 MAX_SHOWN = 80  # characters of a client_name shown on the page
 
@@ -121,6 +122,7 @@ async def upstream_from_this_browser(request: web.Request, s: Services, areq: Au
     return response
 
 
+@acts_upstream_for_client
 async def decide(request: web.Request) -> web.StreamResponse:
     """POST /consent: the CSRF token must fit this pending consent and this browser."""
     s = services(request)

@@ -16,8 +16,10 @@ from proxy.errors import ConsentRequired
 from proxy.state import services
 from proxy.web import ratelimit
 from proxy.web.forms import query
+from proxy.web.upstream_client import acts_upstream_for_client
 
 
+@acts_upstream_for_client
 async def authorize(request: web.Request) -> web.StreamResponse:
     s = services(request)
     params = query(request)

@@ -22,6 +22,7 @@ from proxy.upstream import token_set
 from proxy.web.forms import query
 from proxy.web.render import redirect, with_query
 from proxy.web.routes import REDIRECT_TARGET
+from proxy.web.upstream_client import acts_upstream_for_client
 
 log = get_logger()
 
@@ -54,6 +55,7 @@ def new_code() -> tuple[str, str]:
     return family, f"{family}.{secrets.token_urlsafe(32)}"
 
 
+@acts_upstream_for_client
 async def callback(request: web.Request) -> web.Response:
     s = services(request)
     params = query(request)

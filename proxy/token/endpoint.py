@@ -21,6 +21,7 @@ from proxy.token.grants import authorization_code, refresh_token
 from proxy.web import ratelimit
 from proxy.web.forms import form
 from proxy.web.render import NO_STORE, json_response
+from proxy.web.upstream_client import acts_upstream_for_client
 
 Grant = Callable[[Services, str, dict[str, str]], Awaitable[dict[str, Any]]]
 GRANTS: dict[str, Grant] = {
@@ -29,6 +30,7 @@ GRANTS: dict[str, Grant] = {
 }
 
 
+@acts_upstream_for_client
 async def token(request: web.Request) -> web.Response:
     s = services(request)
     params = await form(request)

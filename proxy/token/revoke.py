@@ -17,10 +17,12 @@ from proxy.token.clientauth import client_id_of, unknown_client
 from proxy.token.families import revoke_held_family
 from proxy.web.forms import form
 from proxy.web.render import NO_STORE
+from proxy.web.upstream_client import acts_upstream_for_client
 
 log = get_logger()
 
 
+@acts_upstream_for_client
 async def revoke(request: web.Request) -> web.Response:
     s = services(request)
     params = await form(request)

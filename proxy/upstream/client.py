@@ -23,7 +23,13 @@ from urllib.parse import parse_qsl, quote, urlencode
 
 import aiohttp
 
-from proxy.errors import DocumentNotFound, InvalidClient, UpstreamError, UpstreamRefused, UpstreamUnavailable
+from proxy.errors import (
+    DocumentNotFound,
+    UpstreamClientMissing,
+    UpstreamError,
+    UpstreamRefused,
+    UpstreamUnavailable,
+)
 from proxy.log import get_logger
 from proxy.metrics import UPSTREAM
 from proxy.settings import Settings
@@ -233,8 +239,7 @@ class Upstream:
             return UpstreamClient.from_record(mirrored)
         if self.settings.upstream_client_id:  # registered before PROXY_UPSTREAM_DCR was switched on
             return self.static
-        raise InvalidClient("This client has no registration at the identity provider: register it again.",
-                            detail=f"{client_id} has no {MIRROR_FIELD}")
+        raise UpstreamClientMissing(detail=f"{client_id} has no {MIRROR_FIELD}")
 
     async def scope(self) -> str:
         metadata = await self.metadata()
