@@ -47,6 +47,19 @@ def _devidp(args: argparse.Namespace) -> int:
     return serve_devidp(_settings(args), host=args.host, port=args.port, public_url=args.public_url)
 
 
+def _clients(args: argparse.Namespace) -> int:
+    from proxy.clients.secrets import hash_secret, new_secret
+
+    secret = sys.stdin.readline().rstrip("\n") if args.stdin else new_secret()
+    if not secret:
+        print("oauth-facade: an empty secret cannot be hashed", file=sys.stderr)
+        return EXIT_CONFIG
+    if not args.stdin:
+        print(f"client secret (give it to the client, it is not stored): {secret}", file=sys.stderr)
+    print(hash_secret(secret))
+    return 0
+
+
 def _settings_table(args: argparse.Namespace) -> int:
     from proxy.settings_doc import effective_table, markdown_table
 
@@ -87,6 +100,12 @@ def parser() -> argparse.ArgumentParser:
     dev.add_argument("--port", type=int, default=9000)
     dev.add_argument("--public-url", help="its issuer URL (default http://HOST:PORT)")
     dev.set_defaults(func=_devidp)
+    clients = sub.add_parser("clients", help="pre-registered clients (PROXY_CLIENTS_FILE)")
+    clients_sub = clients.add_subparsers(dest="clients_command", required=True)
+    hashing = clients_sub.add_parser("hash-secret", help="print a secret_hash for the clients file; "
+                                     "a new secret goes to stderr unless --stdin gives one")
+    hashing.add_argument("--stdin", action="store_true", help="hash the secret read from one line of stdin")
+    clients.set_defaults(func=_clients)
     shown = sub.add_parser("settings", help="print every setting's effective value and where it came from")
     shown.add_argument("--markdown", action="store_true",
                        help="print the defaults as the README's markdown table instead")

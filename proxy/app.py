@@ -17,6 +17,11 @@ from aiohttp import web
 from proxy.authorization import consent
 from proxy.authorization.endpoint import authorize
 from proxy.callback.endpoint import callback
+from proxy.clients.cache import DocumentCache
+from proxy.clients.cimd import CimdResolver
+from proxy.clients.directory import ClientDirectory
+from proxy.clients.fetch import Fetcher, Resolve, system_resolve
+from proxy.clients.registry import ClientRegistry, ClientsFileError, load_registry
 from proxy.discovery.documents import base_path, build_documents
 from proxy.discovery.endpoints import DOCUMENTS, JWKS_BYTES, jwks, well_known
 from proxy.keys import Keyset, generate, parse_keys, render_jwks
@@ -56,7 +61,7 @@ def routes(settings: Settings) -> list[Route]:
     return [
         *table,
         Route(("GET",), base + "/jwks", jwks, cors=True, static=True),
-        Route(("POST",), base + "/register", register, cors=True, no_store=True),
+        *([Route(("POST",), base + "/register", register, cors=True, no_store=True)] if settings.dcr else []),
         Route(("GET",), base + "/authorize", authorize, errors="redirect", no_store=True),
         Route(("POST",), base + "/consent", consent.decide, errors="redirect", no_store=True),
         Route(("GET",), base + "/callback", callback, errors="redirect", no_store=True),
@@ -115,8 +120,28 @@ def _startup_warnings(settings: Settings) -> None:
         log.warning("startup.http_issuer", hint="use an https issuer outside local development")
 
 
-def create_app(settings: Settings, *, redis: Any = None) -> web.Application:
-    """The facade. `redis` injects a client (tests); otherwise PROXY_REDIS_URL decides."""
+def client_directory(settings: Settings, store: Store, registry: ClientRegistry, resolve: Resolve) -> ClientDirectory:
+    """Pre-registered clients, CIMD (unless PROXY_CIMD=off) with its shared cache, and DCR registrations."""
+    cimd = None
+    if settings.cimd:
+        fetcher = Fetcher(timeout_s=settings.cimd_fetch_timeout_s, dev_hosts=settings.cimd_dev_hosts,
+                          ca_file=settings.cimd_ca_file, resolve=resolve)
+        cimd = CimdResolver(DocumentCache(store.redis, settings.redis_prefix), fetcher,
+                            allowed_hosts=settings.cimd_allowed_hosts, floor_s=settings.cimd_cache_min_s,
+                            ceiling_s=settings.cimd_cache_max_s, default_s=settings.cimd_cache_default_s,
+                            stale_s=settings.cimd_stale_s)
+    return ClientDirectory(store, registry, cimd)
+
+
+def create_app(settings: Settings, *, redis: Any = None, cimd_resolve: Resolve | None = None) -> web.Application:
+    """The facade. `redis` injects a client (tests); otherwise PROXY_REDIS_URL decides. `cimd_resolve`
+    injects the DNS answers of document hosts (tests); the fetch path is otherwise the same."""
+    try:
+        registry = load_registry(settings.clients_file, scopes=allowed_scopes(settings),
+                                 resources=settings.effective_resources)
+    except ClientsFileError as exc:
+        raise SettingsError(f"PROXY_CLIENTS_FILE: {exc}") from None
+    can_client_credentials = any("client_credentials" in c.grant_types for c in registry.clients.values())
     app = web.Application(middlewares=[edge], client_max_size=settings.max_body_bytes)
     app[SETTINGS] = coherent(settings)  # the profile-dependent rules: SettingsError before anything starts
     app[ISSUER] = settings.issuer
@@ -136,9 +161,10 @@ def create_app(settings: Settings, *, redis: Any = None) -> web.Application:
             scopes = allowed_scopes(settings)
             app[REDIS] = client
             upstream = Upstream(settings, profile_for(settings), http, clients=store.load_client)
-            app[SERVICES] = Services(settings, store, keyset, upstream,
-                                     scopes, resource_table(settings.effective_resources), _consent_secret(keyset))
-            app[DOCUMENTS] = build_documents(settings, keyset.algs, list(scopes))
+            directory = client_directory(settings, store, registry, cimd_resolve or system_resolve)
+            app[SERVICES] = Services(settings, store, keyset, upstream, scopes,
+                                     resource_table(settings.effective_resources), _consent_secret(keyset), directory)
+            app[DOCUMENTS] = build_documents(settings, keyset.algs, list(scopes), can_client_credentials)
             app[JWKS_BYTES] = keyset.jwks_bytes
             _startup_warnings(settings)
             yield

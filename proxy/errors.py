@@ -13,6 +13,7 @@
     ├── UpstreamAuthorizationError  400 the IdP answered the sign-in with an error: one of a fixed set
     ├── InvalidRedirectUri          400 invalid_redirect_uri (RFC 7591 §3.2.2)
     ├── InvalidClientMetadata       400 invalid_client_metadata
+    ├── ClientDocumentUnusable      400 invalid_client: a client metadata document (CIMD) unusable
     ├── InvalidToken                401 invalid_token (RFC 6750 §3.1, Bearer challenge)
     ├── InsufficientScope           403 insufficient_scope (RFC 6750 §3.1, Bearer challenge)
     ├── ConsentRequired             400 consent_required (OIDC Core §3.1.2.6, prompt=none)
@@ -154,6 +155,15 @@ class InvalidRedirectUri(OAuthError):
 class InvalidClientMetadata(OAuthError):
     error = "invalid_client_metadata"
     default_description = "The client metadata is invalid."
+    redirectable = False
+
+
+class ClientDocumentUnusable(OAuthError):
+    """A URL client_id whose metadata document cannot be used: always an HTML page, never a redirect
+    (the redirect URIs are not verified). draft-ietf-oauth-client-id-metadata-document-03 §5.1."""
+
+    error = "invalid_client"
+    default_description = "The client's metadata document cannot be used."
     redirectable = False
 
 

@@ -18,6 +18,8 @@ UPSTREAM = Histogram("oauth_facade_upstream_duration_seconds", "Upstream IdP cal
 FLOWS_STARTED = Counter("oauth_facade_flows_started_total", "Sign-ins sent to the upstream IdP")
 FLOWS_COMPLETED = Counter("oauth_facade_flows_completed_total", "Sign-ins that ended in a token response")
 FLOWS_FAILED = Counter("oauth_facade_flows_failed_total", "Sign-ins that failed, by OAuth error code", ["reason"])
+CIMD_FETCHES = Counter("oauth_facade_cimd_documents_total",
+                       "Client metadata document look-ups by outcome: ok, cached, stale, refused, failed", ["outcome"])
 REFRESH_REUSE = Counter("oauth_facade_refresh_reuse_detected_total", "Refresh-token reuse detections")
 
 # Endpoints whose failures end a sign-in.
@@ -57,3 +59,8 @@ def observe(endpoint: str, status: int, seconds: float) -> None:
 def flow_failed(endpoint: str, reason: str) -> None:
     if endpoint in FLOW_ENDPOINTS:
         FLOWS_FAILED.labels(reason if reason in KNOWN_REASONS else OTHER_REASON).inc()
+
+
+def cimd_outcome(outcome: str) -> None:
+    """One client metadata document look-up; the label is one of five words, never the URL."""
+    CIMD_FETCHES.labels(outcome).inc()

@@ -137,6 +137,27 @@ class Settings(BaseSettings):
     trusted_proxies: WordList = Field((), description="Addresses/CIDRs whose X-Forwarded-For is trusted.")
     max_body_bytes: int = Field(64 * 1024, gt=0, description="Larger request bodies get 413.")
 
+    # -- client registration (CIMD, DCR, pre-registered clients) ---------------------------------------
+    cimd: bool = Field(
+        True, description="Accept https URL client ids (Client ID Metadata Documents) and advertise "
+        "`client_id_metadata_document_supported`.")
+    cimd_allowed_hosts: WordList = Field(
+        (), description="Host patterns (`claude.ai *.vscode.dev`) whose URL client ids are accepted; empty: any.")
+    cimd_fetch_timeout_s: float = Field(5.0, gt=0, le=30, description="Timeout of one metadata document fetch.")
+    cimd_cache_min_s: int = Field(300, ge=0, description="Floor of a cached document's freshness (Cache-Control).")
+    cimd_cache_max_s: int = Field(86400, gt=0, description="Ceiling of a cached document's freshness.")
+    cimd_cache_default_s: int = Field(3600, ge=0, description="Freshness when the host sends no caching headers.")
+    cimd_stale_s: int = Field(
+        21600, ge=0, description="How long past its freshness a cached document serves while its host is down.")
+    cimd_dev_hosts: WordList = Field(
+        (), description="Development only (refused in production): host patterns that may resolve to loopback.")
+    cimd_ca_file: Path | None = Field(
+        None, description="Development only (refused in production): extra CA file for document hosts.")
+    dcr: bool = Field(
+        True, description="`off`: no POST /register and no `registration_endpoint` (clients use CIMD).")
+    clients_file: Path | None = Field(
+        None, description="TOML file of pre-registered clients (`[[client]]`; see README, Client registration).")
+
     # -- protecting MCP servers (gateway, forward-auth) -------------------------------------------
     gateway_backends: WordList = Field(
         (), description="Gateway mode: `RESOURCE=BACKEND` pairs, space separated, e.g. "
@@ -163,7 +184,7 @@ class Settings(BaseSettings):
         return value.lower() if isinstance(value, str) else value
 
     @field_validator("upstream_scopes", "scopes", "resources", "trusted_proxies", "gateway_backends", "tool_scopes",
-                     mode="before")
+                     "cimd_allowed_hosts", "cimd_dev_hosts", mode="before")
     @classmethod
     def _words(cls, value: object) -> tuple[str, ...]:
         return split_words(value)
@@ -257,6 +278,11 @@ class Settings(BaseSettings):
                 raise ValueError("PROXY_ENV=production needs PROXY_SIGNING_KEYS_FILE (persistent keys)")
             if not self.redis_url:
                 raise ValueError("PROXY_ENV=production needs PROXY_REDIS_URL (the in-memory store is one process)")
+            if self.cimd_dev_hosts or self.cimd_ca_file is not None:
+                raise ValueError("PROXY_ENV=production refuses PROXY_CIMD_DEV_HOSTS and PROXY_CIMD_CA_FILE "
+                                 "(they let client ids reach loopback services)")
+        if self.cimd_cache_min_s > self.cimd_cache_max_s:
+            raise ValueError("PROXY_CIMD_CACHE_MIN_S must not exceed PROXY_CIMD_CACHE_MAX_S")
         return self
 
     # -- derived values (the upstream's: ``proxy.upstream.profiles``, which knows each IdP) -----------------

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from proxy.clients.directory import ClientDirectory
 from proxy.keys import Keyset
 from proxy.settings import Settings
 from proxy.store import Store
@@ -21,6 +22,7 @@ class Services:
     scopes: tuple[str, ...]
     resources: dict[str, str]
     consent_secret: bytes
+    clients: ClientDirectory  # who a client_id is: pre-registered, CIMD URL or DCR registration
 
 
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings", Settings)

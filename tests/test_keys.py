@@ -150,3 +150,18 @@ async def test_generated_key_is_shared_by_replicas_through_the_store(make_facade
     first = await make_facade()
     second = await make_facade(redis=first.redis)
     assert first.services.keyset.jwks_bytes == second.services.keyset.jwks_bytes
+
+
+@pytest.mark.parametrize("alg", ["ES256", "PS256"])
+async def test_a_facade_on_a_non_default_alg_issues_tokens_its_jwks_verifies(
+        make_facade: FacadeFactory, alg: str) -> None:
+    """PROXY_SIGNING_ALG=ES256|PS256: a sign-in ends in tokens signed with that alg, verifiable against
+    /jwks (joserfc refuses PS256 unless the alg is named; this failed at the first token)."""
+    facade = await make_facade(signing_alg=alg)
+    client = facade.client()
+    await client.register()
+    tokens = await client.signed_in()
+    keys = await client.jwks()
+    for name in ("access_token", "id_token"):
+        decoded = jwt.decode(tokens[name], keys, algorithms=[alg])
+        assert decoded.header["alg"] == alg

@@ -84,6 +84,19 @@ def _what_is_new(areq: AuthorizationRequest, new: approvals.Novelty) -> str:
     return f'<p>You allowed this application before. This time it asks for more:</p><ul class="new">{lines}</ul>'
 
 
+def _published_by(areq: AuthorizationRequest) -> str:
+    """A CIMD client: the host that publishes its description (CIMD §8.5 SHOULD show it), and the warning
+    for a client whose every redirect stays on this device, which anyone can claim (MCP 2026-07-28)."""
+    if not areq.client_host:
+        return ""
+    # The host of a client_id that passed proxy.uris.parse: ASCII, lower-case, as browsers write it.
+    text = f"<p>This application is described by <strong>{esc(areq.client_host)}</strong>.</p>"
+    if areq.loopback_only:
+        text += ("<p><strong>Warning:</strong> this application only returns to a program on this computer "
+                 "(localhost). Any program can claim to be it: allow only if you just started it yourself.</p>")
+    return text
+
+
 async def ask(request: web.Request, s: Services, areq: AuthorizationRequest,
               new: approvals.Novelty | None = None) -> web.Response:
     """Keep the request as a pending consent and show the page; nothing goes upstream yet."""
@@ -99,6 +112,7 @@ async def ask(request: web.Request, s: Services, areq: AuthorizationRequest,
         f"<p><strong>{esc(shown_name(areq.client_name))}</strong> wants to sign you in to "
         f"<code>{esc(areq.resource)}</code>.</p>"
         f"<p>After you sign in, you will be sent to <strong>{esc(shown_host(areq.reply_to))}</strong>.</p>"
+        + _published_by(areq) +
         f"<p>It asks for:</p><ul>{scope_items or '<li>basic sign-in</li>'}</ul>"
         '<form method="post" action="consent">'
         f'<input type="hidden" name="consent_id" value="{esc(consent_id)}">'

@@ -17,7 +17,7 @@ from aiohttp import web
 from proxy import pkce, scopes
 from proxy.authorization import approvals
 from proxy.errors import InvalidRequest, InvalidTarget, UnsupportedResponseType
-from proxy.registration.redirect_uris import matches
+from proxy.registration.redirect_uris import matches, problem
 from proxy.resources import normalise
 from proxy.state import Services
 from proxy.web.routes import REDIRECT_TARGET
@@ -38,6 +38,11 @@ class AuthorizationRequest:
     nonce: str | None
     prompt: str | None
     max_age: str | None
+    # A CIMD client: the digest of its document and the host of its client_id, for consent (cover, page).
+    document: str | None = None
+    client_host: str | None = None
+    loopback_only: bool = False
+    skip_consent: bool = False  # a pre-registered first-party client (PROXY_CLIENTS_FILE)
 
     def record(self) -> dict[str, Any]:
         return asdict(self)
@@ -46,7 +51,7 @@ class AuthorizationRequest:
         """What approving this request covers: exactly what the consent page shows. A client identified
         by a metadata document URL (CIMD) also passes `document=` (the digest of the document it had)."""
         return approvals.Cover(client_id=self.client_id, origin=approvals.origin(self.reply_to),
-                               resource=self.resource, scopes=tuple(self.scope.split()))
+                               resource=self.resource, scopes=tuple(self.scope.split()), document=self.document)
 
     @property
     def prompts(self) -> set[str]:
@@ -63,7 +68,7 @@ async def trusted_client(request: web.Request, s: Services, params: dict[str, st
     client_id = params.get("client_id")
     if not client_id:
         raise InvalidRequest("The client_id parameter is missing.")
-    client = await s.store.load_client(client_id)
+    client = await s.clients.for_authorization(client_id)  # a URL client_id is fetched here, and only here
     if client is None:
         raise InvalidRequest("This client is not registered (or its registration expired). "
                              "Remove the server from the application and add it again.")
@@ -72,6 +77,9 @@ async def trusted_client(request: web.Request, s: Services, params: dict[str, st
     if not sent:
         if len(registered) != 1:
             raise InvalidRequest("The redirect_uri parameter is missing.")
+        if problem(registered[0]) is not None:
+            # Stored before redirect URIs were read as browsers read them (SEC-71): never a target.
+            raise InvalidRequest("The registered redirect_uri is no longer accepted. Register the client again.")
         reply_to = registered[0]
     elif matches(sent, registered):
         reply_to = sent
@@ -82,12 +90,12 @@ async def trusted_client(request: web.Request, s: Services, params: dict[str, st
     return client, sent, reply_to
 
 
-def _resource(s: Services, params: dict[str, str]) -> str:
+def _resource(s: Services, params: dict[str, str], allowed: list[str] | None) -> str:
     sent = params.get("resource")
     if sent is None:
-        return next(iter(s.resources.values()))
+        return allowed[0] if allowed else next(iter(s.resources.values()))
     canonical = s.resources.get(normalise(sent))
-    if canonical is None:
+    if canonical is None or (allowed and canonical not in allowed):
         raise InvalidTarget("The resource is not served by this authorization server.")
     return canonical
 
@@ -108,7 +116,9 @@ async def parse(request: web.Request, s: Services, params: dict[str, str]) -> Au
     prompts = (params.get("prompt") or "").split()
     if "none" in prompts and len(prompts) > 1:
         raise InvalidRequest("prompt=none cannot be combined with other prompt values (OIDC Core §3.1.2.1).")
-    default = tuple(word for word in s.settings.scopes if word in s.scopes)
+    offered = tuple(client.get("allowed_scopes") or s.scopes)  # a pre-registered client may be narrower
+    default = tuple(word for word in s.settings.scopes if word in offered)
+    cimd = client.get("cimd") or {}
     return AuthorizationRequest(
         client_id=client["client_id"],
         client_name=client.get("client_name") or client["client_id"],
@@ -116,9 +126,13 @@ async def parse(request: web.Request, s: Services, params: dict[str, str]) -> Au
         reply_to=reply_to,
         state=params.get("state"),
         code_challenge=challenge,
-        scope=scopes.grantable(params.get("scope"), s.scopes, default),
-        resource=_resource(s, params),
+        scope=scopes.grantable(params.get("scope"), offered, default),
+        resource=_resource(s, params, client.get("allowed_resources")),
         nonce=params.get("nonce"),
         prompt=params.get("prompt"),
         max_age=params.get("max_age"),
+        document=cimd.get("digest"),
+        client_host=cimd.get("host"),
+        loopback_only=bool(cimd) and client.get("loopback_only") is True,
+        skip_consent=client.get("skip_consent") is True,
     )

@@ -98,6 +98,7 @@ async def callback(request: web.Request) -> web.Response:
 
     _family, code = new_code()
     grant = {"client_id": areq.client_id, "sub": identity.sub, "scope": areq.scope, "resource": areq.resource,
+             **({"document": areq.document} if areq.document else {}),  # the CIMD snapshot it was granted under
              "nonce": areq.nonce, "claims": identity.claims, "auth_time": identity.auth_time}
     await s.store.issue_code(code, client_id=areq.client_id, redirect_uri=areq.redirect_uri,
                              challenge=areq.code_challenge, grant=grant, upstream=token_set(tokens))

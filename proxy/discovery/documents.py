@@ -20,10 +20,16 @@ def base_path(settings: Settings) -> str:
     return urlsplit(settings.issuer).path.rstrip("/")
 
 
-def authorization_server_metadata(settings: Settings, signing_algs: list[str], scopes: list[str]) -> dict[str, Any]:
-    """RFC 8414 §2 and OIDC Discovery §3 in one document, served under both well-known names."""
+def authorization_server_metadata(settings: Settings, signing_algs: list[str], scopes: list[str],
+                                  client_credentials: bool = False) -> dict[str, Any]:
+    """RFC 8414 §2 and OIDC Discovery §3 in one document, served under both well-known names.
+
+    `registration_endpoint` only while DCR is on; `client_id_metadata_document_supported` (CIMD §6)
+    while URL client ids are accepted, with `none` kept among the auth methods (Claude picks CIMD only
+    when both are present); `client_credentials` when a pre-registered client may use it."""
     url = settings.url
-    return {
+    grants = ["authorization_code", "refresh_token", *(["client_credentials"] if client_credentials else [])]
+    document: dict[str, Any] = {
         "issuer": settings.issuer,
         "authorization_endpoint": url("/authorize"),
         "token_endpoint": url("/token"),
@@ -34,7 +40,7 @@ def authorization_server_metadata(settings: Settings, signing_algs: list[str], s
         "userinfo_endpoint": url("/userinfo"),
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
-        "grant_types_supported": ["authorization_code", "refresh_token"],
+        "grant_types_supported": grants,
         "code_challenge_methods_supported": ["S256"],
         "token_endpoint_auth_methods_supported": AUTH_METHODS,
         "revocation_endpoint_auth_methods_supported": AUTH_METHODS,
@@ -46,6 +52,11 @@ def authorization_server_metadata(settings: Settings, signing_algs: list[str], s
         "prompt_values_supported": ["none", "login", "consent", "select_account"],
         "authorization_response_iss_parameter_supported": True,
     }
+    if not settings.dcr:
+        del document["registration_endpoint"]
+    if settings.cimd:
+        document["client_id_metadata_document_supported"] = True
+    return document
 
 
 def protected_resource_metadata(settings: Settings, resource: str, scopes: list[str]) -> dict[str, Any]:
@@ -70,8 +81,9 @@ class Documents:
     metadata: dict[str, Any]
 
 
-def build_documents(settings: Settings, signing_algs: list[str], scopes: list[str]) -> Documents:
-    metadata = authorization_server_metadata(settings, signing_algs, scopes)
+def build_documents(settings: Settings, signing_algs: list[str], scopes: list[str],
+                    client_credentials: bool = False) -> Documents:
+    metadata = authorization_server_metadata(settings, signing_algs, scopes, client_credentials)
     as_body = _bytes(metadata)
     prefix = base_path(settings)
     paths: dict[str, bytes] = {}

@@ -126,7 +126,10 @@ class Keyset:
     def sign(self, claims: dict[str, Any], typ: str = "JWT") -> str:
         """A compact JWS of the claims. jws directly: jwt.encode's claim checks cost ~15% per token."""
         payload = json.dumps(claims, separators=(",", ":"))
-        return jws.serialize_compact({**self._header, "typ": typ}, payload, self.active.key)
+        # joserfc signs only its "recommended" algs unless told which: name the active key's own alg
+        # (PS256 is otherwise refused at the first token).
+        return jws.serialize_compact({**self._header, "typ": typ}, payload, self.active.key,
+                                     algorithms=[self.active.alg])
 
     def verify(self, token: str) -> tuple[dict[str, Any], dict[str, Any]]:
         """(header, claims) of a token we signed; raises JoseError when it is not ours."""

@@ -18,10 +18,11 @@ import json
 import secrets
 import time
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from aiohttp import web
 
+from proxy.clients.document import infer_application_type
 from proxy.errors import InvalidClientMetadata, InvalidRedirectUri
 from proxy.registration.redirect_uris import DISPLAY_SAFE, RedirectUri, validate_redirect_uri
 from proxy.state import services
@@ -103,6 +104,18 @@ def _reduced(metadata: dict[str, Any], name: str, allowed: tuple[str, ...], defa
     return [item for item in allowed if item in value] or default
 
 
+def _application_type(sent: str | None, redirect_uris: list[str]) -> str:
+    """OIDC DCR `application_type` (MCP 2026-07-28 clients send it): echoed, inferred when absent, and a
+    `web` client may not use a private-use scheme (OIDC Registration §2). Clients that omit it pass."""
+    if sent is None:
+        return infer_application_type(redirect_uris)
+    if sent not in ("native", "web"):
+        raise InvalidClientMetadata("application_type must be native or web.")
+    if sent == "web" and any(urlsplit(uri).scheme not in ("http", "https") for uri in redirect_uris):
+        raise InvalidRedirectUri("A web client must not use a private-use redirect scheme (use native).")
+    return sent
+
+
 def client_record(metadata: dict[str, Any], allowed_scopes: tuple[str, ...]) -> dict[str, Any]:
     """The registration as stored and echoed: validated, reduced to what this server does."""
     _bounded_uris(metadata)
@@ -111,6 +124,7 @@ def client_record(metadata: dict[str, Any], allowed_scopes: tuple[str, ...]) -> 
     alg = record.get("id_token_signed_response_alg")
     if alg is not None and alg not in ("RS256", "ES256", "PS256"):
         raise InvalidClientMetadata("id_token_signed_response_alg is not supported.")
+    record["application_type"] = _application_type(record.get("application_type"), record["redirect_uris"])
     record["grant_types"] = _reduced(metadata, "grant_types", GRANT_TYPES, list(GRANT_TYPES))
     record["response_types"] = ["code"]
     record["token_endpoint_auth_method"] = "none"

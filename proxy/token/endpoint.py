@@ -13,11 +13,11 @@ from typing import Any
 
 from aiohttp import web
 
-from proxy.errors import InvalidRequest, UnsupportedGrantType
+from proxy.errors import InvalidRequest, UnauthorizedClient, UnsupportedGrantType
 from proxy.state import Services, services
-from proxy.token.clientauth import client_id_of, unknown_client
+from proxy.token.clientauth import unknown_client
 from proxy.token.families import revoke_held_family
-from proxy.token.grants import authorization_code, refresh_token
+from proxy.token.grants import authorization_code, client_credentials, refresh_token
 from proxy.web import ratelimit
 from proxy.web.forms import form
 from proxy.web.render import NO_STORE, json_response
@@ -27,6 +27,7 @@ Grant = Callable[[Services, str, dict[str, str]], Awaitable[dict[str, Any]]]
 GRANTS: dict[str, Grant] = {
     authorization_code.GRANT_TYPE: authorization_code.handle,
     refresh_token.GRANT_TYPE: refresh_token.handle,
+    client_credentials.GRANT_TYPE: client_credentials.handle,  # pre-registered confidential clients only
 }
 
 
@@ -38,13 +39,17 @@ async def token(request: web.Request) -> web.Response:
     if not grant_type:
         raise InvalidRequest("The grant_type parameter is missing.")
     handle = GRANTS.get(grant_type)
-    if handle is None:
+    if handle is None or (grant_type == client_credentials.GRANT_TYPE and not s.clients.offers_client_credentials):
         raise UnsupportedGrantType()
-    client_id = client_id_of(request, params)
-    await ratelimit.admit(request, "token", client_id)
-    if await s.store.load_client(client_id) is None:  # also renews the registration's lifetime
+    credentials = s.clients.identify(request, params)
+    await ratelimit.admit(request, "token", credentials.client_id)  # counted before the (slow) secret check
+    client_id = await s.clients.verify(credentials)  # a confidential client proves its secret
+    if not await s.clients.known_at_token(client_id):  # also renews a DCR registration's lifetime
         if grant_type == refresh_token.GRANT_TYPE and params.get("refresh_token"):
             await revoke_held_family(s, params["refresh_token"], client_id, reason="client_gone")
         raise unknown_client(request)
+    preregistered = s.clients.preregistered(client_id)
+    if preregistered is not None and grant_type not in preregistered.grant_types:
+        raise UnauthorizedClient("This client may not use this grant type.")
     body = await handle(s, client_id, params)
     return json_response(body, headers=NO_STORE)

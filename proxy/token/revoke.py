@@ -13,7 +13,7 @@ from proxy.errors import InvalidRequest
 from proxy.log import get_logger
 from proxy.state import services
 from proxy.token.bearer import live_access_token
-from proxy.token.clientauth import client_id_of, unknown_client
+from proxy.token.clientauth import unknown_client
 from proxy.token.families import revoke_held_family
 from proxy.web.forms import form
 from proxy.web.render import NO_STORE
@@ -26,11 +26,11 @@ log = get_logger()
 async def revoke(request: web.Request) -> web.Response:
     s = services(request)
     params = await form(request)
-    client_id = client_id_of(request, params)
+    client_id = await s.clients.authenticate(request, params)
     token = params.get("token")
     if not token:
         raise InvalidRequest("The token parameter is missing.")
-    if await s.store.load_client(client_id) is None:
+    if not await s.clients.known_at_token(client_id):
         await revoke_held_family(s, token, client_id, reason="client_gone")
         raise unknown_client(request)
     claims = await live_access_token(s, token)

@@ -33,6 +33,8 @@ from typing import NoReturn
 
 import pytest
 
+from tests.clients.tls import TestPKI, make_pki
+
 HERE = Path(__file__).resolve().parent
 JS = HERE / "js"
 # oidc-provider 9 calls URL.parse (Node >= 20.18) and supports only 22 LTS officially (it warns on 20,
@@ -121,6 +123,7 @@ class InteropStack:
     redis_url: str
     node: str
     versions: dict[str, str]
+    pki: TestPKI  # the CA the facade trusts for client metadata documents on https://localhost (CIMD)
     services: list[Service] = field(default_factory=list)
 
     def logs(self) -> str:
@@ -197,7 +200,7 @@ def running_stack() -> Iterator[InteropStack]:
     idp = f"http://127.0.0.1:{idp_port}"
     mcp = f"http://127.0.0.1:{mcp_port}/mcp"
     stack = InteropStack(facade=facade, idp=idp, mcp=mcp, redis_url=f"redis://127.0.0.1:{redis_port}/0",
-                         node=node, versions=versions)
+                         node=node, versions=versions, pki=make_pki(workdir, ("localhost",)))
     services: dict[str, Service] = {}
 
     def start(key: str, name: str, argv: list[str], env: dict[str, str], cwd: Path) -> None:
@@ -224,6 +227,9 @@ def running_stack() -> Iterator[InteropStack]:
             # exercises oidc-provider's refresh-token rotation through the facade.
             "PROXY_UPSTREAM_REFRESH_SKEW_S": "86400",
             "PROXY_LOG_LEVEL": "warning",
+            # Client metadata documents (CIMD) served by the tests on https://localhost:<port>, under a CA
+            # made for the session: the development exception, as a developer's machine would use it.
+            "PROXY_CIMD_DEV_HOSTS": "localhost", "PROXY_CIMD_CA_FILE": str(stack.pki.ca_file),
         }, workdir)  # not the repository: a developer's ./.env must not change what is tested
         start("mcp", "mcp-server", [sys.executable, str(HERE / "mcp_server.py"), str(mcp_port), facade, mcp],
               {}, workdir)

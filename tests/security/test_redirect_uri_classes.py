@@ -125,3 +125,21 @@ async def test_a_name_of_fillers_only_is_not_blank(consent_facade: Facade) -> No
     response, _ = await client.start()
     page = await response.text()
     assert "<strong>\ufffd\ufffd\ufffd\ufffd</strong>" in page
+
+
+async def test_a_stored_registration_the_parser_now_refuses_is_never_a_target(facade: Facade) -> None:
+    """SEC-71 for registrations stored before the strict parser: with `redirect_uri` omitted, the one
+    registered URI is the target only if it still passes; `https://evil.example\\.claude.ai/cb`, stored by
+    the old code, gets the error page and no `Location`, whatever the request's other errors."""
+    legacy = {"client_id": "legacy-client", "client_name": "legacy",
+              "redirect_uris": [CLASSES["backslash in the host"]],
+              "grant_types": ["authorization_code", "refresh_token"], "response_types": ["code"],
+              "token_endpoint_auth_method": "none"}
+    await facade.services.store.save_client("legacy-client", legacy)
+    params = {"client_id": "legacy-client", "response_type": "x", "state": "phish",
+              "code_challenge": "A" * 43, "code_challenge_method": "S256"}
+    async with facade.http.get(facade.url + "/authorize", params=params, allow_redirects=False) as response:
+        page = await response.text()
+    assert response.status == 400
+    assert "Location" not in response.headers
+    assert "no longer accepted" in page

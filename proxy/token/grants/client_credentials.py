@@ -1,0 +1,51 @@
+"""grant_type=client_credentials (RFC 6749 §4.4; MCP's client-credentials extension, SEP-1046).
+
+Only for pre-registered confidential clients that list the grant (the endpoint has checked the
+secret). The access token's `sub` is the client itself, its audience one configured resource the
+client may use (RFC 8707), and there is no refresh token (§4.4.3) and no id_token.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from typing import Any
+
+from proxy import scopes
+from proxy.errors import InvalidScope, InvalidTarget, UnauthorizedClient
+from proxy.log import get_logger
+from proxy.resources import normalise
+from proxy.state import Services
+
+GRANT_TYPE = "client_credentials"
+USER_SCOPES = frozenset({"openid", "offline_access", "profile", "email"})  # mean nothing without a user
+log = get_logger()
+
+
+def _resource(s: Services, sent: str | None, allowed: tuple[str, ...]) -> str:
+    if sent is None:
+        return allowed[0]
+    canonical = s.resources.get(normalise(sent))
+    if canonical is None or canonical not in allowed:
+        raise InvalidTarget("The resource is not one this client may use.")
+    return canonical
+
+
+async def handle(s: Services, client_id: str, form: dict[str, str]) -> dict[str, Any]:
+    client = s.clients.preregistered(client_id)
+    if client is None or not client.confidential or GRANT_TYPE not in client.grant_types:
+        raise UnauthorizedClient("This client may not use the client_credentials grant.")
+    allowed_resources = client.resources or tuple(s.resources.values())
+    resource = _resource(s, form.get("resource"), allowed_resources)
+    offered = tuple(word for word in (client.scopes or s.scopes) if word not in USER_SCOPES)
+    requested = scopes.parse(form.get("scope"))
+    if any(word not in offered for word in requested):
+        raise InvalidScope("The client may not request this scope.")
+    scope = " ".join(requested or offered)
+    now = int(time.time())
+    claims = {"iss": s.settings.issuer, "sub": client_id, "aud": resource, "client_id": client_id,
+              "scope": scope, "iat": now, "exp": now + s.settings.access_token_ttl_s,
+              "jti": secrets.token_urlsafe(16)}
+    log.info("token.issued", grant_type=GRANT_TYPE, client_id=client_id)
+    return {"access_token": s.keyset.sign(claims, typ="at+jwt"), "token_type": "Bearer",
+            "expires_in": s.settings.access_token_ttl_s, "scope": scope}
