@@ -32,6 +32,11 @@ tests/test_log_events.py collects each `log.<level>("event", ...)` call in proxy
     refresh.reuse_detected          a rotated refresh token came back: the family is revoked (RFC 9700 §4.14.2)
     family.revoked                  a refresh family ended (revocation, reuse, the upstream's refusal)
     access_token.revoked            an access token was revoked at /revoke (RFC 7009)
+    cimd.fetched                    a client metadata document (URL client_id) was fetched and is valid
+    cimd.stale                      its fetch failed transiently: the cached copy past its freshness is used
+    cimd.refused                    the document's address may not be fetched (SSRF rules)
+    cimd.failed                     the document could not be fetched
+    cimd.invalid                    the fetched document is not a usable client metadata document
     gateway.backend_timeout         the gateway's MCP backend did not answer in time (504)
     gateway.backend_unavailable     the gateway's MCP backend is unreachable (502)
 

@@ -19,7 +19,7 @@ from proxy.clients.registry import ClientRegistry, PreRegisteredClient
 from proxy.clients.secrets import verify_secret_async
 from proxy.errors import InvalidClient, InvalidRequest
 from proxy.store import Store
-from proxy.token.clientauth import basic_credentials
+from proxy.token.clientauth import parse_basic_header
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +68,7 @@ class ClientDirectory:
         header = request.headers.get("Authorization")
         body_id, body_secret = form.get("client_id"), form.get("client_secret")
         if header is not None:
-            client_id, secret = basic_credentials(header)
+            client_id, secret = parse_basic_header(header)
             if body_id is not None and body_id != client_id:
                 raise InvalidClient("The client_id in the body differs from the Basic credentials.")
             return Credentials(client_id, secret, two_methods=body_secret is not None)

@@ -15,7 +15,7 @@ from urllib.parse import unquote_plus
 
 from aiohttp import web
 
-from proxy.errors import InvalidClient, InvalidRequest
+from proxy.errors import InvalidClient
 
 MAX_HEADER = 4096
 
@@ -64,17 +64,3 @@ def unknown_client(request: web.Request) -> InvalidClient:
     Basic challenge only when the client used the Authorization header."""
     return InvalidClient("This client is not registered (or its registration expired): register again.",
                          challenge="Authorization" in request.headers)
-
-
-def client_id_of(request: web.Request, form: dict[str, str]) -> str:
-    """The requesting client's id. One client per request: Basic and body must agree."""
-    header = request.headers.get("Authorization")
-    body_id = form.get("client_id")
-    if header is not None:
-        client_id, _secret = parse_basic_header(header)
-        if body_id is not None and body_id != client_id:
-            raise InvalidClient("The client_id in the body differs from the Basic credentials.")
-        return client_id
-    if not body_id:
-        raise InvalidRequest("The client_id parameter is missing.")
-    return body_id
