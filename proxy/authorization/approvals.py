@@ -27,9 +27,10 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from proxy.authorization import browser
 from proxy.consttime import equals
 from proxy.state import Services
+from proxy.transaction import AuthorizationRequest
+from proxy.web import browser
 
 APPROVALS = "oauthfacade-consent"
 MAX_REMEMBERED = 20
@@ -49,6 +50,13 @@ class Cover:
     resource: str
     scopes: tuple[str, ...]
     document: str | None = None
+
+
+def cover_of(areq: AuthorizationRequest) -> Cover:
+    """What approving `areq` covers: exactly what the consent page shows. A client identified by a
+    metadata document URL (CIMD) also passes `document=` (the digest of the document it had)."""
+    return Cover(client_id=areq.client_id, origin=origin(areq.reply_to), resource=areq.resource,
+                 scopes=tuple(areq.scope.split()), document=areq.document)
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,13 +16,14 @@ import unicodedata
 
 from aiohttp import web
 
-from proxy.authorization import approvals, browser
+from proxy.authorization import approvals
 from proxy.authorization.handoff import go_upstream
-from proxy.authorization.request import AuthorizationRequest
+from proxy.clients.redirect_uris import shown_destination
 from proxy.consttime import equals
 from proxy.errors import AccessDenied, InvalidRequest
-from proxy.registration.redirect_uris import shown_destination
 from proxy.state import Services, services
+from proxy.transaction import AuthorizationRequest
+from proxy.web import browser
 from proxy.web.forms import form
 from proxy.web.render import esc, page
 from proxy.web.routes import REDIRECT_TARGET
@@ -153,5 +154,5 @@ async def decide(request: web.Request) -> web.StreamResponse:
     if params.get("decision") != "approve":
         raise AccessDenied("The user denied the request.")
     response = await upstream_from_this_browser(request, s, areq)
-    approvals.remember(request, s, response, areq.cover())
+    approvals.remember(request, s, response, approvals.cover_of(areq))
     return response

@@ -13,12 +13,12 @@ import secrets
 
 from aiohttp import web
 
-from proxy.authorization import browser
-from proxy.authorization.request import AuthorizationRequest
 from proxy.errors import AccessDenied, InvalidRequest, ServerError, UpstreamAuthorizationError, UpstreamRefused
 from proxy.log import get_logger
 from proxy.state import services
+from proxy.transaction import AuthorizationRequest
 from proxy.upstream import token_set
+from proxy.web import browser
 from proxy.web.forms import query
 from proxy.web.render import redirect, with_query
 from proxy.web.routes import REDIRECT_TARGET

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from proxy.registration.redirect_uris import RedirectUri, validate_redirect_uri
+from proxy.clients.redirect_uris import RedirectUri, validate_redirect_uri
 from proxy.uris import UriError, parse
 
 MAX_URL = 2000

@@ -18,6 +18,7 @@ import aiohttp
 from aiohttp import web
 from joserfc import jwk
 
+from proxy.claims import identity_claims
 from proxy.errors import StoreUnavailable
 from proxy.resource import identity
 from proxy.resource.core import (
@@ -32,7 +33,6 @@ from proxy.resource.policy import Policy, ProtectedResource, build_policy
 from proxy.settings import Settings
 from proxy.state import SERVICES
 from proxy.store import Store
-from proxy.token.release import identity_claims
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 

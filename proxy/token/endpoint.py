@@ -41,7 +41,7 @@ async def token(request: web.Request) -> web.Response:
     handle = GRANTS.get(grant_type)
     if handle is None or (grant_type == client_credentials.GRANT_TYPE and not s.clients.offers_client_credentials):
         raise UnsupportedGrantType()
-    credentials = s.clients.identify(request, params)
+    credentials = s.clients.identify(request.headers.get("Authorization"), params)
     await ratelimit.admit(request, "token", credentials.client_id)  # counted before the (slow) secret check
     client_id = await s.clients.verify(credentials)  # a confidential client proves its secret
     if not await s.clients.known_at_token(client_id):  # also renews a DCR registration's lifetime

@@ -6,11 +6,11 @@ import hmac
 
 from aiohttp import web
 
+from proxy.clients.basic import parse_basic_header
 from proxy.errors import InvalidClient, InvalidRequest
 from proxy.state import Services, services
 from proxy.store.store import digest, family_of
 from proxy.token.bearer import live_access_token
-from proxy.token.clientauth import parse_basic_header
 from proxy.web.forms import form
 from proxy.web.render import NO_STORE, json_response
 

@@ -18,8 +18,8 @@ import secrets
 import time
 from typing import Any
 
+from proxy.claims import OPENID, identity_claims
 from proxy.state import Services
-from proxy.token.release import OPENID, identity_claims
 
 Json = dict[str, Any]
 

@@ -26,7 +26,7 @@ log = get_logger()
 async def revoke(request: web.Request) -> web.Response:
     s = services(request)
     params = await form(request)
-    client_id = await s.clients.authenticate(request, params)
+    client_id = await s.clients.authenticate(request.headers.get("Authorization"), params)
     token = params.get("token")
     if not token:
         raise InvalidRequest("The token parameter is missing.")

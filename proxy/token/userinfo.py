@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from proxy.claims import OPENID, identity_claims
 from proxy.errors import InsufficientScope, InvalidToken, UpstreamError
 from proxy.log import get_logger
 from proxy.state import services
 from proxy.token.bearer import live_access_token
-from proxy.token.release import OPENID, identity_claims
 from proxy.web.render import NO_STORE, json_response
 
 log = get_logger()

@@ -76,7 +76,7 @@ async def upstream_errors(step: str) -> AsyncIterator[None]:
 
 def build_basic_header(client_id: str, secret: str) -> str:
     """The `Authorization: Basic` value the facade sends the IdP (RFC 6749 §2.3.1: each half
-    form-urlencoded before base64); parse_basic_header in proxy/token/clientauth.py reads one."""
+    form-urlencoded before base64); parse_basic_header in proxy/clients/basic.py reads one."""
     pair = f"{quote(client_id, safe='')}:{quote(secret, safe='')}"
     return "Basic " + base64.b64encode(pair.encode()).decode()
 
