@@ -4,6 +4,7 @@ and the facade in-process on a free loopback port."""
 from __future__ import annotations
 
 import io
+import random
 import shutil
 import socket
 import subprocess
@@ -11,6 +12,7 @@ import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -30,8 +32,34 @@ from proxy.state import SERVICES, Services
 from tests.helpers import Client
 
 
+def _ephemeral_range() -> range:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return range(int(low), int(high) + 1)
+    except (OSError, ValueError):
+        return range(32768, 61000)
+
+
+_EPHEMERAL = _ephemeral_range()
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
+    """A loopback port free now, chosen OUTSIDE the kernel's ephemeral range: a port from bind(0) is in
+    that range, so between this call and the server's bind the kernel may give it to one of the suite's
+    own outgoing connections as a source port ("Address already in use"). Never the same port twice."""
+    for _ in range(200):
+        port = random.randrange(20000, 32000)
+        if port in _EPHEMERAL or port in _handed_out:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    with socket.socket() as sock:  # an unusual ephemeral range: fall back to the kernel's choice
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 

@@ -19,17 +19,17 @@ stays under the 4096 bytes browsers keep for a cookie.
 from __future__ import annotations
 
 import base64
-import ipaddress
 import json
 import time
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 from aiohttp import web
 
+from proxy.clients.redirect_uris import is_loopback, validate_redirect_uri
 from proxy.consttime import equals
 from proxy.state import Services
 from proxy.transaction import AuthorizationRequest
+from proxy.uris import SPECIAL_PORTS
 from proxy.web import browser
 
 APPROVALS = "oauthfacade-consent"
@@ -73,38 +73,31 @@ class Novelty:
         return self.first_time or bool(self.scopes or self.destination or self.resource or self.document)
 
 
-def is_loopback_host(host: str | None) -> bool:
-    if not host:
-        return False
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def origin(uri: str) -> str:
-    """scheme://host[:port] of a redirect URI; loopback without its port; a private-use scheme alone."""
-    parts = urlsplit(uri)
-    scheme = parts.scheme.lower()
-    host = (parts.hostname or "").lower()
-    if scheme not in ("http", "https") or not host:
-        return scheme + ":"
-    if is_loopback_host(host):
-        return f"{scheme}://{host}"
-    port = parts.port if parts.port is not None else (443 if scheme == "https" else 80)
-    return f"{scheme}://{host}:{port}"
+    """scheme://host:port of a redirect URI; loopback without its port; a private-use scheme alone.
+
+    Read with the one parser the redirect itself is checked with (`validate_redirect_uri`, SEC-71), so
+    the origin an approval covers is the origin the browser is sent to."""
+    checked = validate_redirect_uri(uri)
+    if isinstance(checked, str):
+        return "invalid:" + uri  # never equal to the origin of a URI that may be used
+    url = checked.url
+    if not url.special:
+        return url.scheme + ":"
+    if is_loopback(url):
+        return f"{url.scheme}://{url.host}"
+    return f"{url.scheme}://{url.host}:{url.port or SPECIAL_PORTS[url.scheme]}"
 
 
 def cannot_phish(uri: str) -> bool:
     """A loopback or private-use-scheme redirect URI: it reaches an app on the user's own device, never
     a remote site, so an error may go there before any approval (RFC 9700 §4.11.2)."""
-    parts = urlsplit(uri)
-    scheme = parts.scheme.lower()
-    if scheme == "http":
-        return is_loopback_host(parts.hostname)
-    return scheme != "https"
+    checked = validate_redirect_uri(uri)
+    if isinstance(checked, str):
+        return False
+    if checked.url.scheme == "http":
+        return is_loopback(checked.url)
+    return not checked.url.special
 
 
 def _digest(s: Services, kind: str, value: str | None) -> str:

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from proxy import strictjson
 from proxy.clients.redirect_uris import RedirectUri, validate_redirect_uri
 from proxy.uris import UriError, parse
 
@@ -140,7 +141,9 @@ def infer_application_type(redirect_uris: tuple[str, ...] | list[str]) -> str:
 def validate(url: str, body: bytes) -> ClientDocument:
     """The document fetched from `url`, checked (§4, §4.1); raises DocumentInvalid."""
     try:
-        document = json.loads(body.decode("utf-8"))
+        document = strictjson.loads(body)
+    except strictjson.DuplicateMember as exc:
+        raise DocumentInvalid("the document names a member more than once (RFC 7493 §2.3)") from exc
     except (UnicodeDecodeError, ValueError) as exc:
         raise DocumentInvalid("the document is not UTF-8 JSON") from exc
     if not isinstance(document, dict):

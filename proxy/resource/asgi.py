@@ -23,6 +23,7 @@ import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
 from typing import Any, Protocol
 
+from proxy import strictjson
 from proxy.resource.core import InsufficientScope, Principal, TokenRejected, challenge, require_scopes
 from proxy.resource.verifier import KeysUnavailable
 
@@ -163,8 +164,8 @@ class BearerAuth:
         if not body:
             return ()
         try:
-            document = json.loads(body.decode("utf-8"), object_pairs_hook=_no_duplicate_keys)  # RFC 8259 §8.1
-        except _DuplicateKey as exc:
+            document = strictjson.loads(body)  # RFC 8259 §8.1
+        except strictjson.DuplicateMember as exc:
             # Two `name`s could mean one tool to this policy and another to the app's parser.
             raise _BadRequest(400, "the JSON body has a duplicate member name") from exc
         except (ValueError, UnicodeDecodeError) as exc:
@@ -198,19 +199,6 @@ class BearerAuth:
             *headers,
         ]})
         await send({"type": "http.response.body", "body": payload})
-
-
-class _DuplicateKey(ValueError):
-    pass
-
-
-def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise _DuplicateKey(key)
-        result[key] = value
-    return result
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import re
 from dataclasses import dataclass
 from typing import Any
+
+from proxy import strictjson
 
 #: JSON-RPC error code for routing headers that disagree with the body (MCP 2026-07-28, HEADER_MISMATCH).
 HEADER_MISMATCH = -32020
@@ -43,19 +44,10 @@ class Call:
     request_id: Any
 
 
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """Refuse duplicate keys: parsers disagree on which copy wins ({"name":"a","name":"b"}), and the
-    gateway must authorise exactly the call the server will run."""
-    keys = [key for key, _ in pairs]
-    if len(set(keys)) != len(keys):
-        raise ValueError("duplicate key in a JSON object")
-    return dict(pairs)
-
-
 def calls_in(body: bytes) -> list[Call]:
     """The JSON-RPC messages with a `method` in a request body (one message, or a legacy batch)."""
     try:
-        document = json.loads(body, object_pairs_hook=_no_duplicates)
+        document = strictjson.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadMessage(PARSE_ERROR, f"The body is not JSON: {exc}") from None
     messages = document if isinstance(document, list) else [document]

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qsl, quote
 
 from aiohttp import web
 
+from proxy import strictjson
 from proxy.errors import InvalidClientMetadata, InvalidRequest, PayloadTooLarge
 
 MAX_FIELDS = 64
@@ -66,30 +66,13 @@ def _depth(value: Any, limit: int) -> int:
     return 0
 
 
-class DuplicateMember(ValueError):
-    """A JSON object named one member twice."""
-
-
-def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """`object_pairs_hook` for every object of a document, however deep: a name given twice is an
-    error, not "the last one wins". RFC 8259 §4 leaves duplicates' meaning to each parser, so a
-    registration that a logger, WAF or pre-validator read with the first value and the facade with
-    the last would be smuggled past them (I-JSON, RFC 7493 §2.3: names MUST be unique)."""
-    document: dict[str, Any] = {}
-    for name, value in pairs:
-        if name in document:
-            raise DuplicateMember(name)
-        document[name] = value
-    return document
-
-
 async def json_object(request: web.Request, max_depth: int = 4) -> dict[str, Any]:
     """A JSON object body (RFC 7591 §3.1), bounded in depth, each member name once per object;
     errors are invalid_client_metadata."""
     raw = await _body(request)
     try:
-        document = json.loads(raw.decode("utf-8"), object_pairs_hook=_unique_members)
-    except DuplicateMember as exc:
+        document = strictjson.loads(raw)
+    except strictjson.DuplicateMember as exc:
         shown = quote(str(exc)[:64], safe="!#$%&'()*+,-./:;=?@[]^_`{|}~", errors="backslashreplace")  # RFC 6749 §5.2
         raise InvalidClientMetadata(f"The JSON document names the member <{shown}> more than once.") from exc
     except (UnicodeDecodeError, ValueError) as exc:

@@ -101,3 +101,16 @@ def test_digest_changes_with_name_or_redirects_only() -> None:
     assert validate(URL, _doc(client_name="Other")).digest != base
     assert validate(URL, _doc(redirect_uris=["https://app.example.com/cb2"])).digest != base
     assert validate(URL, _doc(logo_uri="https://app.example.com/l.png")).digest == base
+
+
+@pytest.mark.parametrize("body", [
+    b'{"client_id": "https://evil.example/c", "client_id": "' + URL.encode() + b'", "client_name": "x",'
+    b' "redirect_uris": ["http://127.0.0.1/cb"]}',
+    b'{"client_id": "' + URL.encode() + b'", "client_name": "x", "redirect_uris": ["https://evil.example/cb"],'
+    b' "redirect_uris": ["http://127.0.0.1/cb"]}',
+])
+def test_a_member_named_twice_is_refused(body: bytes) -> None:
+    """RFC 7493 §2.3: a document whose host-side validator reads the first `redirect_uris` (or `client_id`)
+    and the facade the last would mean two clients; the facade refuses it instead of picking one."""
+    with pytest.raises(DocumentInvalid, match="more than once"):
+        validate(URL, body)

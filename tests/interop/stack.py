@@ -18,7 +18,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -34,6 +33,7 @@ from typing import NoReturn
 import pytest
 
 from tests.clients.tls import TestPKI, make_pki
+from tests.conftest import free_port
 
 HERE = Path(__file__).resolve().parent
 JS = HERE / "js"
@@ -53,12 +53,6 @@ def fail(message: str) -> NoReturn:
     error = pytest.fail.Exception(message, pytrace=False)
     error.__suppress_context__ = True
     raise error
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def node_binary() -> str:
