@@ -133,7 +133,9 @@ def test_every_test_says_what_it_proves() -> None:
 def test_every_oauth_error_is_defined_in_the_one_hierarchy() -> None:
     """proxy/errors.py is the one hierarchy the middleware renders: no module defines an OAuthError
     subclass of its own (IdTokenRejected, DocumentNotFound and UpstreamAuthorizationError used to live
-    in the upstream and callback packages)."""
+    in the upstream and callback packages). Exceptions that are not answers stay with their module (a
+    malformed URI, a key file, a settings value, the resource library's TokenRejected for MCP servers,
+    a CIMD fetch failure): the code that meets one raises the OAuthError that fits."""
 
     from proxy.errors import OAuthError
 
