@@ -22,6 +22,7 @@ from proxy.clients.cimd import CimdResolver
 from proxy.clients.directory import ClientDirectory
 from proxy.clients.fetch import Fetcher, Resolve, system_resolve
 from proxy.clients.registry import ClientRegistry, ClientsFileError, load_registry
+from proxy.clients.resource_servers import ResourceServersFileError, load_resource_servers
 from proxy.discovery.documents import base_path, build_documents
 from proxy.discovery.endpoints import DOCUMENTS, JWKS_BYTES, jwks, well_known
 from proxy.keys import Keyset, generate, parse_keys, render_jwks
@@ -142,6 +143,10 @@ def create_app(settings: Settings, *, redis: Any = None, cimd_resolve: Resolve |
     except ClientsFileError as exc:
         raise SettingsError(f"PROXY_CLIENTS_FILE: {exc}") from None
     can_client_credentials = any("client_credentials" in c.grant_types for c in registry.clients.values())
+    try:
+        resource_servers = load_resource_servers(settings)
+    except ResourceServersFileError as exc:
+        raise SettingsError(f"PROXY_RESOURCE_SERVERS_FILE: {exc}") from None
     app = web.Application(middlewares=[edge], client_max_size=settings.max_body_bytes)
     app[SETTINGS] = coherent(settings)  # the profile-dependent rules: SettingsError before anything starts
     app[ISSUER] = settings.issuer
@@ -163,8 +168,10 @@ def create_app(settings: Settings, *, redis: Any = None, cimd_resolve: Resolve |
             upstream = Upstream(settings, profile_for(settings), http, clients=store.load_client)
             directory = client_directory(settings, store, registry, cimd_resolve or system_resolve)
             app[SERVICES] = Services(settings, store, keyset, upstream, scopes,
-                                     resource_table(settings.effective_resources), _consent_secret(keyset), directory)
-            app[DOCUMENTS] = build_documents(settings, keyset.algs, list(scopes), can_client_credentials)
+                                     resource_table(settings.effective_resources), _consent_secret(keyset), directory,
+                                     resource_servers=resource_servers)
+            app[DOCUMENTS] = build_documents(settings, keyset.algs, list(scopes), can_client_credentials,
+                                             resource_servers=resource_servers)
             app[JWKS_BYTES] = keyset.jwks_bytes
             _startup_warnings(settings)
             yield

@@ -23,6 +23,8 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
+from proxy.clients.registry import ClientsFileError, load_registry
+from proxy.clients.resource_servers import ResourceServers, ResourceServersFileError, load_resource_servers
 from proxy.discovery.documents import authorization_server_metadata
 from proxy.errors import UpstreamError, UpstreamRefused
 from proxy.keys import KeyFileError, Keyset
@@ -30,6 +32,7 @@ from proxy.settings import Settings
 from proxy.store.connect import masked, probe
 from proxy.upstream import Upstream, profile_for
 from proxy.upstream.client import upstream_errors
+from proxy.upstream.offline import advice
 from proxy.upstream.profiles import uses_dev_idp
 
 # What IdPs answer a code exchange with credentials they do not accept (GitHub and Auth0 have their own).
@@ -109,13 +112,28 @@ def _refresh(upstream: Upstream, metadata: dict[str, Any], report: Report) -> No
     advertised = metadata.get("scopes_supported")
     if not isinstance(advertised, list):
         return
-    for scope in profile.offline_scopes:
+    for scope in profile.offline_scopes(settings):
         if scope in advertised:
             continue
         if profile.offline_scopes_if_advertised:
             report.note(f"the upstream does not list {scope}: the facade will not ask it for refresh tokens")
         else:
             report.problem(f"the upstream does not list the {scope} scope that earns refresh tokens")
+
+
+async def _offline_access(upstream: Upstream, report: Report) -> None:
+    """How refresh tokens are earned upstream, and what a sign-in without one means (the facade logs
+    `upstream.no_refresh_token` once and counts oauth_facade_upstream_missing_refresh_token_total)."""
+    profile, settings = upstream.profile, upstream.settings
+    mode = profile.offline_mode(settings)
+    if not profile.expects_refresh_token(settings, await upstream.advertised_scopes()):
+        report.note(f"offline access: {mode}: the facade expects no upstream refresh token; it cannot refresh "
+                    "the upstream token nor revoke the upstream grant")
+        return
+    words = {"scope": "the offline_access scope", "scope+consent": "offline_access with prompt=consent",
+             "access_type": "access_type=offline with prompt=consent"}[mode]
+    report.note(f"offline access: {mode}: sign-ins ask for {words}; a sign-in that brings no upstream refresh "
+                f"token is logged as upstream.no_refresh_token ({advice(mode)})")
 
 
 async def _reachable(upstream: Upstream, metadata: dict[str, Any], report: Report) -> bool:
@@ -191,6 +209,7 @@ async def check_upstream(settings: Settings, http: aiohttp.ClientSession, report
     elif not await _reachable(upstream, metadata, report):
         return None
     _refresh(upstream, metadata, report)
+    await _offline_access(upstream, report)
     if upstream.mirrors:
         if not isinstance(metadata.get("registration_endpoint"), str):
             report.problem("PROXY_UPSTREAM_DCR=true but the upstream has no registration_endpoint "
@@ -215,6 +234,33 @@ async def check_store(settings: Settings, report: Report) -> None:
         report.problem(f"PROXY_REDIS_URL: the store at {masked(settings.redis_url)} did not answer: {cause}")
 
 
+@dataclass(frozen=True, slots=True)
+class OperatorFiles:
+    """What the operator's files would give the served facade (None: a file did not load)."""
+
+    client_credentials: bool
+    resource_servers: ResourceServers | None
+
+
+def check_files(settings: Settings, scopes: tuple[str, ...], report: Report) -> OperatorFiles:
+    """PROXY_CLIENTS_FILE and PROXY_RESOURCE_SERVERS_FILE load as `serve` would load them: a file that
+    `serve` refuses at start-up is a problem here, named the same way, never a traceback."""
+    client_credentials = False
+    try:
+        registry = load_registry(settings.clients_file, scopes=scopes, resources=settings.effective_resources)
+        client_credentials = any("client_credentials" in c.grant_types for c in registry.clients.values())
+        if registry.clients:
+            report.note(f"clients file: {len(registry.clients)} pre-registered client(s)")
+    except ClientsFileError as exc:
+        report.problem(f"PROXY_CLIENTS_FILE: {exc}")
+    try:
+        servers: ResourceServers | None = load_resource_servers(settings)
+    except ResourceServersFileError as exc:
+        report.problem(f"PROXY_RESOURCE_SERVERS_FILE: {exc}")
+        servers = None
+    return OperatorFiles(client_credentials, servers)
+
+
 async def check(settings: Settings, out: TextIO | None = None, err: TextIO | None = None) -> int:
     """Run every check; the effective metadata on `out`, notes and problems on `err`; 1 when a problem was found."""
     out, err = out or sys.stdout, err or sys.stderr
@@ -229,9 +275,12 @@ async def check(settings: Settings, out: TextIO | None = None, err: TextIO | Non
         async with aiohttp.ClientSession(timeout=timeout) as http:
             upstream = await check_upstream(settings, http, report)
     scopes = list(profile_for(settings).offered_scopes(settings))
+    files = check_files(settings, tuple(scopes), report)
     for note in report.notes:
         print(f"note: {note}", file=err)
-    document: dict[str, Any] = {"authorization_server": authorization_server_metadata(settings, algs, scopes)}
+    metadata = authorization_server_metadata(settings, algs, scopes, files.client_credentials,
+                                             resource_servers=files.resource_servers or ResourceServers())
+    document: dict[str, Any] = {"authorization_server": metadata}
     if upstream is not None:
         document["upstream"] = upstream
     print(json.dumps(document, indent=2), file=out)

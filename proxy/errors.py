@@ -4,6 +4,7 @@
     ├── InvalidRequest              400 invalid_request
     ├── InvalidClient               401 invalid_client (+ WWW-Authenticate: Basic if Basic was used)
     ├── InvalidGrant                400 invalid_grant (description stays generic)
+    │   └── NoUpstreamToken         400 invalid_grant: no usable upstream token held (token exchange)
     ├── UnauthorizedClient          400 unauthorized_client
     ├── UnsupportedGrantType        400 unsupported_grant_type
     ├── UnsupportedResponseType     400 unsupported_response_type
@@ -25,7 +26,8 @@
     │   ├── IdTokenRejected         502: the IdP's id_token failed a check (OIDC Core §3.1.3.7)
     │   ├── DocumentNotFound        502: HTTP 404 on a GET (discovery then tries the next path)
     │   ├── UpstreamRefused         502: the IdP answered an OAuth error (e.g. invalid_grant)
-    │   └── UpstreamUnavailable     503 temporarily_unavailable: the IdP is down or slow
+    │   └── UpstreamUnavailable     503 temporarily_unavailable: the IdP is down or slow (Retry-After)
+    │       └── UpstreamMisconfigured  503: the IdP refuses the facade's own configuration (operator)
     └── StoreUnavailable            503 temporarily_unavailable: Redis is down or slow
 
 The `description` is public; `detail` is private and only logged (fosite's hint vs debug).
@@ -113,6 +115,13 @@ class InvalidClient(OAuthError):
 class InvalidGrant(OAuthError):
     error = "invalid_grant"
     default_description = "The grant is invalid, expired, revoked or was issued to another client."
+
+
+class NoUpstreamToken(InvalidGrant):
+    """The family holds no upstream access token that can be used or refreshed (the IdP gave no refresh
+    token): a token exchange cannot be answered; fresh userinfo falls back to the sign-in's claims."""
+
+    default_description = "No usable upstream token is held for this sign-in."
 
 
 class UnauthorizedClient(OAuthError):
@@ -236,26 +245,51 @@ class ServerError(OAuthError):
 
 
 class UpstreamError(ServerError):
+    """`outcome` (a proxy.upstream.policy.Outcome, untyped here: this module imports nothing of the
+    product) says how the call failed, for the upstream error policy."""
+
     status = 502
     default_description = "The identity provider gave an unusable answer."
+
+    def __init__(self, description: str | None = None, *, detail: str | None = None, outcome: object = None) -> None:
+        super().__init__(description, detail=detail)
+        self.outcome = outcome
 
 
 class UpstreamRefused(UpstreamError):
     """The IdP answered with an OAuth error of its own (kept in `upstream_error`, never shown)."""
 
-    def __init__(self, upstream_error: str, *, detail: str | None = None) -> None:
-        super().__init__(detail=detail or upstream_error)
+    def __init__(self, upstream_error: str, *, detail: str | None = None, outcome: object = None) -> None:
+        super().__init__(detail=detail or upstream_error, outcome=outcome)
         self.upstream_error = upstream_error
 
 
 class UpstreamUnavailable(UpstreamError):
+    """Transient: retry later. `retry_after_s` is the IdP's own Retry-After when it sent one."""
+
     error = "temporarily_unavailable"
     status = 503
     default_description = "The identity provider is unavailable; retry later."
 
+    def __init__(self, description: str | None = None, *, detail: str | None = None, outcome: object = None,
+                 retry_after_s: int | None = None) -> None:
+        super().__init__(description, detail=detail, outcome=outcome)
+        self.retry_after_s = max(1, retry_after_s) if retry_after_s else 5
+
     @property
     def headers(self) -> dict[str, str]:
-        return {"Retry-After": "5"}
+        return {"Retry-After": str(self.retry_after_s)}
+
+
+class UpstreamMisconfigured(UpstreamUnavailable):
+    """The IdP refuses the facade's own configuration (a wrong client secret, a grant not enabled): the
+    operator must act, the user's session is kept. 503 so clients keep their tokens and retry."""
+
+    default_description = "The identity provider refuses this service's configuration; retry later."
+
+    def __init__(self, description: str | None = None, *, detail: str | None = None, outcome: object = None,
+                 retry_after_s: int | None = None) -> None:
+        super().__init__(description, detail=detail, outcome=outcome, retry_after_s=retry_after_s or 60)
 
 
 class StoreUnavailable(ServerError):

@@ -18,12 +18,15 @@ tests/test_log_events.py collects each `log.<level>("event", ...)` call in proxy
     callback.browser_mismatch       /callback in another browser than the one that started the flow
     callback.issuer_mismatch        the upstream's answer names another issuer, or none it promised (RFC 9207)
     callback.upstream_error         the upstream answered the authorization request with an error
-    upstream.exchange_refused       the upstream answered the code exchange with an OAuth error: access_denied
     upstream.client_registered      a client was registered at the upstream (PROXY_UPSTREAM_DCR)
     upstream.userinfo_failed        the upstream's userinfo failed; the sign-in's claims are used instead
     upstream.userinfo_sub_mismatch  the upstream's userinfo names another sub (OIDC Core §5.3.2): ignored
     upstream.emails_unavailable     GitHub's email list could not be read: sign-in without an email
-    upstream.revoke_failed          revoking the upstream grant failed (the facade's side is revoked all the same)
+    upstream.misconfigured          the IdP refuses the facade's own configuration (operator class): cause, hint
+    upstream.unavailable            the IdP is down, slow or garbled (transient class): cause, retry_after_s
+    upstream.grant_ended            the user's upstream grant is gone (terminal class): the family ends
+    upstream.no_refresh_token       a sign-in brought no upstream refresh token where one was asked for (once)
+    upstream.userinfo_skipped       fresh userinfo without an upstream token to ask with: the sign-in's claims
     code.issued                     a code was issued to the client
     code.reused                     a code was redeemed twice: what it issued is revoked (RFC 6749 §4.1.2)
     token.issued                    a code was redeemed for tokens
@@ -31,6 +34,7 @@ tests/test_log_events.py collects each `log.<level>("event", ...)` call in proxy
     refresh.grace_replay            a racer presented the just-rotated token inside the grace window
     refresh.reuse_detected          a rotated refresh token came back: the family is revoked (RFC 9700 §4.14.2)
     family.revoked                  a refresh family ended (revocation, reuse, the upstream's refusal)
+    token.exchanged                 a resource server exchanged a facade access token for the upstream one (RFC 8693)
     access_token.revoked            an access token was revoked at /revoke (RFC 7009)
     cimd.fetched                    a client metadata document (URL client_id) was fetched and is valid
     cimd.stale                      its fetch failed transiently: the cached copy past its freshness is used

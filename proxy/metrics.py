@@ -21,6 +21,15 @@ FLOWS_FAILED = Counter("oauth_facade_flows_failed_total", "Sign-ins that failed,
 CIMD_FETCHES = Counter("oauth_facade_cimd_documents_total",
                        "Client metadata document look-ups by outcome: ok, cached, stale, refused, failed", ["outcome"])
 REFRESH_REUSE = Counter("oauth_facade_refresh_reuse_detected_total", "Refresh-token reuse detections")
+# The upstream error policy (proxy/upstream/policy.py): alert on class="operator" (the facade's own
+# configuration is refused); cause is a known OAuth error code or what happened (timeout, http_503, ...).
+UPSTREAM_FAILURES = Counter("oauth_facade_upstream_failures_total", "Failed upstream calls by step, class and cause",
+                            ["step", "class", "cause"])
+UPSTREAM_NO_REFRESH_TOKEN = Counter("oauth_facade_upstream_missing_refresh_token_total",
+                                    "Sign-ins without the upstream refresh token the profile expected")
+UPSTREAM_TOKEN_EXCHANGES = Counter("oauth_facade_token_exchanges_total",
+                                   "RFC 8693 token exchanges by resource server and result",
+                                   ["resource_server", "result"])
 
 # Endpoints whose failures end a sign-in.
 FLOW_ENDPOINTS = frozenset({"authorize", "decide", "callback"})

@@ -84,6 +84,17 @@ class Settings(BaseSettings):
     upstream_fresh_userinfo: bool = Field(
         False, description="GET /userinfo asks the upstream's userinfo for fresh claims (else the sign-in's).")
     upstream_timeout_s: float = Field(10.0, gt=0, description="Timeout of one upstream HTTP call.")
+    upstream_refresh_timeout_s: float = Field(
+        30.0, gt=0, description="Timeout of an upstream refresh: generous, a refresh the IdP processed but the "
+        "facade never heard of leaves a rotated refresh token behind (README: upstream errors).")
+    upstream_refresh: Literal["with-client", "on-demand"] = Field(
+        "with-client", description="`with-client`: a client's refresh also refreshes the upstream token near its "
+        "expiry (an upstream revocation ends the session within one access-token lifetime); `on-demand`: only a "
+        "token exchange or fresh userinfo does, so IdP outages never reach clients' refreshes.")
+    upstream_offline_access: Literal["scope", "scope+consent", "access_type", "none"] | None = Field(
+        None, description="How the facade earns an upstream refresh token: `scope` (offline_access), "
+        "`scope+consent` (also prompt=consent, OIDC Core §11), `access_type` (Google's access_type=offline, "
+        "prompt=consent) or `none`. Unset: the profile's default.")
 
     # -- what the facade issues ------------------------------------------------------------------------
     signing_keys_file: Path | None = Field(
@@ -95,7 +106,12 @@ class Settings(BaseSettings):
     access_token_mode: Literal["jwt", "upstream"] = Field(
         "jwt", description="`upstream` hands the IdP's access token through (see README trade-off)."
     )
-    introspection_secret: SecretStr | None = Field(None, description="Credential for POST /introspect.")
+    introspection_secret: SecretStr | None = Field(
+        None, description="Legacy single credential for POST /introspect (any Basic username, or Bearer); may "
+        "introspect every resource, never exchange tokens. Prefer PROXY_RESOURCE_SERVERS_FILE.")
+    resource_servers_file: Path | None = Field(
+        None, description="TOML file of named resource-server credentials: which resources each may introspect, "
+        "and whether it may exchange their tokens for the user's upstream token (RFC 8693).")
 
     # -- lifetimes ------------------------------------------------------------------------------
     access_token_ttl_s: int = Field(3600, gt=0, description="Access and id_token lifetime.")

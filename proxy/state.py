@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aiohttp import web
 
 from proxy.clients.directory import ClientDirectory
+from proxy.clients.resource_servers import ResourceServers
 from proxy.keys import Keyset
 from proxy.settings import Settings
 from proxy.store import Store
@@ -23,6 +24,7 @@ class Services:
     resources: dict[str, str]
     consent_secret: bytes
     clients: ClientDirectory  # who a client_id is: pre-registered, CIMD URL or DCR registration
+    resource_servers: ResourceServers = field(default_factory=ResourceServers)  # /introspect, token exchange
 
 
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings", Settings)

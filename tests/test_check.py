@@ -249,3 +249,20 @@ async def test_an_in_memory_store_is_noted() -> None:
     result = await run(Settings(_env_file=None))  # type: ignore[call-arg]
     assert result.code == 0
     assert "store: in-memory" in result.notes
+
+
+@pytest.mark.parametrize("variable", ["PROXY_CLIENTS_FILE", "PROXY_RESOURCE_SERVERS_FILE"])
+def test_an_operator_file_serve_would_refuse_is_a_problem_not_a_traceback(tmp_path: Path, variable: str) -> None:
+    """`check` loads the clients and resource-server files as `serve` does: a broken one is a named
+    problem and exit 1 (it was exit 0 for the clients file, a traceback for the other), the JSON still
+    parses, and a valid file is no problem."""
+    broken = tmp_path / "broken.toml"
+    broken.write_text("this is [[ not toml\n")
+    result = run_cli("check", env={variable: str(broken)})
+    assert result.returncode == 1, result.stderr
+    assert f"problem: {variable}: " in result.stderr
+    assert "Traceback" not in result.stderr
+    assert json.loads(result.stdout)["authorization_server"]["issuer"]
+    empty = tmp_path / "empty.toml"
+    empty.write_text("")
+    assert run_cli("check", env={variable: str(empty)}).returncode == 0

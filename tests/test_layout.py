@@ -169,6 +169,14 @@ def test_shared_modules_know_no_http_and_no_endpoint() -> None:
     assert sorted(problems) == []
 
 
+def test_the_http_layer_imports_no_endpoint() -> None:
+    """web/ and state.py serve every endpoint, so they import none (state.py used to reach into
+    token/resource_servers.py for the resource servers' registry, now in clients/)."""
+    crossings = sorted(f"{name} -> {target}" for name, targets in graph().items() if layer(name) == "http"
+                       for target in targets if layer(target) in ("endpoint", "root"))
+    assert crossings == []
+
+
 def test_the_layer_rules_are_not_vacuous() -> None:
     """The checks above see the real graph: the token endpoint imports the base and the store, the HTTP
     layer is reached by endpoints, and every proxy module is classified."""

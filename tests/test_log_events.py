@@ -73,7 +73,7 @@ def test_the_collector_sees_the_loggers_it_must() -> None:
     """The collector is not vacuous: it finds events in the middleware, the grants, the upstream client and
     the stdlib bridge (a `logger.log(level, ...)` call on a logger not named `log`)."""
     events = logged_events()
-    assert {"request", "code.reused", "refresh.reuse_detected", "upstream.revoke_failed", "library.log",
+    assert {"request", "code.reused", "refresh.reuse_detected", "upstream.misconfigured", "library.log",
             "request.malformed"} <= set(events)
     assert all(EVENT.fullmatch(name) for name in events), sorted(events)
 

@@ -13,11 +13,21 @@ import secrets
 
 from aiohttp import web
 
-from proxy.errors import AccessDenied, InvalidRequest, ServerError, UpstreamAuthorizationError, UpstreamRefused
+from proxy.errors import (
+    AccessDenied,
+    InvalidRequest,
+    OAuthError,
+    ServerError,
+    UpstreamAuthorizationError,
+    UpstreamError,
+)
 from proxy.log import get_logger
 from proxy.state import services
 from proxy.transaction import AuthorizationRequest
 from proxy.upstream import token_set
+from proxy.upstream.failures import Judgement, judged
+from proxy.upstream.offline import expect_refresh_token
+from proxy.upstream.policy import UpstreamClass
 from proxy.web import browser
 from proxy.web.forms import query
 from proxy.web.render import redirect, with_query
@@ -47,6 +57,17 @@ def client_error(upstream_error: str, *, client_prompted_none: bool) -> tuple[st
     if upstream_error in INTERACTION_ERRORS:
         return (upstream_error if client_prompted_none else "access_denied"), NOT_SIGNED_IN
     return UPSTREAM_ERRORS.get(upstream_error, UPSTREAM_ERROR_DEFAULT)
+
+
+def _redemption_failed(judgement: Judgement) -> OAuthError:
+    """The upstream error policy at code redemption: the code is spent (terminal) -> access_denied, the
+    user may sign in again; the facade's configuration is refused (operator) -> server_error, logged as
+    an error; the IdP is down, slow or garbled (transient) -> temporarily_unavailable. Nothing is stored."""
+    if judgement.terminal:
+        return AccessDenied("The identity provider refused to complete the sign-in.", detail=judgement.error.detail)
+    if judgement.upstream_class is UpstreamClass.OPERATOR:
+        return ServerError("The identity provider refused this service's request.", detail=judgement.error.detail)
+    return judgement.error
 
 
 def new_code() -> tuple[str, str]:
@@ -92,9 +113,9 @@ async def callback(request: web.Request) -> web.Response:
     try:
         tokens = await s.upstream.exchange_code(upstream_code, record["up_verifier"], client_id=areq.client_id)
         identity = await s.upstream.identity(tokens, record["up_nonce"], client_id=areq.client_id)
-    except UpstreamRefused as exc:
-        log.warning("upstream.exchange_refused", detail=exc.detail, client_id=areq.client_id)
-        raise AccessDenied("The identity provider refused to complete the sign-in.") from exc
+    except UpstreamError as exc:
+        raise _redemption_failed(judged(exc, "callback")) from exc
+    expect_refresh_token(s.upstream.profile, s.settings, tokens, await s.upstream.advertised_scopes())
 
     _family, code = new_code()
     grant = {"client_id": areq.client_id, "sub": identity.sub, "scope": areq.scope, "resource": areq.resource,

@@ -7,7 +7,10 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from proxy.clients.resource_servers import ResourceServers, load_resource_servers
 from proxy.settings import Settings
+
+TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"  # RFC 8693 §2.1
 
 AUTH_METHODS = ["none", "client_secret_basic", "client_secret_post"]
 CLAIMS = ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "azp", "at_hash", "sid",
@@ -21,7 +24,8 @@ def base_path(settings: Settings) -> str:
 
 
 def authorization_server_metadata(settings: Settings, signing_algs: list[str], scopes: list[str],
-                                  client_credentials: bool = False) -> dict[str, Any]:
+                                  client_credentials: bool = False, *,
+                                  resource_servers: ResourceServers | None = None) -> dict[str, Any]:
     """RFC 8414 §2 and OIDC Discovery §3 in one document, served under both well-known names.
 
     `registration_endpoint` only while DCR is on; `client_id_metadata_document_supported` (CIMD §6)
@@ -56,7 +60,19 @@ def authorization_server_metadata(settings: Settings, signing_algs: list[str], s
         del document["registration_endpoint"]
     if settings.cimd:
         document["client_id_metadata_document_supported"] = True
+    _resource_server_features(document, settings, resource_servers)
     return document
+
+
+def _resource_server_features(document: dict[str, Any], settings: Settings,
+                              resource_servers: ResourceServers | None) -> None:
+    """`introspection_endpoint` only when some resource server may call it; the RFC 8693 grant type only
+    when some resource server may use it (RFC 8414 §2: advertise what can be used)."""
+    servers = resource_servers if resource_servers is not None else load_resource_servers(settings)
+    if not servers.offers_introspection:
+        del document["introspection_endpoint"], document["introspection_endpoint_auth_methods_supported"]
+    if servers.offers_token_exchange:
+        document["grant_types_supported"].append(TOKEN_EXCHANGE)
 
 
 def protected_resource_metadata(settings: Settings, resource: str, scopes: list[str]) -> dict[str, Any]:
@@ -82,8 +98,9 @@ class Documents:
 
 
 def build_documents(settings: Settings, signing_algs: list[str], scopes: list[str],
-                    client_credentials: bool = False) -> Documents:
-    metadata = authorization_server_metadata(settings, signing_algs, scopes, client_credentials)
+                    client_credentials: bool = False, *, resource_servers: ResourceServers | None = None) -> Documents:
+    metadata = authorization_server_metadata(settings, signing_algs, scopes, client_credentials,
+                                             resource_servers=resource_servers)
     as_body = _bytes(metadata)
     prefix = base_path(settings)
     paths: dict[str, bytes] = {}

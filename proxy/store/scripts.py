@@ -109,3 +109,9 @@ local data = redis.call('HGET', KEYS[1], 'data')
 redis.call('DEL', KEYS[1])
 return {up or '', data or ''}
 """
+
+# KEYS: a lock; ARGV: the holder's token. Release only one's own lock (it may have expired and been taken).
+RELEASE_LOCK = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""

@@ -11,6 +11,7 @@ Keys (after the configurable prefix; ``{F}`` is a grant family id used as a Clus
     family:{F}                  refresh family (hash)          idle ttl, capped by absolute expiry
                                 cur/prev: token hashes; rot_ms, grace, handed: the last rotation's
                                 grace window; abs_exp: absolute expiry (s); data, up: the grant
+    uplock:{F}                  one upstream refresh at a time the upstream refresh timeout (ms), released after
     revoked:<jti>               revoked access token           the token's remaining lifetime
     keys                        generated signing JWKS         a year, renewed at every start
     rate:<bucket>:<window>      rate-limit counter             the window
@@ -142,6 +143,7 @@ class Store:
         self._set_if_exists = redis.register_script(scripts.SET_IF_EXISTS)
         self._take_family = redis.register_script(scripts.TAKE_FAMILY)
         self._load_client = redis.register_script(LOAD_CLIENT)
+        self._release_lock = redis.register_script(scripts.RELEASE_LOCK)
 
     # -- keys ----------------------------------------------------------------------------------------
     def key(self, *parts: str) -> str:
@@ -315,6 +317,16 @@ class Store:
         async with _redis_errors("family_grant"):
             data, up = await self.redis.hmget(self.family_key(family), ["data", "up"])
         return FamilyGrant(json.loads(data), _load(up)) if data else None
+
+    async def lock_upstream_refresh(self, family: str, holder: str, ttl_ms: int) -> bool:
+        """Take the family's upstream-refresh lock: two refreshes of one rotating upstream refresh token
+        would make the IdP see reuse (and oidc-provider revokes the grant)."""
+        async with _redis_errors("lock_upstream_refresh"):
+            return bool(await self.redis.set(self.key("uplock", "{" + family + "}"), holder, nx=True, px=ttl_ms))
+
+    async def unlock_upstream_refresh(self, family: str, holder: str) -> None:
+        async with _redis_errors("unlock_upstream_refresh"):
+            await self._release_lock(keys=[self.key("uplock", "{" + family + "}")], args=[holder])
 
     # -- access tokens ---------------------------------------------------------------------------------
     async def revoke_access_token(self, jti: str, remaining_s: int) -> None:

@@ -13,11 +13,12 @@ from typing import Any
 
 from aiohttp import web
 
+from proxy.clients.resource_servers import claimed_id
 from proxy.errors import InvalidRequest, UnauthorizedClient, UnsupportedGrantType
 from proxy.state import Services, services
 from proxy.token.clientauth import unknown_client
 from proxy.token.families import revoke_held_family
-from proxy.token.grants import authorization_code, client_credentials, refresh_token
+from proxy.token.grants import authorization_code, client_credentials, refresh_token, token_exchange
 from proxy.web import ratelimit
 from proxy.web.forms import form
 from proxy.web.render import NO_STORE, json_response
@@ -40,7 +41,10 @@ async def token(request: web.Request) -> web.Response:
         raise InvalidRequest("The grant_type parameter is missing.")
     handle = GRANTS.get(grant_type)
     if handle is None or (grant_type == client_credentials.GRANT_TYPE and not s.clients.offers_client_credentials):
-        raise UnsupportedGrantType()
+        if grant_type != token_exchange.GRANT_TYPE or not s.resource_servers.offers_token_exchange:
+            raise UnsupportedGrantType()
+    if grant_type == token_exchange.GRANT_TYPE:  # RFC 8693: resource servers only, never MCP clients
+        return await _token_exchange(request, s, params)
     credentials = s.clients.identify(request.headers.get("Authorization"), params)
     await ratelimit.admit(request, "token", credentials.client_id)  # counted before the (slow) secret check
     client_id = await s.clients.verify(credentials)  # a confidential client proves its secret
@@ -52,4 +56,13 @@ async def token(request: web.Request) -> web.Response:
     if preregistered is not None and grant_type not in preregistered.grant_types:
         raise UnauthorizedClient("This client may not use this grant type.")
     body = await handle(s, client_id, params)
+    return json_response(body, headers=NO_STORE)
+
+
+async def _token_exchange(request: web.Request, s: Services, params: dict[str, str]) -> web.Response:
+    """The caller authenticates as a resource server (a registered MCP client cannot: invalid_client)."""
+    header = request.headers.get("Authorization", "")
+    await ratelimit.admit(request, "token", claimed_id(header, params))  # counted before the (slow) secret check
+    caller = await s.resource_servers.authenticate(header, params)
+    body = await token_exchange.handle(s, caller, params)
     return json_response(body, headers=NO_STORE)

@@ -1,45 +1,39 @@
-"""POST /introspect (RFC 7662) for resource servers holding PROXY_INTROSPECTION_SECRET."""
+"""POST /introspect (RFC 7662) for authenticated resource servers (PROXY_RESOURCE_SERVERS_FILE, or the
+legacy PROXY_INTROSPECTION_SECRET).
+
+A named resource server learns only about tokens for the resources it owns: any other token, live or
+not, is `{"active": false}` (RFC 7662 §2.2 lets the server answer inactive for a token the caller may not
+see), so a resource server cannot probe another's tokens.
+"""
 
 from __future__ import annotations
 
-import hmac
-
 from aiohttp import web
 
-from proxy.clients.basic import parse_basic_header
 from proxy.errors import InvalidClient, InvalidRequest
-from proxy.state import Services, services
+from proxy.state import services
 from proxy.store.store import digest, family_of
 from proxy.token.bearer import live_access_token
 from proxy.web.forms import form
 from proxy.web.render import NO_STORE, json_response
 
-
-def _authorized(request: web.Request, s: Services) -> None:
-    secret = s.settings.introspection_secret
-    header = request.headers.get("Authorization", "")
-    if secret is None:
-        raise InvalidClient("Introspection is not enabled (set PROXY_INTROSPECTION_SECRET).")
-    expected = secret.get_secret_value()
-    if header[:7].lower() == "bearer ":
-        presented = header[7:].strip()
-    elif header[:6].lower() == "basic ":
-        presented = parse_basic_header(header)[1]
-    else:
-        raise InvalidClient("Authenticate with the introspection credential (Basic or Bearer).")
-    if not hmac.compare_digest(presented.encode(), expected.encode()):
-        raise InvalidClient()
+INACTIVE = {"active": False}
 
 
 async def introspect(request: web.Request) -> web.Response:
     s = services(request)
-    _authorized(request, s)
+    if not s.resource_servers.offers_introspection:
+        raise InvalidClient("Introspection is not enabled (PROXY_RESOURCE_SERVERS_FILE or PROXY_INTROSPECTION_SECRET).",
+                            challenge=False)
     params = await form(request)
+    caller = await s.resource_servers.authenticate(request.headers.get("Authorization", ""), params, bearer=True)
     token = params.get("token")
     if not token:
         raise InvalidRequest("The token parameter is missing.")
     claims = await live_access_token(s, token)
     if claims is not None:
+        if not caller.owns(claims.get("aud")):
+            return json_response(INACTIVE, headers=NO_STORE)
         body = {"active": True, "token_type": "Bearer",
                 **{k: claims[k] for k in ("scope", "client_id", "sub", "exp", "iat", "iss", "aud", "jti")
                    if k in claims}}
@@ -47,8 +41,8 @@ async def introspect(request: web.Request) -> web.Response:
     family = family_of(token)
     if family is not None:
         grant = await s.store.active_refresh_token(family, digest(token))  # none past its absolute expiry
-        if grant is not None:
+        if grant is not None and caller.owns(grant.grant.get("resource")):
             body = {"active": True, "token_type": "refresh_token", "scope": grant.grant["scope"],
                     "client_id": grant.grant["client_id"], "sub": grant.grant["sub"], "iss": s.settings.issuer}
             return json_response(body, headers=NO_STORE)
-    return json_response({"active": False}, headers=NO_STORE)
+    return json_response(INACTIVE, headers=NO_STORE)

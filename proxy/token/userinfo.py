@@ -7,16 +7,44 @@ the claims that scope releases (OIDC Core §5.4, see `release`); a token without
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 
 from proxy.claims import OPENID, identity_claims
-from proxy.errors import InsufficientScope, InvalidToken, UpstreamError
+from proxy.errors import InsufficientScope, InvalidGrant, InvalidToken, NoUpstreamToken, UpstreamError
 from proxy.log import get_logger
-from proxy.state import services
+from proxy.state import Services, services
 from proxy.token.bearer import live_access_token
+from proxy.token.grants.upstream_access import upstream_access_token
+from proxy.upstream.failures import judged
 from proxy.web.render import NO_STORE, json_response
 
 log = get_logger()
+
+
+async def _fresh_claims(s: Services, principal: dict[str, Any]) -> dict[str, Any]:
+    """The upstream's current claims, under the upstream error policy: the upstream token is refreshed
+    first when near expiry (whatever PROXY_UPSTREAM_REFRESH says: this is "something needs it"); a
+    terminal failure ends the family and the token with it (401 invalid_token); an operator or transient
+    failure is 503 temporarily_unavailable, never stale claims passed off as fresh."""
+    family = str(principal["sid"])
+    try:
+        token = await upstream_access_token(s, principal, step="userinfo")
+        answer = await s.upstream.userinfo(token.access_token)
+    except NoUpstreamToken as exc:  # nothing to ask the upstream with: the sign-in's claims stand
+        log.info("upstream.userinfo_skipped", detail=exc.detail)
+        return {}
+    except InvalidGrant as exc:
+        raise InvalidToken() from exc
+    except UpstreamError as exc:
+        judgement = judged(exc, "userinfo")
+        if judgement.terminal:
+            await s.store.revoke_family(family)
+            log.warning("family.revoked", reason="upstream_grant_ended", cause=judgement.outcome.cause)
+            raise InvalidToken() from exc
+        raise judgement.error from exc
+    return {k: answer[k] for k in s.upstream.profile.claims if k in answer}
 
 
 async def userinfo(request: web.Request) -> web.Response:
@@ -37,10 +65,6 @@ async def userinfo(request: web.Request) -> web.Response:
     upstream = family.upstream or {}
     fresh = s.settings.upstream_fresh_userinfo or s.upstream.profile.fresh_userinfo
     if fresh and upstream.get("access_token"):
-        try:
-            fresh = await s.upstream.userinfo(upstream["access_token"])
-            known.update({k: fresh[k] for k in s.upstream.profile.claims if k in fresh})
-        except UpstreamError as exc:
-            log.warning("upstream.userinfo_failed", detail=exc.detail)
+        known.update(await _fresh_claims(s, claims))
     info = {**identity_claims(known, scope), "sub": family.grant["sub"]}
     return json_response(info, headers=NO_STORE)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -34,7 +35,9 @@ from proxy.log import get_logger
 from proxy.metrics import UPSTREAM
 from proxy.settings import Settings
 from proxy.upstream.credentials import MIRROR_FIELD, UpstreamClient, mirror_request
+from proxy.upstream.failures import judged
 from proxy.upstream.idtoken import IdTokenValidator
+from proxy.upstream.policy import Call, Outcome, retry_after
 from proxy.upstream.profiles import Profile, upstream_client_secret, upstream_issuer
 from proxy.upstream.userapi import user_claims
 
@@ -42,6 +45,7 @@ Json = dict[str, Any]
 # Looks up a downstream registration record (Store.load_client): where mirrored credentials live.
 ClientLookup = Callable[[str], Awaitable[Json | None]]
 log = get_logger()
+_BEARER_ERROR = re.compile(r'error="([A-Za-z0-9_]{1,64})"')
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +58,7 @@ class Identity:
 
 
 @asynccontextmanager
-async def upstream_errors(step: str) -> AsyncIterator[None]:
+async def upstream_errors(step: str, call: Call = "document") -> AsyncIterator[None]:
     """Map transport failures to protocol errors (httpx's map_httpcore_exceptions shape), and time
     every upstream call for the `oauth_facade_upstream_duration_seconds{step,outcome}` histogram."""
     started = time.perf_counter()
@@ -63,10 +67,11 @@ async def upstream_errors(step: str) -> AsyncIterator[None]:
         yield
     except TimeoutError as exc:
         outcome = "timeout"
-        raise UpstreamUnavailable(detail=f"{step}: timed out") from exc
+        raise UpstreamUnavailable(detail=f"{step}: timed out", outcome=Outcome(call, "timeout")) from exc
     except aiohttp.ClientError as exc:
         outcome = "unreachable"
-        raise UpstreamUnavailable(detail=f"{step}: {type(exc).__name__}: {exc}") from exc
+        raise UpstreamUnavailable(detail=f"{step}: {type(exc).__name__}: {exc}",
+                                  outcome=Outcome(call, "unreachable")) from exc
     except UpstreamError:
         outcome = "error"
         raise
@@ -81,13 +86,23 @@ def build_basic_header(client_id: str, secret: str) -> str:
     return "Basic " + base64.b64encode(pair.encode()).decode()
 
 
-def _status_error(step: str, response: aiohttp.ClientResponse) -> UpstreamError | None:
-    """5xx, 429 and an exhausted rate limit (GitHub: 403 with x-ratelimit-remaining 0) are transient."""
-    if response.status >= 500 or response.status == 429:
-        return UpstreamUnavailable(detail=f"{step}: HTTP {response.status}")
+def _status_error(step: str, response: aiohttp.ClientResponse, call: Call = "document") -> UpstreamError | None:
+    """5xx, 408, 429 and an exhausted rate limit (GitHub: 403 with x-ratelimit-remaining 0) are transient;
+    the IdP's Retry-After is kept so the client hears it."""
+    wait = retry_after(response.headers.get("Retry-After"), now=time.time())
+    if response.status >= 500 or response.status in (408, 429):
+        return UpstreamUnavailable(detail=f"{step}: HTTP {response.status}", retry_after_s=wait,
+                                   outcome=Outcome(call, "answer", response.status, retry_after_s=wait))
     if response.status == 403 and response.headers.get("x-ratelimit-remaining") == "0":
-        return UpstreamUnavailable(detail=f"{step}: rate limited")
+        return UpstreamUnavailable(detail=f"{step}: rate limited", retry_after_s=wait,
+                                   outcome=Outcome(call, "rate_limited", 403, retry_after_s=wait))
     return None
+
+
+def _bearer_error(response: aiohttp.ClientResponse) -> str | None:
+    """The `error` of an RFC 6750 §3 challenge (`Bearer error="invalid_token"`), if any."""
+    match = _BEARER_ERROR.search(response.headers.get("WWW-Authenticate", ""))
+    return match.group(1) if match else None
 
 
 def _boolean_claims(claims: Json) -> Json:
@@ -161,36 +176,41 @@ class Upstream:
     # -- HTTP -------------------------------------------------------------------------------------------
     async def get_document(self, url: str, *, step: str, headers: dict[str, str] | None = None) -> Any:
         """GET a JSON document of any shape (GitHub's /user/emails is an array)."""
-        async with upstream_errors(step), self.http.get(url, headers=headers) as response:
-            failure = _status_error(step, response)
+        call: Call = "bearer" if headers and "Authorization" in headers else "document"
+        async with upstream_errors(step, call), self.http.get(url, headers=headers) as response:
+            failure = _status_error(step, response, call)
             if failure is not None:
                 raise failure
             if response.status == 404:
-                raise DocumentNotFound(detail=f"{step}: HTTP 404 at {url}")
+                raise DocumentNotFound(detail=f"{step}: HTTP 404 at {url}", outcome=Outcome(call, "answer", 404))
             if response.status != 200:
-                raise UpstreamError(detail=f"{step}: HTTP {response.status}")
+                error = _bearer_error(response)
+                raise UpstreamRefused(error or f"http_{response.status}", detail=f"{step}: HTTP {response.status}",
+                                      outcome=Outcome(call, "answer", response.status, error))
             raw = await response.read()
         try:
             return json.loads(raw)
         except ValueError:
-            raise UpstreamError(detail=f"{step}: body is not JSON") from None
+            raise UpstreamError(detail=f"{step}: body is not JSON", outcome=Outcome(call, "garbled", 200)) from None
 
     async def get_json(self, url: str, *, step: str, headers: dict[str, str] | None = None) -> Json:
         document = await self.get_document(url, step=step, headers=headers)
         if not isinstance(document, dict):
-            raise UpstreamError(detail=f"{step}: body is not a JSON object")
+            call: Call = "bearer" if headers and "Authorization" in headers else "document"
+            raise UpstreamError(detail=f"{step}: body is not a JSON object", outcome=Outcome(call, "garbled", 200))
         return document
 
-    def _parse(self, raw: bytes, step: str) -> Json:
+    def _parse(self, raw: bytes, step: str, call: Call = "token", status: int | None = None) -> Json:
+        garbled = Outcome(call, "garbled", status)
         try:
             document = json.loads(raw)
         except ValueError:
             if self.profile.token_accept_json:
-                raise UpstreamError(detail=f"{step}: body is not JSON") from None
+                raise UpstreamError(detail=f"{step}: body is not JSON", outcome=garbled) from None
             # RFC 6749 allows nothing else, but old OAuth 2.0 servers answer form-encoded.
             document = dict(parse_qsl(raw.decode("utf-8", "replace")))
         if not isinstance(document, dict):
-            raise UpstreamError(detail=f"{step}: body is not a JSON object")
+            raise UpstreamError(detail=f"{step}: body is not a JSON object", outcome=garbled)
         return document
 
     def auth_method(self, client: UpstreamClient, metadata: Json) -> str:
@@ -213,19 +233,26 @@ class Upstream:
             body.update(client_id=client.client_id, client_secret=client.client_secret)
         return body, headers
 
-    async def _token_request(self, form: dict[str, str], step: str, client: UpstreamClient) -> Json:
+    async def _token_request(self, form: dict[str, str], step: str, client: UpstreamClient, *,
+                             timeout_s: float | None = None) -> Json:
         metadata = await self.metadata()
         body, headers = self._authenticated(client, metadata, form)
-        async with upstream_errors(step), self.http.post(metadata["token_endpoint"], data=body,
-                                                         headers=headers) as response:
-            failure = _status_error(step, response)
+        # Only when asked: aiohttp reads an explicit timeout=None as "no timeout at all".
+        extra: dict[str, Any] = {"timeout": aiohttp.ClientTimeout(total=timeout_s)} if timeout_s else {}
+        async with upstream_errors(step, "token"), self.http.post(metadata["token_endpoint"], data=body,
+                                                                  headers=headers, **extra) as response:
+            failure = _status_error(step, response, "token")
             if failure is not None:
                 raise failure
-            document = self._parse(await response.read(), step)
+            status = response.status
+            document = self._parse(await response.read(), step, "token", status)
         if "error" in document:  # 4xx per RFC 6749 §5.2, or 200 for GitHub
-            raise UpstreamRefused(str(document["error"]), detail=f"{step}: {document.get('error')}")
+            error = str(document["error"])
+            raise UpstreamRefused(error, detail=f"{step}: {error[:64]}",
+                                  outcome=Outcome("token", "answer", status, error))
         if not isinstance(document.get("access_token"), str):
-            raise UpstreamError(detail=f"{step}: no access_token in the token response")
+            raise UpstreamError(detail=f"{step}: no access_token in the token response",
+                                outcome=Outcome("token", "garbled", status))
         return document
 
     # -- which client the facade is at the IdP ----------------------------------------------------------
@@ -241,11 +268,12 @@ class Upstream:
             return self.static
         raise UpstreamClientMissing(detail=f"{client_id} has no {MIRROR_FIELD}")
 
+    async def advertised_scopes(self) -> list[str] | None:
+        advertised = (await self.metadata()).get("scopes_supported")
+        return advertised if isinstance(advertised, list) else None
+
     async def scope(self) -> str:
-        metadata = await self.metadata()
-        advertised = metadata.get("scopes_supported")
-        return " ".join(self.profile.upstream_scopes(self.settings, advertised if isinstance(advertised, list)
-                                                     else None))
+        return " ".join(self.profile.upstream_scopes(self.settings, await self.advertised_scopes()))
 
     async def mirror_registration(self, downstream: Json) -> Json:
         """Register `downstream` at the IdP (PROXY_UPSTREAM_DCR); the fields to keep server-side, or {}.
@@ -294,7 +322,7 @@ class Upstream:
         }
         if self.profile.oidc:
             params["nonce"] = nonce
-        params.update(self.profile.authorize_extras(self.settings))
+        params.update(self.profile.authorize_extras(self.settings, await self.advertised_scopes()))
         for name, value in (extra or {}).items():
             if name == "prompt":
                 words = [self.profile.login_prompt if word == "login" else word for word in value.split()]
@@ -346,28 +374,47 @@ class Upstream:
 
     # -- lifecycle ------------------------------------------------------------------------------------
     async def refresh(self, refresh_token: str, *, client_id: str | None = None) -> Json:
+        """One upstream refresh, with the generous PROXY_UPSTREAM_REFRESH_TIMEOUT_S: a refresh that times out
+        after the IdP processed it leaves the IdP holding a rotated token the facade never saw (README)."""
         return await self._token_request({"grant_type": "refresh_token", "refresh_token": refresh_token},
-                                         "upstream_refresh", await self.client_for(client_id))
+                                         "upstream_refresh", await self.client_for(client_id),
+                                         timeout_s=self.settings.upstream_refresh_timeout_s)
 
     async def revoke(self, token: str, hint: str, *, client_id: str | None = None) -> None:
-        """Best effort (RFC 7009): a failure upstream is logged by the caller, never fatal."""
+        """RFC 7009 §2.2: 200 whether or not the token was valid; anything else raises with its outcome."""
         metadata = await self.metadata()
         endpoint = metadata.get("revocation_endpoint")
         if not endpoint:
             return
         client = await self.client_for(client_id)
         body, headers = self._authenticated(client, metadata, {"token": token, "token_type_hint": hint})
-        async with upstream_errors("revoke"), self.http.post(endpoint, data=body, headers=headers) as response:
-            await response.read()
+        step = "revoke"
+        async with upstream_errors(step, "revocation"), self.http.post(endpoint, data=body,
+                                                                       headers=headers) as response:
+            failure = _status_error(step, response, "revocation")
+            if failure is not None:
+                raise failure
+            raw = await response.read()
+            status = response.status
+        if status == 200:
+            return
+        try:
+            error = json.loads(raw).get("error")
+        except (ValueError, AttributeError):
+            error = None
+        error = str(error) if error else None
+        raise UpstreamRefused(error or f"http_{status}", detail=f"{step}: HTTP {status} {error or ''}".strip(),
+                              outcome=Outcome("revocation", "answer", status, error))
 
     async def revoke_quietly(self, tokens: Json | None, client_id: str) -> None:
-        """Revoke the upstream grant behind a revoked family; a failure is logged, never the client's."""
+        """Revoke the upstream grant behind a revoked family: best effort under the error policy (an
+        operator failure is logged as an error and counted), never the client's failure."""
         if not tokens or not tokens.get("refresh_token"):
             return
         try:
             await self.revoke(tokens["refresh_token"], "refresh_token", client_id=client_id)
         except UpstreamError as exc:
-            log.warning("upstream.revoke_failed", detail=exc.detail)
+            judged(exc, "revoke")
 
     async def userinfo(self, access_token: str) -> Json:
         metadata = await self.metadata()

@@ -7,6 +7,7 @@ the quirk it turns into data; the set-up per IdP is in the README's "Identity pr
     discovery               issuer         issuer (FAPI)    accounts.google.com issuer (tenant) none: endpoints
     issuer form             as given       no trailing /    as given            trailing /      (base URL)
     refresh tokens via      offline_access offline_access   access_type=offline offline_access  app setting
+                            +prompt=consent                 +prompt=consent
     client auth             discovery      Basic            discovery           discovery       body (post)
     upstream DCR            yes            yes              no                  yes             no
 """
@@ -24,6 +25,7 @@ from proxy.settings import DEV_IDP_CLIENT_SECRET, DEV_IDP_MOUNT, Settings, Setti
 
 TokenAuth = Literal["client_secret_basic", "client_secret_post", "auto"]
 RefreshMode = Literal["rotating", "reuse", "none"]
+OfflineAccess = Literal["scope", "scope+consent", "access_type", "none"]
 IssuerForm = Literal["as_given", "trailing_slash", "no_trailing_slash"]
 
 # Claims copied from the upstream identity into the facade's id_token and /userinfo.
@@ -33,6 +35,16 @@ OIDC_DISCOVERY = "/.well-known/openid-configuration"
 OAUTH_METADATA = "/.well-known/oauth-authorization-server"  # RFC 8414
 # Facade scope -> upstream scopes for an OIDC upstream: the same names.
 OIDC_SCOPES: Mapping[str, tuple[str, ...]] = MappingProxyType({"email": ("email",), "profile": ("profile",)})
+
+
+# How each PROXY_UPSTREAM_OFFLINE_ACCESS value asks the IdP for a refresh token: scopes and authorize params.
+# OIDC Core §11: offline_access is honoured only with prompt=consent (unless the IdP has other grounds).
+OFFLINE_SCOPES: Mapping[str, tuple[str, ...]] = MappingProxyType({
+    "scope": ("offline_access",), "scope+consent": ("offline_access",), "access_type": (), "none": ()})
+OFFLINE_PARAMS: Mapping[str, Mapping[str, str]] = MappingProxyType({
+    "scope": MappingProxyType({}), "scope+consent": MappingProxyType({"prompt": "consent"}),
+    # Google issues a refresh token on consent only: prompt=consent makes every sign-in one.
+    "access_type": MappingProxyType({"access_type": "offline", "prompt": "consent"}), "none": MappingProxyType({})})
 
 
 def frozen(mapping: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -79,9 +91,8 @@ class Profile:
     login_prompt: str = "login"  # what the IdP calls "sign in again" (the client sent prompt=login)
     # No PKCE switch: every upstream gets S256 (RFC 9700 §2.1.1); `check` flags one that does not list it.
     # -- refresh tokens: requested only when the facade offers offline_access -----------------------
-    offline_scopes: tuple[str, ...] = ("offline_access",)
+    offline_access: OfflineAccess = "scope"  # how a refresh token is earned; PROXY_UPSTREAM_OFFLINE_ACCESS overrides
     offline_scopes_if_advertised: bool = False  # drop them when discovery's scopes_supported lacks them
-    offline_params: Mapping[str, str] = field(default_factory=dict)
     refresh: RefreshMode = "rotating"
     # -- the token endpoint --------------------------------------------------------------------------
     token_auth: TokenAuth = "auto"  # auto: client_secret_basic when discovery lists it (RFC 8414 default)
@@ -121,6 +132,21 @@ class Profile:
     def wants_refresh(self, settings: Settings) -> bool:
         return "offline_access" in self.offered_scopes(settings)
 
+    def offline_mode(self, settings: Settings) -> OfflineAccess:
+        """How this deployment earns upstream refresh tokens: the operator's setting, else the profile's."""
+        return settings.upstream_offline_access or self.offline_access
+
+    def offline_scopes(self, settings: Settings) -> tuple[str, ...]:
+        return OFFLINE_SCOPES[self.offline_mode(settings)]
+
+    def expects_refresh_token(self, settings: Settings, advertised: list[str] | None = None) -> bool:
+        """A sign-in should bring an upstream refresh token: the facade asks for one in a way it names (and
+        a generic IdP lists the scope that asks, when it lists scopes at all)."""
+        if not self.wants_refresh(settings) or self.offline_mode(settings) == "none":
+            return False
+        return not (self.offline_scopes_if_advertised and advertised is not None
+                    and any(word not in advertised for word in self.offline_scopes(settings)))
+
     def upstream_scopes(self, settings: Settings, advertised: list[str] | None = None) -> tuple[str, ...]:
         """What the facade asks the IdP for: base scopes, the mapping of the offered facade scopes, what
         earns a refresh token, then PROXY_UPSTREAM_SCOPES. Facade-only scopes never go upstream."""
@@ -129,19 +155,16 @@ class Profile:
         for facade_scope, upstream in self.scope_map.items():
             if facade_scope in offered:
                 words += upstream
-        if self.wants_refresh(settings):
-            offline = self.offline_scopes
-            if self.offline_scopes_if_advertised and advertised is not None:
-                offline = tuple(word for word in offline if word in advertised)
-            words += offline
+        if self.expects_refresh_token(settings, advertised):
+            words += self.offline_scopes(settings)
         words += settings.upstream_scopes
         return tuple(dict.fromkeys(words))
 
-    def authorize_extras(self, settings: Settings) -> dict[str, str]:
+    def authorize_extras(self, settings: Settings, advertised: list[str] | None = None) -> dict[str, str]:
         """Authorize parameters beyond RFC 6749's: the profile's constants, then its settings hook."""
         params = dict(self.extra_authorize_params)
-        if self.wants_refresh(settings):
-            params.update(self.offline_params)
+        if self.expects_refresh_token(settings, advertised):
+            params.update(OFFLINE_PARAMS[self.offline_mode(settings)])
         if self.authorize_params is not None:
             params.update(self.authorize_params(settings))
         return params
@@ -168,6 +191,7 @@ def _google_hd(claims: dict[str, Any], settings: Settings) -> None:
 # -- the profiles ----------------------------------------------------------------------------------------
 GENERIC = Profile(
     "generic",
+    offline_access="scope+consent",  # OIDC Core §11, as oidc-provider, Keycloak and Okta implement it
     offline_scopes_if_advertised=True,
     supports_dcr=True,
     redirect_hint="add it to the client's allowed redirect URIs at your OpenID provider",
@@ -185,8 +209,7 @@ GOOGLE = Profile(
     "google",
     default_issuer="https://accounts.google.com",
     accepted_issuers=("accounts.google.com",),  # legacy id_tokens carry iss without the scheme
-    offline_scopes=(),  # Google has no offline_access scope ...
-    offline_params=frozen({"access_type": "offline", "prompt": "consent"}),  # ... and re-issues only on consent
+    offline_access="access_type",  # no offline_access scope; access_type=offline, and a refresh token on consent
     login_prompt="select_account",  # Google knows none|consent|select_account, not login
     refresh="reuse",  # a refresh answer carries no new refresh token
     claims=(*STANDARD_CLAIMS, "hd"),
@@ -219,7 +242,7 @@ GITHUB = Profile(
     ),
     base_scopes=(),
     scope_map=frozen({"profile": ("read:user",), "email": ("user:email",)}),
-    offline_scopes=(),  # expiring tokens (and refresh tokens) are a setting of the GitHub app
+    offline_access="none",  # expiring tokens (and refresh tokens) are a setting of the GitHub app
     login_prompt="select_account",
     refresh="rotating",  # strict: a used refresh token is dead
     token_auth="client_secret_post",  # Basic is not documented for this endpoint

@@ -126,7 +126,7 @@ async def test_an_undone_rotation_never_invalidates_the_successor_a_racer_receiv
     presented the same token inside the grace window while the upstream call hung already received the
     successor: that successor must keep working (it was never a replay), and the failed request's retry
     gets the same successor rather than a fork of the family."""
-    facade = await make_facade(idp={"access_token_ttl_s": 1}, upstream_timeout_s=2)
+    facade = await make_facade(idp={"access_token_ttl_s": 1}, upstream_timeout_s=2, upstream_refresh_timeout_s=2)
     client = facade.client()
     first = await client.signed_in()
     metadata = await facade.services.upstream.metadata()

@@ -53,9 +53,10 @@ async def recovers(facade: Facade) -> None:
 @pytest.mark.parametrize(("fault", "error", "cause"), [
     ("slow", "temporarily_unavailable", "timed out"),
     ("500", "temporarily_unavailable", "HTTP 500"),
-    ("html", "server_error", "token_exchange"),
-    ("truncated", "server_error", "token_exchange"),
-    ("array", "server_error", "not a JSON object"),
+    # Garbled answers are transient under the upstream error policy (proxy/upstream/policy.py).
+    ("html", "temporarily_unavailable", "token_exchange"),
+    ("truncated", "temporarily_unavailable", "token_exchange"),
+    ("array", "temporarily_unavailable", "not a JSON object"),
 ])
 async def test_a_faulty_token_endpoint_is_a_clear_error_to_the_client(
         make_facade: FacadeFactory, captured_logs: io.StringIO, fault: str, error: str, cause: str) -> None:
@@ -74,7 +75,7 @@ async def test_a_faulty_token_endpoint_is_a_clear_error_to_the_client(
 
 @pytest.mark.parametrize(("endpoint", "fault", "error", "cause"), [
     ("jwks", "500", "temporarily_unavailable", "jwks: HTTP 500"),
-    ("jwks", "html", "server_error", "jwks: body is not JSON"),
+    ("jwks", "html", "temporarily_unavailable", "jwks: body is not JSON"),  # garbled: transient
     ("jwks", "slow", "temporarily_unavailable", "jwks: timed out"),
 ])
 async def test_a_faulty_jwks_endpoint_is_a_clear_error(make_facade: FacadeFactory, captured_logs: io.StringIO,

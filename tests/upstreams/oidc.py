@@ -7,6 +7,7 @@ would, and records every request the facade makes: `authorize_requests` (query),
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -26,6 +27,22 @@ USER = {"sub": "user_2abc", "email": "ada@example.com", "email_verified": True, 
 
 
 @dataclass
+class Fault:
+    """How one endpoint misbehaves (the upstream error policy's rows): an answer of `status` with `body`
+    (a dict is JSON, a str is sent as text/html) and `headers`, after `delay_s`; `drop` closes the
+    connection without an answer. `grant_type` limits a token-endpoint fault to that grant."""
+
+    status: int = 503
+    body: dict[str, Any] | str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    delay_s: float = 0.0
+    drop: bool = False
+    grant_type: str | None = None
+    times: int | None = None  # None: until cleared
+    slow_only: bool = False  # wait delay_s, then answer normally
+
+
+@dataclass
 class OidcQuirks:
     """What makes this fake one IdP rather than another."""
 
@@ -33,7 +50,9 @@ class OidcQuirks:
     token_iss: str | None = None  # Google: legacy id_tokens carry iss "accounts.google.com"
     discovery_paths: tuple[str, ...] = (OIDC_DISCOVERY,)  # Clerk documents RFC 8414 metadata
     auth_methods: tuple[str, ...] = ("client_secret_basic", "client_secret_post")
-    offline: Literal["scope", "access_type"] = "scope"  # what earns a refresh token (Google: access_type)
+    # What earns a refresh token: the offline_access scope; that scope only with prompt=consent (OIDC Core
+    # §11, oidc-provider); Google's access_type=offline.
+    offline: Literal["scope", "scope+consent", "access_type"] = "scope"
     rotate_refresh: bool = True  # False: a refresh answer carries no new refresh token (Google)
     registration: bool = False  # an RFC 7591 endpoint at /oauth/register (Clerk DCR)
     secret_for_public: bool = False  # Clerk: a public registration still comes back with a client_secret
@@ -54,6 +73,11 @@ class FakeOidc:
     authorize_requests: list[dict[str, str]] = field(default_factory=list)
     token_requests: list[dict[str, Any]] = field(default_factory=list)
     registrations: list[dict[str, Any]] = field(default_factory=list)
+    access_tokens: dict[str, dict[str, Any]] = field(default_factory=dict)
+    revocations: list[dict[str, str]] = field(default_factory=list)
+    userinfo_requests: int = 0
+    faults: dict[str, Fault] = field(default_factory=dict)  # endpoint name (token, revoke, userinfo) -> fault
+    fault_hits: list[str] = field(default_factory=list)  # endpoint names, each time a fault answered
     key: jwk.RSAKey = field(default_factory=lambda: jwk.RSAKey.generate_key(2048, auto_kid=True))
 
     @property
@@ -85,6 +109,35 @@ class FakeOidc:
 
 
 FAKE: web.AppKey[FakeOidc] = web.AppKey("fake_oidc", FakeOidc)
+
+
+@web.middleware
+async def _faults(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Misbehave as `FakeOidc.faults` says for this endpoint (its route name)."""
+    fake = request.app[FAKE]
+    fault = fake.faults.get(request.match_info.route.name or "")
+    if fault is not None and fault.grant_type is not None:
+        form = dict(parse_qsl((await request.read()).decode()))
+        if form.get("grant_type") != fault.grant_type:
+            fault = None
+    if fault is None:
+        return await handler(request)
+    if fault.times is not None:
+        fault.times -= 1
+        if fault.times <= 0:
+            del fake.faults[request.match_info.route.name or ""]
+    fake.fault_hits.append(request.match_info.route.name or "")
+    if fault.delay_s:
+        await asyncio.sleep(fault.delay_s)
+    if fault.slow_only:
+        return await handler(request)
+    if fault.drop:
+        assert request.transport is not None
+        request.transport.close()
+        return web.Response(status=500)
+    if isinstance(fault.body, dict):
+        return web.json_response(fault.body, status=fault.status, headers=fault.headers)
+    return web.Response(status=fault.status, text=fault.body or "", headers=fault.headers, content_type="text/html")
 
 
 def _error(error: str, status: int = 400) -> web.Response:
@@ -119,7 +172,8 @@ async def authorize(request: web.Request) -> web.Response:
     code = secrets.token_urlsafe(24)
     fake.codes[code] = {"client_id": params["client_id"], "challenge": params.get("code_challenge"),
                         "nonce": params.get("nonce"), "scope": params.get("scope", ""),
-                        "redirect_uri": params["redirect_uri"], "access_type": params.get("access_type")}
+                        "redirect_uri": params["redirect_uri"], "access_type": params.get("access_type"),
+                        "prompt": params.get("prompt", "")}
     query = urlencode({"code": code, "state": params.get("state", ""), "iss": fake.issuer})
     return web.Response(status=302, headers={"Location": f"{params['redirect_uri']}?{query}"})
 
@@ -175,12 +229,15 @@ async def token(request: web.Request) -> web.Response:
 def _earns_refresh(fake: FakeOidc, grant: dict[str, Any]) -> bool:
     if fake.quirks.offline == "access_type":
         return grant.get("access_type") == "offline"
+    if fake.quirks.offline == "scope+consent" and "consent" not in grant.get("prompt", "").split():
+        return False
     return "offline_access" in grant["scope"].split()
 
 
 def _issue(fake: FakeOidc, grant: dict[str, Any], *, id_token: bool, refreshing: bool = False) -> dict[str, Any]:
     body: dict[str, Any] = {"access_token": secrets.token_urlsafe(24), "token_type": "Bearer",
                             "expires_in": fake.quirks.access_token_ttl_s, "scope": grant["scope"]}
+    fake.access_tokens[body["access_token"]] = grant
     if _earns_refresh(fake, grant) and (not refreshing or fake.quirks.rotate_refresh):
         refresh_token = secrets.token_urlsafe(24)
         fake.refresh_tokens[refresh_token] = grant
@@ -219,18 +276,31 @@ async def revoke(request: web.Request) -> web.Response:
     form = dict(parse_qsl((await request.read()).decode()))
     if _authenticate(fake, request, form)[0] is None:
         return _error("invalid_client", 401)
+    fake.revocations.append({"token_type_hint": form.get("token_type_hint", "")})
     fake.refresh_tokens.pop(form.get("token", ""), None)
     return web.Response(status=200)
 
 
+async def userinfo(request: web.Request) -> web.Response:
+    """OIDC Core §5.3 with an RFC 6750 challenge for a token it does not know."""
+    fake = request.app[FAKE]
+    fake.userinfo_requests += 1
+    header = request.headers.get("Authorization", "")
+    grant = fake.access_tokens.get(header.removeprefix("Bearer ")) if header.startswith("Bearer ") else None
+    if grant is None:
+        return web.Response(status=401, headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+    return web.json_response(fake.quirks.claims)
+
+
 def create_oidc_app(fake: FakeOidc) -> web.Application:
-    app = web.Application()
+    app = web.Application(middlewares=[_faults])
     app[FAKE] = fake
     for path in (OIDC_DISCOVERY, OAUTH_METADATA):
         app.router.add_get(path, metadata)
     app.router.add_get("/.well-known/jwks.json", jwks)
     app.router.add_get("/oauth/authorize", authorize)
-    app.router.add_post("/oauth/token", token)
+    app.router.add_post("/oauth/token", token, name="token")
     app.router.add_post("/oauth/register", register)
-    app.router.add_post("/oauth/token/revoke", revoke)
+    app.router.add_post("/oauth/token/revoke", revoke, name="revoke")
+    app.router.add_get("/oauth/userinfo", userinfo, name="userinfo")
     return app

@@ -10,26 +10,18 @@ client hears anything (oidc-provider revokes a whole grant on reuse).
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from proxy import scopes
-from proxy.errors import (
-    InvalidGrant,
-    InvalidRequest,
-    InvalidScope,
-    InvalidTarget,
-    UpstreamError,
-    UpstreamRefused,
-)
+from proxy.errors import InvalidGrant, InvalidRequest, InvalidScope, InvalidTarget, UpstreamUnavailable
 from proxy.log import get_logger
 from proxy.metrics import REFRESH_REUSE
 from proxy.resources import normalise
 from proxy.state import Services
 from proxy.store.store import family_of
+from proxy.token.grants.upstream_access import near_expiry, refresh_upstream
 from proxy.token.mint import token_response
 from proxy.token.sealing import refresh_tokens, seal, unseal
-from proxy.upstream import token_set
 
 GRANT_TYPE = "refresh_token"
 log = get_logger()
@@ -46,29 +38,22 @@ def _narrowed(requested: str | None, granted: str) -> str:
     return " ".join(words)
 
 
-def _needs_upstream_refresh(s: Services, upstream: dict[str, Any] | None) -> bool:
-    if not upstream or not upstream.get("refresh_token") or s.upstream.profile.refresh == "none":
-        return False
-    expires_at = upstream.get("expires_at")
-    return expires_at is not None and expires_at - s.settings.upstream_refresh_skew_s <= time.time()
+def _upstream_with_client(s: Services) -> bool:
+    """PROXY_UPSTREAM_REFRESH=with-client, or a client that holds the upstream's own access token
+    (PROXY_ACCESS_TOKEN_MODE=upstream), which must never be handed an expired one."""
+    return s.settings.upstream_refresh == "with-client" or s.settings.access_token_mode == "upstream"
 
 
 async def _refresh_upstream(s: Services, family: str, new_token: str, outcome_undo: tuple[str, ...],
                             upstream: dict[str, Any], client_id: str) -> dict[str, Any]:
+    """The upstream part of a client's refresh, under the upstream error policy: a terminal failure has
+    revoked the family (invalid_grant); any other puts the rotation back, so the presented token still
+    works (unless a racer already holds its successor: then that successor stands, see UNDO_ROTATION)."""
     try:
-        response = await s.upstream.refresh(upstream["refresh_token"], client_id=client_id)
-    except UpstreamRefused as exc:
-        await s.store.revoke_family(family)
-        log.warning("family.revoked", reason="upstream_refused", detail=exc.detail)
-        raise InvalidGrant(detail="the upstream refused the refresh") from exc
-    except UpstreamError:
-        # The client's token stays valid; if a racer already holds the successor, that stands instead.
+        return await refresh_upstream(s, family, upstream, client_id, step="upstream_refresh")
+    except UpstreamUnavailable:
         await s.store.undo_rotation(new_token, outcome_undo)
         raise
-    fresh = token_set(response, previous=upstream)
-    if not await s.store.update_upstream(family, fresh):
-        raise InvalidGrant(detail="family revoked during the upstream refresh")
-    return fresh
 
 
 async def handle(s: Services, client_id: str, form: dict[str, str]) -> dict[str, Any]:
@@ -102,7 +87,7 @@ async def handle(s: Services, client_id: str, form: dict[str, str]) -> dict[str,
         log.info("refresh.grace_replay", client_id=client_id)
     else:
         assert outcome.undo is not None
-        if _needs_upstream_refresh(s, upstream):
+        if _upstream_with_client(s) and near_expiry(s, upstream):
             assert upstream is not None
             upstream = await _refresh_upstream(s, family, new_token, outcome.undo, upstream, client_id)
         log.info("refresh.rotated", client_id=client_id)

@@ -74,11 +74,10 @@ const configuration = {
       },
     };
   },
-  // oidc-provider follows OIDC Core §11 to the letter: `offline_access` is dropped from any request
-  // without prompt=consent, and by default only `offline_access` earns a refresh token. The facade
-  // asks for offline_access but (like most clients of hosted IdPs) sends no prompt=consent, so the
-  // operator's switch for "this client gets refresh tokens" is this hook (see docs/clients.md).
-  issueRefreshToken: async (_ctx, client) => client.grantTypeAllowed('refresh_token'),
+  // No `issueRefreshToken` override: oidc-provider's default is OIDC Core §11 to the letter
+  // (`offline_access` is dropped from any request without prompt=consent, and only `offline_access`
+  // earns a refresh token), so the facade must ask as a real §11 IdP wants it: its generic profile
+  // sends offline_access with prompt=consent (PROXY_UPSTREAM_OFFLINE_ACCESS=scope+consent).
   // Every refresh rotates the upstream refresh token: the facade must store each successor.
   rotateRefreshToken: true,
   features: {
