@@ -367,10 +367,12 @@ async def test_clerk_dcr_failure_refuses_the_registration(start: Start) -> None:
 
 async def test_a_client_without_its_upstream_registration_must_register_again(start: Start) -> None:
     """PROXY_UPSTREAM_DCR with no static client: a registration that lost its upstream twin (registered
-    before DCR was on) cannot act at the IdP. A refresh that needs the IdP is 401 invalid_client (the
-    client's cue to register again), and /authorize is the same error as a page, sending nobody upstream."""
+    before DCR was on) cannot act at the IdP. A refresh or fresh userinfo that needs the IdP is 401
+    invalid_client (the client's cue to register again), and /authorize is the same error as a page,
+    sending nobody upstream."""
     fake = clerk_fake(registration=True, access_token_ttl_s=1)
-    facade = await start("clerk", fake, upstream_dcr=True, upstream_client_id=None, upstream_client_secret=None)
+    facade = await start("clerk", fake, upstream_dcr=True, upstream_client_id=None, upstream_client_secret=None,
+                         upstream_fresh_userinfo=True)
     client, body, _ = await signed_in(facade)
     store = facade.services.store
     record = await store.load_client(client.client_id)
@@ -380,6 +382,9 @@ async def test_a_client_without_its_upstream_registration_must_register_again(st
     status, refused = await client.refresh(body["refresh_token"])  # the upstream token expired: refresh it
     assert (status, refused["error"]) == (401, "invalid_client")
     assert "register it again" in refused["error_description"]
+    async with facade.http.get(facade.url + "/userinfo",  # fresh claims need the upstream token refreshed
+                               headers={"Authorization": f"Bearer {body['access_token']}"}) as response:
+        assert (response.status, (await response.json())["error"]) == (401, "invalid_client")
     asked = len(fake.authorize_requests)
     response, _ = await client.start()
     assert (response.status, response.content_type) == (400, "text/html")
