@@ -22,6 +22,7 @@ from proxy.clients.cimd import CimdResolver
 from proxy.clients.directory import ClientDirectory
 from proxy.clients.fetch import Fetcher, Resolve, system_resolve
 from proxy.clients.registry import ClientRegistry, ClientsFileError, load_registry
+from proxy.clients.resource_servers import ResourceServersFileError, load_resource_servers
 from proxy.discovery.documents import base_path, build_documents
 from proxy.discovery.endpoints import DOCUMENTS, JWKS_BYTES, jwks, well_known
 from proxy.keys import Keyset, generate, parse_keys, render_jwks
@@ -39,7 +40,6 @@ from proxy.store import Store
 from proxy.store.connect import connect, describe
 from proxy.token.endpoint import token
 from proxy.token.introspect import introspect
-from proxy.token.resource_servers import ResourceServersFileError, load_resource_servers
 from proxy.token.revoke import revoke
 from proxy.token.userinfo import userinfo
 from proxy.upstream import Upstream, profile_for

@@ -24,12 +24,12 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from proxy.clients.registry import ClientsFileError, load_registry
+from proxy.clients.resource_servers import ResourceServers, ResourceServersFileError, load_resource_servers
 from proxy.discovery.documents import authorization_server_metadata
 from proxy.errors import UpstreamError, UpstreamRefused
 from proxy.keys import KeyFileError, Keyset
 from proxy.settings import Settings
 from proxy.store.connect import masked, probe
-from proxy.token.resource_servers import ResourceServers, ResourceServersFileError, load_resource_servers
 from proxy.upstream import Upstream, profile_for
 from proxy.upstream.client import upstream_errors
 from proxy.upstream.offline import advice

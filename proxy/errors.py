@@ -11,6 +11,7 @@
     ├── InvalidScope                400 invalid_scope
     ├── InvalidTarget               400 invalid_target (RFC 8707)
     ├── AccessDenied                403 access_denied
+    ├── UpstreamAuthorizationError  400 the IdP answered the sign-in with an error: one of a fixed set
     ├── InvalidRedirectUri          400 invalid_redirect_uri (RFC 7591 §3.2.2)
     ├── InvalidClientMetadata       400 invalid_client_metadata
     ├── ClientDocumentUnusable      400 invalid_client: a client metadata document (CIMD) unusable
@@ -20,7 +21,10 @@
     ├── PayloadTooLarge             413 invalid_request
     ├── RateLimited                 429 temporarily_unavailable (Retry-After)
     ├── ServerError                 500 server_error
+    │   └── UpstreamClientMissing   the client has no registration at the IdP: endpoints answer InvalidClient
     ├── UpstreamError               502 server_error: the IdP answered nonsense
+    │   ├── IdTokenRejected         502: the IdP's id_token failed a check (OIDC Core §3.1.3.7)
+    │   ├── DocumentNotFound        502: HTTP 404 on a GET (discovery then tries the next path)
     │   ├── UpstreamRefused         502: the IdP answered an OAuth error (e.g. invalid_grant)
     │   └── UpstreamUnavailable     503 temporarily_unavailable: the IdP is down or slow (Retry-After)
     │       └── UpstreamMisconfigured  503: the IdP refuses the facade's own configuration (operator)
@@ -296,3 +300,28 @@ class StoreUnavailable(ServerError):
     @property
     def headers(self) -> dict[str, str]:
         return {"Retry-After": "2"}
+
+
+class UpstreamAuthorizationError(OAuthError):
+    """The IdP answered the sign-in with an error; the client gets one of a fixed set of codes, which the
+    callback chooses (proxy/callback/endpoint.py: UPSTREAM_ERRORS) and sets on the instance."""
+
+    def __init__(self, error: str, description: str) -> None:
+        super().__init__(description)
+        self.error = error  # type: ignore[misc]
+
+
+class IdTokenRejected(UpstreamError):
+    """The upstream id_token failed a check; the callback answers server_error."""
+
+
+class DocumentNotFound(UpstreamError):
+    """HTTP 404 on a GET: for discovery, the cue to try the profile's next well-known path."""
+
+
+class UpstreamClientMissing(ServerError):
+    """The downstream client has no registration of its own at the IdP (PROXY_UPSTREAM_DCR). Raised by
+    the upstream side; the endpoints that act for a client answer it as InvalidClient
+    (proxy/web/upstream_client.py), so the client registers again."""
+
+    default_description = "This client has no registration at the identity provider: register it again."

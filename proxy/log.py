@@ -1,10 +1,48 @@
 """Structured logs: one JSON object a line, events as short dotted names, secrets never written.
 
-Event vocabulary (the `event` field): request, startup, store.unavailable, upstream.failed,
-upstream.id_token_rejected, callback.upstream_error, callback.browser_mismatch, callback.issuer_mismatch,
-code.issued, code.reused, refresh.rotated, refresh.grace_replay, refresh.reuse_detected, family.revoked,
-token.issued, request.failed, request.aborted, request.malformed, registration.over_cap, library.log,
-error.unexpected.
+Event vocabulary: every value of the `event` field the code writes, and nothing else (the test
+tests/test_log_events.py collects each `log.<level>("event", ...)` call in proxy/ and compares):
+
+    startup                         the facade is serving: issuer, store, upstream, profile
+    startup.generated_key           no PROXY_SIGNING_KEYS_FILE: a signing key was generated (or taken from the store)
+    startup.in_memory_store         no PROXY_REDIS_URL: state lives in this process only
+    startup.dev_idp                 the bundled development IdP is the upstream
+    startup.http_issuer             the issuer is plain http
+    request                         one line per answered request: method, path, status, duration_ms
+    request.failed                  an OAuth error with a detail or a 5xx: error, status, detail
+    request.aborted                 the client went away before the answer
+    request.malformed               aiohttp refused a request before any handler ran (bad request line or header)
+    error.unexpected                an exception that is no OAuthError: answered as server_error, traceback logged
+    library.log                     a record of a library's stdlib logger, redacted like ours
+    registration.over_cap           registrations passed PROXY_MAX_REGISTRATIONS_PER_HOUR (logged once an hour)
+    callback.browser_mismatch       /callback in another browser than the one that started the flow
+    callback.issuer_mismatch        the upstream's answer names another issuer, or none it promised (RFC 9207)
+    callback.upstream_error         the upstream answered the authorization request with an error
+    upstream.client_registered      a client was registered at the upstream (PROXY_UPSTREAM_DCR)
+    upstream.userinfo_failed        the upstream's userinfo failed; the sign-in's claims are used instead
+    upstream.userinfo_sub_mismatch  the upstream's userinfo names another sub (OIDC Core §5.3.2): ignored
+    upstream.emails_unavailable     GitHub's email list could not be read: sign-in without an email
+    upstream.misconfigured          the IdP refuses the facade's own configuration (operator class): cause, hint
+    upstream.unavailable            the IdP is down, slow or garbled (transient class): cause, retry_after_s
+    upstream.grant_ended            the user's upstream grant is gone (terminal class): the family ends
+    upstream.no_refresh_token       a sign-in brought no upstream refresh token where one was asked for (once)
+    upstream.userinfo_skipped       fresh userinfo without an upstream token to ask with: the sign-in's claims
+    code.issued                     a code was issued to the client
+    code.reused                     a code was redeemed twice: what it issued is revoked (RFC 6749 §4.1.2)
+    token.issued                    a code was redeemed for tokens
+    refresh.rotated                 a refresh token was rotated
+    refresh.grace_replay            a racer presented the just-rotated token inside the grace window
+    refresh.reuse_detected          a rotated refresh token came back: the family is revoked (RFC 9700 §4.14.2)
+    family.revoked                  a refresh family ended (revocation, reuse, the upstream's refusal)
+    token.exchanged                 a resource server exchanged a facade access token for the upstream one (RFC 8693)
+    access_token.revoked            an access token was revoked at /revoke (RFC 7009)
+    cimd.fetched                    a client metadata document (URL client_id) was fetched and is valid
+    cimd.stale                      its fetch failed transiently: the cached copy past its freshness is used
+    cimd.refused                    the document's address may not be fetched (SSRF rules)
+    cimd.failed                     the document could not be fetched
+    cimd.invalid                    the fetched document is not a usable client metadata document
+    gateway.backend_timeout         the gateway's MCP backend did not answer in time (504)
+    gateway.backend_unavailable     the gateway's MCP backend is unreachable (502)
 
 Libraries' stdlib loggers (aiohttp.server, .access, .web, .client, ...) are routed through the same
 processors by `StdlibBridge`, so the redactor sees what they write too: aiohttp logs a request line

@@ -7,10 +7,10 @@ from dataclasses import dataclass, field
 from aiohttp import web
 
 from proxy.clients.directory import ClientDirectory
+from proxy.clients.resource_servers import ResourceServers
 from proxy.keys import Keyset
 from proxy.settings import Settings
 from proxy.store import Store
-from proxy.token.resource_servers import ResourceServers
 from proxy.upstream import Upstream
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlencode
-
 import pytest
 
 from tests.conftest import Facade
@@ -21,29 +19,6 @@ async def assert_html_error(facade: Facade, path: str, needle: str) -> None:
     assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
 
 
-async def test_unknown_client_is_an_html_page_never_a_redirect(facade: Facade) -> None:
-    """RFC 6749 §4.1.2.1: MUST NOT redirect to an unverified redirect_uri."""
-    params = urlencode({"client_id": "nobody", "redirect_uri": "https://evil.example/cb", "response_type": "code"})
-    await assert_html_error(facade, "/authorize?" + params, "not registered")
-
-
-@pytest.mark.parametrize("uri", [
-    "https://evil.example/cb",
-    "https://app.example.com/cb/extra",
-    "https://app.example.com:8443/cb",
-    "https://app.example.com/cb#x",
-])
-async def test_unregistered_redirect_uri_is_an_html_page(facade: Facade, uri: str) -> None:
-    client = facade.client()
-    client.redirect_uri = "https://app.example.com/cb"
-    await client.register()
-    before = await facade.keys()
-    response, _ = await client.start(redirect_uri=uri)
-    assert response.status == 400
-    assert "Location" not in response.headers
-    assert await facade.keys() == before
-
-
 async def test_loopback_redirect_matches_on_any_port(facade: Facade) -> None:
     """RFC 8252 §7.3: VS Code registers one port and uses another."""
     client = facade.client()
@@ -56,6 +31,7 @@ async def test_loopback_redirect_matches_on_any_port(facade: Facade) -> None:
 
 
 async def test_loopback_port_freedom_does_not_extend_to_other_paths(facade: Facade) -> None:
+    """RFC 8252 §7.3: only the port of a loopback redirect URI may vary; another path is refused with 400."""
     client = facade.client()
     client.redirect_uri = "http://127.0.0.1:33418/callback"
     await client.register()
@@ -64,6 +40,8 @@ async def test_loopback_port_freedom_does_not_extend_to_other_paths(facade: Faca
 
 
 async def test_redirect_uri_may_be_omitted_when_one_is_registered(facade: Facade) -> None:
+    """RFC 6749 §3.1.2.3: a client with one registered redirect URI may omit it at /authorize and at /token;
+    the code goes there and redeems."""
     client = facade.client()
     await client.register()
     response, auth = await client.start(redirect_uri=None)
@@ -75,9 +53,6 @@ async def test_redirect_uri_may_be_omitted_when_one_is_registered(facade: Facade
 
 @pytest.mark.parametrize(("extra", "error"), [
     ({"response_type": "token"}, "unsupported_response_type"),
-    ({"code_challenge": None}, "invalid_request"),
-    ({"code_challenge_method": "plain"}, "invalid_request"),
-    ({"code_challenge_method": None}, "invalid_request"),
     ({"code_challenge": "short"}, "invalid_request"),
     ({"scope": "admin superuser"}, "invalid_scope"),
     ({"scope": "openid \x7f"}, "invalid_scope"),
@@ -113,6 +88,7 @@ async def test_unknown_scopes_are_dropped_not_fatal(facade: Facade) -> None:
 
 
 async def test_missing_scope_grants_the_default_scopes(facade: Facade) -> None:
+    """RFC 6749 §3.3: without a scope parameter the client gets PROXY_SCOPES' default (openid offline_access)."""
     client = facade.client()
     await client.register()
     auth = await client.authorize(scope=None)
@@ -137,6 +113,7 @@ async def test_resource_is_normalised_and_defaults_to_the_single_resource(
 
 
 async def test_transaction_is_stored_with_a_ten_minute_ttl(facade: Facade) -> None:
+    """PROXY_TRANSACTION_TTL_S: the pending upstream hop is one stored transaction that expires after 600 s."""
     client = facade.client()
     await client.register()
     response, _ = await client.start()
@@ -147,6 +124,7 @@ async def test_transaction_is_stored_with_a_ten_minute_ttl(facade: Facade) -> No
 
 
 async def test_replayed_or_unknown_callback_state_is_an_html_page(facade: Facade) -> None:
+    """RFC 6749 §10.12: a /callback state used once already, or never issued, is a 400 page, never a redirect."""
     client = facade.client()
     await client.register()
     response, _auth = await client.start()
@@ -158,41 +136,3 @@ async def test_replayed_or_unknown_callback_state_is_an_html_page(facade: Facade
     assert replay.status == 400
     assert "Location" not in replay.headers
     await assert_html_error(facade, "/callback?state=made-up&code=x", "unknown")
-
-
-async def test_upstream_error_goes_back_to_the_client_with_its_state(facade: Facade) -> None:
-    """The upstream's denial, with the upstream's own `iss` (so the answer passes the RFC 9207 check and
-    reaches the error branch), goes back to the client as access_denied with the client's state and the
-    facade's iss; the upstream's description is not relayed."""
-    client = facade.client()
-    await client.register()
-    response, auth = await client.start()
-    upstream_state = query_of(response.headers["Location"])["state"]
-    back = await client.get(facade.url + "/callback?" + urlencode({
-        "error": "access_denied", "error_description": "<script>", "state": upstream_state,
-        "iss": facade.idp_url}))
-    assert back.status == 302
-    params = query_of(back.headers["Location"])
-    assert params["error"] == "access_denied"
-    assert params["error_description"] == "The sign-in was denied at the identity provider."
-    assert params["state"] == auth.state
-    assert params["iss"] == facade.url
-    assert "<script>" not in back.headers["Location"]
-
-
-async def test_upstream_id_token_with_a_bad_signature_is_refused(make_facade: object) -> None:
-    facade = await make_facade(idp={"tamper_id_token": True})  # type: ignore[operator]
-    client = facade.client()
-    await client.register()
-    auth = await client.authorize()
-    assert auth.params["error"] == "server_error"
-    assert auth.params["state"] == auth.state
-    assert not [key for key in await facade.keys() if ":code:" in key]
-
-
-async def test_upstream_id_token_with_the_wrong_nonce_is_refused(make_facade: object) -> None:
-    facade = await make_facade(idp={"wrong_nonce": True})  # type: ignore[operator]
-    client = facade.client()
-    await client.register()
-    auth = await client.authorize()
-    assert auth.params["error"] == "server_error"

@@ -73,6 +73,8 @@ def against(aiohttp_server: Any) -> Run:
 
 
 async def test_a_healthy_upstream_passes_and_the_effective_metadata_is_printed(against: Run) -> None:
+    """check against a sound generic OIDC upstream exits 0 with no problem, prints the facade's and the
+    upstream's effective metadata, and notes the redirect URI to register."""
     result = await against("generic", FakeOidc())
     assert result.code == 0, result.err
     assert result.problems == []
@@ -88,6 +90,8 @@ async def test_a_healthy_upstream_passes_and_the_effective_metadata_is_printed(a
 
 
 async def test_an_unreachable_upstream_is_a_problem() -> None:
+    """An upstream nobody answers at is one problem line naming its URL, exit 1; the facade's own metadata is
+    still printed."""
     settings = Settings(_env_file=None, issuer=ISSUER, upstream_issuer=f"http://127.0.0.1:{free_port()}",  # type: ignore[call-arg]
                         upstream_client_id=CLIENT_ID, upstream_client_secret=CLIENT_SECRET, upstream_timeout_s=2)
     result = await run(settings)
@@ -102,18 +106,23 @@ async def test_an_unreachable_upstream_is_a_problem() -> None:
     ({"auth_methods": ("private_key_jwt",)}, "which the upstream does not list"),
 ])
 async def test_upstream_shortcomings_are_problems(against: Run, quirks: dict[str, Any], problem: str) -> None:
+    """An upstream without PKCE S256, the refresh_token grant or a client auth method the facade can use is a
+    problem, exit 1."""
     result = await against("generic", FakeOidc(OidcQuirks(**quirks)))
     assert result.code == 1
     assert any(problem in line for line in result.problems), result.err
 
 
 async def test_clerk_without_offline_access_cannot_refresh(against: Run) -> None:
+    """Clerk needs offline_access for refresh tokens: an upstream that does not list it is a problem."""
     result = await against("clerk", FakeOidc(OidcQuirks(scopes_supported=("openid", "email"))))
     assert result.code == 1
     assert "the upstream does not list the offline_access scope that earns refresh tokens" in result.problems
 
 
 async def test_generic_without_offline_access_is_only_a_note(against: Run) -> None:
+    """A generic upstream without offline_access is a note, not a problem, and the effective upstream scope
+    drops it."""
     result = await against("generic", FakeOidc(OidcQuirks(scopes_supported=("openid",))))
     assert result.code == 0, result.err
     assert "will not ask it for refresh tokens" in result.notes
@@ -121,12 +130,15 @@ async def test_generic_without_offline_access_is_only_a_note(against: Run) -> No
 
 
 async def test_wrong_client_credentials_are_found_by_a_probe(against: Run) -> None:
+    """check probes the token endpoint with a made-up code: invalid_client means the configured credentials
+    are wrong, a problem."""
     result = await against("generic", FakeOidc(), upstream_client_secret="wrong")
     assert result.code == 1
     assert "the upstream rejects PROXY_UPSTREAM_CLIENT_ID/SECRET (invalid_client)" in result.problems
 
 
 async def test_dcr_without_a_registration_endpoint_is_a_problem(against: Run) -> None:
+    """PROXY_UPSTREAM_DCR against an upstream with no registration_endpoint is a problem."""
     result = await against("clerk", FakeOidc(), upstream_dcr=True, upstream_client_id=None,
                            upstream_client_secret=None)
     assert result.code == 1
@@ -134,6 +146,8 @@ async def test_dcr_without_a_registration_endpoint_is_a_problem(against: Run) ->
 
 
 async def test_dcr_with_a_registration_endpoint_passes(against: Run) -> None:
+    """PROXY_UPSTREAM_DCR with a registration_endpoint passes and reports one upstream client per
+    registration."""
     result = await against("clerk", FakeOidc(OidcQuirks(registration=True)), upstream_dcr=True,
                            upstream_client_id=None, upstream_client_secret=None)
     assert result.code == 0, result.err
@@ -141,6 +155,8 @@ async def test_dcr_with_a_registration_endpoint_passes(against: Run) -> None:
 
 
 async def test_github_has_no_discovery_but_its_endpoints_are_probed(against: Run) -> None:
+    """The github profile has no discovery: check probes its fixed endpoints and reports client_secret_post
+    and GitHub's scopes."""
     result = await against("github", FakeGitHub(CLIENT_ID, CLIENT_SECRET))
     assert result.code == 0, result.err
     upstream = result.document["upstream"]
@@ -151,18 +167,21 @@ async def test_github_has_no_discovery_but_its_endpoints_are_probed(against: Run
 
 
 async def test_github_wrong_secret_is_a_problem(against: Run) -> None:
+    """GitHub's HTTP 200 incorrect_client_credentials answer to the probe is recognised as wrong credentials."""
     result = await against("github", FakeGitHub(CLIENT_ID, "other"))
     assert result.code == 1
     assert "the upstream rejects PROXY_UPSTREAM_CLIENT_ID/SECRET (incorrect_client_credentials)" in result.problems
 
 
 async def test_github_unknown_client_id_is_a_problem(against: Run) -> None:
+    """GitHub answers 404 for an unknown client_id: a problem naming the status."""
     result = await against("github", FakeGitHub("someone-else", CLIENT_SECRET))
     assert result.code == 1
     assert any("answers HTTP 404" in line for line in result.problems)
 
 
 async def test_plain_http_issuer_on_a_public_host_is_a_problem(against: Run) -> None:
+    """RFC 8414 §2 / OAuth 2.1 §1.5: an http:// issuer off loopback is a problem."""
     result = await against("generic", FakeOidc(), issuer="http://auth.example.com")
     assert result.code == 1
     assert any("http:// on a non-loopback host" in line for line in result.problems)
@@ -175,6 +194,7 @@ def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]
 
 
 def test_cli_check_exits_1_when_the_upstream_is_unreachable() -> None:
+    """The CLI: exit 1, the problem on stderr without a traceback, the JSON alone on stdout."""
     result = run_cli("check", env={"PROXY_UPSTREAM_ISSUER": f"http://127.0.0.1:{free_port()}",
                                    "PROXY_UPSTREAM_CLIENT_ID": "x", "PROXY_UPSTREAM_CLIENT_SECRET": "y",
                                    "PROXY_UPSTREAM_TIMEOUT_S": "2"})
@@ -185,6 +205,7 @@ def test_cli_check_exits_1_when_the_upstream_is_unreachable() -> None:
 
 
 def test_cli_check_with_the_dev_idp_needs_no_network() -> None:
+    """With no upstream configured, check passes offline and notes the bundled development IdP on stderr."""
     result = run_cli("check", env={})
     assert result.returncode == 0, result.stderr
     assert "note: upstream: the bundled development IdP" in result.stderr

@@ -82,6 +82,8 @@ async def cluster_client(cluster: list[int]) -> AsyncIterator[object]:
 @pytest.mark.parametrize("redis_client", ["fakeredis"], indirect=True)
 async def test_whole_flow_refresh_and_revocation_on_a_cluster(make_facade: FacadeFactory,
                                                                cluster_client: object) -> None:
+    """On Redis Cluster, keys of one family share a slot: sign-in, refresh, userinfo, grace replay, reuse
+    detection and code replay behave as on one node."""
     facade = await make_facade(redis=cluster_client)
     client = facade.client()
     first = await client.signed_in()

@@ -24,11 +24,13 @@ def compose() -> dict[str, Any]:
 
 
 def test_compose_has_the_facade_redis_and_the_dev_idp() -> None:
+    """docker-compose.yml defines the facade, Redis and the dev IdP."""
     services = compose()["services"]
     assert {"facade", "redis", "devidp"} <= set(services)
 
 
 def test_compose_env_names_are_settings_the_code_reads() -> None:
+    """Every PROXY_* variable in the compose file is a real setting, and the facade's environment validates."""
     for name, service in compose()["services"].items():
         for variable in service.get("environment", {}):
             if variable.startswith("PROXY_"):
@@ -38,6 +40,8 @@ def test_compose_env_names_are_settings_the_code_reads() -> None:
 
 
 def test_compose_ports_and_addresses_line_up() -> None:
+    """The compose file's ports, issuer, Redis host and dev IdP URL, network alias and credentials agree with
+    each other."""
     services = compose()["services"]
     facade_env = services["facade"]["environment"]
     published = {entry.split(":")[1] for entry in services["facade"]["ports"]}
@@ -60,12 +64,15 @@ def test_compose_ports_and_addresses_line_up() -> None:
 
 
 def test_compose_redis_persists() -> None:
+    """Redis in compose uses an append-only file on a volume, so restarts lose no grant."""
     redis = compose()["services"]["redis"]
     assert "--appendonly" in redis["command"] and "yes" in redis["command"]
     assert any(volume.endswith(":/data") for volume in redis["volumes"])
 
 
 def test_dockerfile_is_small_non_root_with_a_healthcheck() -> None:
+    """The Dockerfile is multi-stage on python:3.11-slim, runs as uid 10001, has a /healthz HEALTHCHECK and
+    holds no secret."""
     text = (ROOT / "Dockerfile").read_text()
     assert text.count("FROM python:3.11-slim") == 2  # multi-stage
     assert re.search(r"^USER 10001$", text, re.M)
@@ -75,6 +82,7 @@ def test_dockerfile_is_small_non_root_with_a_healthcheck() -> None:
 
 
 def test_config_examples_only_name_known_settings() -> None:
+    """Every PROXY_* name in config/*.env is a real setting."""
     examples = sorted((ROOT / "config").glob("*.env"))
     for path in examples:
         for line in path.read_text().splitlines():

@@ -103,6 +103,8 @@ async def test_protected_resource_metadata_names_the_resource_and_this_server(fa
 
 
 async def test_each_configured_resource_gets_its_own_document(make_facade: FacadeFactory) -> None:
+    """RFC 9728 §3.1: each PROXY_RESOURCES entry has its own protected-resource document at the path-inserted
+    well-known URL."""
     facade = await make_facade(resources="https://mcp.example.com/mcp https://tools.example.com/v1/sse")
     _, first, _ = await get_json(facade, "/.well-known/oauth-protected-resource/mcp")
     _, second, _ = await get_json(facade, "/.well-known/oauth-protected-resource/v1/sse")
@@ -117,6 +119,7 @@ async def test_unserved_well_known_is_404_not_a_redirect(facade: Facade) -> None
 
 
 async def test_jwks_serves_public_keys_only_with_kid_alg_use(facade: Facade) -> None:
+    """RFC 7517: /jwks lists the signing keys with kid, alg, use and kty, and no private member."""
     status, jwks, _ = await get_json(facade, "/jwks")
     assert status == 200
     assert jwks["keys"]
@@ -126,6 +129,7 @@ async def test_jwks_serves_public_keys_only_with_kid_alg_use(facade: Facade) -> 
 
 
 async def test_metadata_jwks_uri_points_at_the_served_jwks(facade: Facade) -> None:
+    """RFC 8414 §2: the advertised jwks_uri is served and holds keys."""
     _, metadata, _ = await get_json(facade, "/.well-known/openid-configuration")
     path = urlsplit(metadata["jwks_uri"]).path
     status, jwks, _ = await get_json(facade, path)
@@ -145,6 +149,7 @@ async def test_cors_preflight_is_answered_for_browser_clients(facade: Facade, pa
 
 
 async def test_cors_header_on_discovery_and_error_answers(facade: Facade) -> None:
+    """Browser-based clients read metadata and /token errors: both carry Access-Control-Allow-Origin: *."""
     _, _, headers = await get_json(facade, "/.well-known/oauth-authorization-server")
     assert headers["Access-Control-Allow-Origin"] == "*"
     async with facade.http.post(facade.url + "/token", data={"grant_type": "nope"}) as response:
@@ -153,6 +158,7 @@ async def test_cors_header_on_discovery_and_error_answers(facade: Facade) -> Non
 
 
 async def test_health_and_readiness(facade: Facade) -> None:
+    """/healthz and /readyz answer 200 on a healthy facade."""
     assert (await get_json(facade, "/healthz"))[0] == 200
     assert (await get_json(facade, "/readyz"))[0] == 200
 

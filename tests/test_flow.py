@@ -88,14 +88,6 @@ async def test_upstream_sees_only_the_facades_own_callback_state_nonce_and_pkce(
     assert exchange["code_verifier"]
 
 
-async def test_state_is_returned_byte_for_byte(facade: Facade) -> None:
-    """RFC 6749 §4.1.2: state exactly as sent, including characters that need encoding."""
-    client = facade.client()
-    await client.register()
-    auth = await client.authorize(state="a b+c/d?e=f&g%h")
-    assert auth.params["state"] == "a b+c/d?e=f&g%h"
-
-
 async def test_registered_redirect_query_is_kept(facade: Facade) -> None:
     """RFC 6749 §3.1.2: the query component of a registered redirect URI is retained."""
     client = facade.client()

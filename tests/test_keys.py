@@ -22,6 +22,8 @@ def keys_cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.parametrize("fmt", ["pem", "jwk", "jwks"])
 def test_generate_writes_a_loadable_private_key(tmp_path: Path, fmt: str) -> None:
+    """keys generate writes an owner-only RS256 private key in each format, which loads and publishes no private
+    member."""
     path = tmp_path / f"key.{fmt}"
     assert keys_cli("generate", "--format", fmt, "--out", str(path)).returncode == 0
     assert path.stat().st_mode & 0o077 == 0
@@ -31,6 +33,7 @@ def test_generate_writes_a_loadable_private_key(tmp_path: Path, fmt: str) -> Non
 
 
 def test_es256_keys_are_supported(tmp_path: Path) -> None:
+    """keys generate --alg ES256 writes a key that signs and verifies as ES256."""
     path = tmp_path / "ec.jwks"
     assert keys_cli("generate", "--alg", "ES256", "--out", str(path)).returncode == 0
     keyset = Keyset.from_file(path)
@@ -40,6 +43,7 @@ def test_es256_keys_are_supported(tmp_path: Path) -> None:
 
 
 def test_rotate_puts_a_new_key_in_front_and_keeps_the_old(tmp_path: Path) -> None:
+    """keys rotate puts a new signing key first and keeps the old one, so tokens signed before still verify."""
     path = tmp_path / "keys.jwks"
     keys_cli("generate", "--out", str(path))
     old = Keyset.from_file(path)
@@ -95,6 +99,7 @@ def test_rotate_with_create_starts_a_new_key_file(tmp_path: Path) -> None:
 
 
 def test_several_pem_blocks_make_a_rotation(tmp_path: Path) -> None:
+    """A PEM file with several keys is a keyset in file order (the first signs)."""
     first, second = generate(), generate()
     path = tmp_path / "keys.pem"
     path.write_bytes(first.key.as_pem(private=True) + b"\n" + second.key.as_pem(private=True))
@@ -107,11 +112,13 @@ def test_several_pem_blocks_make_a_rotation(tmp_path: Path) -> None:
     (json.dumps({"kty": "RSA", "n": "AQAB", "e": "AQAB"}).encode(), "unreadable key|at least 2048|private"),
 ])
 def test_unusable_key_files_are_refused(content: bytes, message: str) -> None:
+    """A file without a usable private key is a KeyFileError saying why."""
     with pytest.raises(KeyFileError, match=message):
         parse_keys(content)
 
 
 def test_public_only_jwk_is_refused() -> None:
+    """A public-only JWK is refused as a signing key."""
     public = generate().public_jwk()
     with pytest.raises(KeyFileError, match="private"):
         parse_keys(json.dumps(public).encode())

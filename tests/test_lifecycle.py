@@ -34,6 +34,8 @@ async def rs_facade(make_facade: FacadeFactory) -> Facade:
 
 
 async def test_revoking_a_refresh_token_revokes_its_family_and_the_upstream_grant(rs_facade: Facade) -> None:
+    """RFC 7009 §2.1: revoking a refresh token is 200 no-store, ends its refresh and access tokens, and
+    revokes the upstream grant."""
     client = rs_facade.client()
     body = await client.signed_in()
     status, _, headers = await post(rs_facade, "/revoke", {"token": body["refresh_token"],
@@ -47,6 +49,8 @@ async def test_revoking_a_refresh_token_revokes_its_family_and_the_upstream_gran
 
 
 async def test_revoking_an_access_token_fails_its_introspection(rs_facade: Facade) -> None:
+    """RFC 7009 §2.1: a revoked access token introspects inactive, while the family's refresh token keeps
+    working."""
     client = rs_facade.client()
     body = await client.signed_in()
     assert (await introspect(rs_facade, body["access_token"]))["active"] is True
@@ -61,6 +65,7 @@ async def test_revoking_an_access_token_fails_its_introspection(rs_facade: Facad
 
 @pytest.mark.parametrize("token", ["unknown", "a.b", "x.y.z", ""])
 async def test_revocation_of_unknown_tokens_is_200(rs_facade: Facade, token: str) -> None:
+    """RFC 7009 §2.2: revoking an unknown token is 200; a missing token parameter is 400."""
     client = rs_facade.client()
     await client.register()
     status, _, _ = await post(rs_facade, "/revoke", {"token": token, "client_id": client.client_id})
@@ -68,6 +73,8 @@ async def test_revocation_of_unknown_tokens_is_200(rs_facade: Facade, token: str
 
 
 async def test_revocation_by_another_client_does_nothing(rs_facade: Facade) -> None:
+    """RFC 7009 §2.1: a client cannot revoke another client's token; it gets 200 and the token still
+    refreshes."""
     client = rs_facade.client()
     body = await client.signed_in()
     other = rs_facade.client()
@@ -79,6 +86,7 @@ async def test_revocation_by_another_client_does_nothing(rs_facade: Facade) -> N
 
 
 async def test_revocation_accepts_basic_client_authentication(rs_facade: Facade) -> None:
+    """RFC 7009 §2.1 / RFC 6749 §2.3.1: /revoke identifies the client by Basic as well as by client_id."""
     client = rs_facade.client()
     body = await client.signed_in()
     header = "Basic " + base64.b64encode(f"{client.client_id}:x".encode()).decode()
@@ -88,6 +96,8 @@ async def test_revocation_accepts_basic_client_authentication(rs_facade: Facade)
 
 
 async def test_introspection_describes_a_live_access_token(rs_facade: Facade) -> None:
+    """RFC 7662 §2.2: a live access or refresh token introspects active with client_id, sub, scope, iss and
+    aud."""
     client = rs_facade.client()
     body = await client.signed_in()
     info = await introspect(rs_facade, body["access_token"])
@@ -103,10 +113,12 @@ async def test_introspection_describes_a_live_access_token(rs_facade: Facade) ->
 
 @pytest.mark.parametrize("token", ["nonsense", "a.b.c", "fam.secret"])
 async def test_introspection_of_unknown_tokens_is_inactive(rs_facade: Facade, token: str) -> None:
+    """RFC 7662 §2.2: an unknown token is {"active": false}, nothing more."""
     assert await introspect(rs_facade, token) == {"active": False}
 
 
 async def test_introspection_of_a_rotated_refresh_token_is_inactive(rs_facade: Facade) -> None:
+    """A refresh token replaced by rotation introspects inactive."""
     client = rs_facade.client()
     body = await client.signed_in()
     await client.refresh(body["refresh_token"])
@@ -115,24 +127,28 @@ async def test_introspection_of_a_rotated_refresh_token_is_inactive(rs_facade: F
 
 @pytest.mark.parametrize("header", [None, "Bearer wrong", "Basic " + base64.b64encode(b"rs:wrong").decode()])
 async def test_introspection_requires_the_configured_credential(rs_facade: Facade, header: str | None) -> None:
+    """RFC 7662 §2.1: /introspect without PROXY_INTROSPECTION_SECRET as Bearer or Basic is 401 invalid_client."""
     status, body, _ = await post(rs_facade, "/introspect", {"token": "x"},
                                  {"Authorization": header} if header else None)
     assert (status, body["error"]) == (401, "invalid_client")
 
 
 async def test_introspection_accepts_basic_with_the_secret(rs_facade: Facade) -> None:
+    """RFC 7662 §2.1: the resource server may send the secret as Basic password."""
     header = "Basic " + base64.b64encode(f"mcp-server:{SECRET}".encode()).decode()
     status, body, _ = await post(rs_facade, "/introspect", {"token": "x"}, {"Authorization": header})
     assert (status, body) == (200, {"active": False})
 
 
 async def test_introspection_is_off_without_a_secret(facade: Facade) -> None:
+    """With no PROXY_INTROSPECTION_SECRET, /introspect refuses everyone with 401 invalid_client."""
     status, body, _ = await post(facade, "/introspect", {"token": "x"}, {"Authorization": "Bearer x"})
     assert (status, body["error"]) == (401, "invalid_client")
 
 
 @pytest.mark.parametrize("method", ["GET", "POST"])
 async def test_userinfo_returns_the_users_claims(facade: Facade, method: str) -> None:
+    """OIDC Core §5.3: /userinfo by GET or POST returns sub and the claims the scopes name."""
     client = facade.client()
     body = await client.signed_in(scope="openid email profile")
     async with facade.http.request(method, facade.url + "/userinfo",
@@ -147,6 +163,7 @@ async def test_userinfo_returns_the_users_claims(facade: Facade, method: str) ->
 @pytest.mark.parametrize("header", [None, "Bearer nonsense", "Basic abc"])
 async def test_userinfo_without_a_valid_token_is_401_with_a_bearer_challenge(facade: Facade,
                                                                               header: str | None) -> None:
+    """RFC 6750 §3.1: no token, a bad token or another scheme is 401 invalid_token with a Bearer challenge."""
     async with facade.http.get(facade.url + "/userinfo",
                                headers={"Authorization": header} if header else None) as response:
         assert response.status == 401
@@ -155,6 +172,7 @@ async def test_userinfo_without_a_valid_token_is_401_with_a_bearer_challenge(fac
 
 
 async def test_userinfo_refuses_a_token_of_a_revoked_family(facade: Facade) -> None:
+    """An access token whose family was revoked is refused at /userinfo."""
     client = facade.client()
     body = await client.signed_in()
     await post(facade, "/revoke", {"token": body["refresh_token"], "client_id": client.client_id})
@@ -182,6 +200,7 @@ async def test_userinfo_can_ask_the_upstream_for_fresh_claims(make_facade: Facad
 
 
 async def test_userinfo_serves_the_sign_in_snapshot_by_default(facade: Facade) -> None:
+    """By default /userinfo serves the claims taken at sign-in, without calling the IdP again."""
     client = facade.client()
     body = await client.signed_in(scope="openid email profile")
     rename_at_the_idp(facade)

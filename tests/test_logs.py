@@ -11,6 +11,9 @@ from tests.conftest import FacadeFactory
 
 
 async def test_a_whole_flow_logs_no_secret(make_facade: FacadeFactory, captured_logs: io.StringIO) -> None:
+    """A full flow (consent, Basic auth, refresh, grace replay, introspection, userinfo, revocation, code
+    replay) logs request lines and code.reused, and no code, token, verifier, state, nonce, CSRF, consent
+    id or credential."""
     facade = await make_facade(introspection_secret="introspection-credential", consent=True)
     client = facade.client()
     await client.register()
@@ -69,6 +72,8 @@ async def test_a_whole_flow_logs_no_secret(make_facade: FacadeFactory, captured_
 
 
 def test_redactor_removes_secret_fields_and_scrubs_urls() -> None:
+    """The Redactor processor masks secret-named fields, strips code and state from URLs and bearer tokens
+    from text, and leaves plain text alone."""
     event = Redactor()(None, "info", {
         "event": "x", "refresh_token": "r", "Authorization": "Basic abc", "code": "c",
         "url": "https://a/cb?code=SECRET&state=S2", "note": "Bearer eyJhbGciOi.x.y"})

@@ -19,6 +19,8 @@ def value(text: str, sample: str) -> float:
 
 
 async def test_a_flow_and_a_reuse_show_up_in_the_counters(facade: Facade) -> None:
+    """A sign-in, two refreshes and a reuse move the flow, reuse, request and upstream-duration counters by
+    exactly those amounts."""
     _, before = await scrape(facade)
     client = facade.client()
     first = await client.signed_in()
@@ -40,6 +42,7 @@ async def test_a_flow_and_a_reuse_show_up_in_the_counters(facade: Facade) -> Non
 
 
 async def test_failed_sign_ins_are_counted_by_reason(facade: Facade) -> None:
+    """A refused /authorize counts one failed flow labelled with its OAuth error code."""
     client = facade.client()
     await client.register()
     _, before = await scrape(facade)
@@ -50,6 +53,7 @@ async def test_failed_sign_ins_are_counted_by_reason(facade: Facade) -> None:
 
 
 async def test_metrics_can_require_a_bearer_token(make_facade: FacadeFactory) -> None:
+    """PROXY_METRICS_TOKEN: /metrics is 401 without or with a wrong bearer token, 200 with the right one."""
     facade = await make_facade(metrics_token="scrape-me")
     assert (await scrape(facade))[0] == 401
     assert (await scrape(facade, "wrong"))[0] == 401

@@ -147,6 +147,8 @@ def test_facade_scopes_map_to_each_idps_upstream_scopes(profile: str, scope: str
 
 
 def test_facade_only_scopes_never_go_upstream_and_extra_upstream_scopes_do() -> None:
+    """Scopes the facade defines (mcp:tools) stay local; the profile's and PROXY_UPSTREAM_SCOPES' scopes are
+    what go upstream."""
     s = settings(upstream_profile="clerk", upstream_issuer="https://c.example", upstream_client_id="x",
                  scopes="openid mcp:tools", upstream_scopes="public_metadata")
     assert PROFILES["clerk"].upstream_scopes(s) == ("openid", "email", "profile", "public_metadata")
@@ -187,6 +189,8 @@ def test_google_and_github_need_only_credentials() -> None:
 
 
 def test_github_enterprise_endpoints_live_under_the_issuer_setting() -> None:
+    """GitHub Enterprise: PROXY_UPSTREAM_ISSUER moves the authorize, user and emails endpoints under that
+    host."""
     s = settings(upstream_profile="github", upstream_client_id="x", upstream_issuer="https://ghe.example.com/")
     endpoints = PROFILES["github"].explicit_endpoints(s)
     assert endpoints is not None
@@ -212,11 +216,14 @@ def test_only_generic_falls_back_to_the_dev_idp() -> None:
     ({"upstream_profile": "auth0", "upstream_issuer": "https://t.auth0.com/"}, "PROXY_UPSTREAM_CLIENT_ID"),
 ])
 def test_incoherent_profile_settings_are_refused_in_one_line(values: dict[str, Any], message: str) -> None:
+    """A profile missing what it needs (issuer, client id) or asked for DCR it cannot do is one SettingsError
+    line naming the setting."""
     with pytest.raises(SettingsError, match=message):
         coherent(load_settings(**values))
 
 
 def test_clerk_dcr_needs_no_static_client() -> None:
+    """Clerk with DCR needs no PROXY_UPSTREAM_CLIENT_ID and does not fall back to the dev IdP."""
     s = settings(upstream_profile="clerk", upstream_issuer="https://c.clerk.accounts.dev", upstream_dcr=True)
     assert not uses_dev_idp(s)
 
@@ -231,6 +238,7 @@ def test_no_module_outside_the_profiles_branches_on_a_provider_name() -> None:
 
 
 def test_github_user_becomes_oidc_claims_with_a_string_subject() -> None:
+    """GitHub's user object maps to OIDC claims: the numeric id becomes a string sub, nulls are dropped."""
     profile = PROFILES["github"]
     user = {"id": 1, "login": "octocat", "name": None, "email": None, "avatar_url": "https://a/1"}
     assert claims_from_user(user, profile.subject_claim, profile.claim_map) == {
@@ -245,10 +253,13 @@ def test_github_user_becomes_oidc_claims_with_a_string_subject() -> None:
     ({"message": "Not Found"}, None),
 ])
 def test_only_the_primary_verified_github_email_is_used(emails: Any, chosen: str | None) -> None:
+    """Only an email that is both primary and verified becomes the email claim; anything else (or an error
+    body) gives none."""
     assert primary_verified_email(emails) == chosen
 
 
 def test_upstream_credentials_never_show_their_secret() -> None:
+    """A dynamically registered upstream client keeps its issued secret, and its repr never shows it."""
     client = UpstreamClient.from_registration({"client_id": "dyn", "client_secret": "hush",
                                                "token_endpoint_auth_method": "none"})
     assert client == UpstreamClient("dyn", "hush", None)  # a secret it issued is used; the method is ours
@@ -354,6 +365,33 @@ async def test_clerk_dcr_failure_refuses_the_registration(start: Start) -> None:
     assert keys == []
 
 
+async def test_a_client_without_its_upstream_registration_must_register_again(start: Start) -> None:
+    """PROXY_UPSTREAM_DCR with no static client: a registration that lost its upstream twin (registered
+    before DCR was on) cannot act at the IdP. A refresh or fresh userinfo that needs the IdP is 401
+    invalid_client (the client's cue to register again), and /authorize is the same error as a page,
+    sending nobody upstream."""
+    fake = clerk_fake(registration=True, access_token_ttl_s=1)
+    facade = await start("clerk", fake, upstream_dcr=True, upstream_client_id=None, upstream_client_secret=None,
+                         upstream_fresh_userinfo=True)
+    client, body, _ = await signed_in(facade)
+    store = facade.services.store
+    record = await store.load_client(client.client_id)
+    assert record is not None and MIRROR_FIELD in record
+    del record[MIRROR_FIELD]
+    await store.redis.set(store.key("client", client.client_id), json.dumps(record), keepttl=True)
+    status, refused = await client.refresh(body["refresh_token"])  # the upstream token expired: refresh it
+    assert (status, refused["error"]) == (401, "invalid_client")
+    assert "register it again" in refused["error_description"]
+    async with facade.http.get(facade.url + "/userinfo",  # fresh claims need the upstream token refreshed
+                               headers={"Authorization": f"Bearer {body['access_token']}"}) as response:
+        assert (response.status, (await response.json())["error"]) == (401, "invalid_client")
+    asked = len(fake.authorize_requests)
+    response, _ = await client.start()
+    assert (response.status, response.content_type) == (400, "text/html")
+    assert "Location" not in response.headers and "invalid_client" in await response.text()
+    assert len(fake.authorize_requests) == asked
+
+
 # -- Google ----------------------------------------------------------------------------------------------
 async def test_google_flow_asks_for_offline_access_and_the_hosted_domain(start: Start) -> None:
     """access_type=offline + prompt=consent earn the refresh token; hd is sent and then enforced."""
@@ -387,6 +425,7 @@ async def test_google_account_outside_the_hosted_domain_is_denied(start: Start) 
 
 
 async def test_google_consumer_account_without_hd_is_denied(start: Start) -> None:
+    """PROXY_UPSTREAM_HOSTED_DOMAIN: a Google id_token without the hd claim is access_denied."""
     fake = google_fake()
     del fake.quirks.claims["hd"]
     facade = await start("google", fake, upstream_hosted_domain="example.com")
@@ -431,6 +470,7 @@ async def test_auth0_flow_with_audience_and_the_trailing_slash_issuer(start: Sta
 
 
 async def test_auth0_without_audience_sends_none(start: Start) -> None:
+    """Auth0 without PROXY_UPSTREAM_AUDIENCE sends no audience parameter upstream."""
     fake = FakeOidc(OidcQuirks(issuer_suffix="/"))
     facade = await start("auth0", fake)
     await signed_in(facade)
@@ -469,6 +509,7 @@ async def test_github_flow_builds_the_identity_from_the_user_api(start: Start) -
 
 
 async def test_github_public_email_needs_no_email_list(start: Start) -> None:
+    """A GitHub user with a public email needs no /user/emails call, and the email is not claimed verified."""
     fake = FakeGitHub(CLIENT_ID, CLIENT_SECRET, quirks=GitHubQuirks(user={"id": 7, "login": "x",
                                                                            "email": "pub@example.com"}))
     facade = await start("github", fake)
@@ -496,6 +537,7 @@ async def test_github_error_with_http_200_is_a_refusal(start: Start) -> None:
 
 
 async def test_github_rate_limit_is_temporarily_unavailable(start: Start) -> None:
+    """GitHub's rate-limit answer is temporarily_unavailable to the client."""
     fake = FakeGitHub(CLIENT_ID, CLIENT_SECRET, quirks=GitHubQuirks(rate_limited=True))
     facade = await start("github", fake)
     params = await failed_sign_in(facade)

@@ -19,6 +19,8 @@ async def family_keys(facade: Facade) -> list[str]:
 
 
 async def test_refresh_rotates_and_keeps_the_identity(facade: Facade) -> None:
+    """RFC 6749 §6 / RFC 9700 §4.14.2: a refresh returns new tokens for the same sub, iss, aud and scope,
+    without a nonce, and the new refresh token works in turn."""
     client = facade.client()
     first = await client.signed_in()
     status, second = await client.refresh(first["refresh_token"])
@@ -34,18 +36,6 @@ async def test_refresh_rotates_and_keeps_the_identity(facade: Facade) -> None:
     assert status == 200
 
 
-async def test_refresh_tokens_are_stored_only_as_hashes(facade: Facade) -> None:
-    client = facade.client()
-    body = await client.signed_in()
-    secret = body["refresh_token"].split(".")[1]
-    for key in await facade.keys():
-        assert secret not in key
-        if await facade.redis.type(key) == "hash":
-            assert secret not in str(await facade.redis.hgetall(key))
-        else:
-            assert secret not in str(await facade.redis.get(key))
-
-
 async def test_a_racer_within_the_grace_window_gets_the_same_new_token(facade: Facade) -> None:
     """Concurrent Claude Code processes share one credential: all racers succeed with one new token."""
     client = facade.client()
@@ -58,57 +48,9 @@ async def test_a_racer_within_the_grace_window_gets_the_same_new_token(facade: F
     assert status == 200
 
 
-async def test_replay_after_the_successor_was_used_is_reuse_and_revokes_the_family(facade: Facade) -> None:
-    """RFC 9700 §4.14.2: grace covers a racer only while the new token is unused."""
-    client = facade.client()
-    first = await client.signed_in()
-    _, second = await client.refresh(first["refresh_token"])
-    status, third = await client.refresh(second["refresh_token"])
-    assert status == 200
-    status, body = await client.refresh(first["refresh_token"])
-    assert (status, body["error"]) == (400, "invalid_grant")
-    assert await family_keys(facade) == []
-    status, body = await client.refresh(third["refresh_token"])
-    assert (status, body["error"]) == (400, "invalid_grant")
-
-
-async def test_replay_after_the_grace_window_is_reuse(make_facade: FacadeFactory) -> None:
-    facade = await make_facade(refresh_grace_s=0)
-    client = facade.client()
-    first = await client.signed_in()
-    _, second = await client.refresh(first["refresh_token"])
-    await asyncio.sleep(1.1)
-    status, body = await client.refresh(first["refresh_token"])
-    assert (status, body["error"]) == (400, "invalid_grant")
-    status, _ = await client.refresh(second["refresh_token"])
-    assert status == 400
-
-
-async def test_a_forged_token_naming_a_live_family_revokes_nothing_it_cannot_prove(facade: Facade) -> None:
-    """A made-up secret for a live family (the family id is public) is invalid_grant and nothing more:
-    the family is still there and its real token still refreshes."""
-    client = facade.client()
-    body = await client.signed_in()
-    family = body["refresh_token"].split(".")[0]
-    status, error = await client.refresh(family + ".forged")
-    assert (status, error["error"]) == (400, "invalid_grant")
-    assert len(await family_keys(facade)) == 1
-    status, fresh = await client.refresh(body["refresh_token"])
-    assert status == 200, fresh
-
-
-async def test_another_clients_refresh_token_is_refused_without_side_effects(facade: Facade) -> None:
-    client = facade.client()
-    body = await client.signed_in()
-    thief = facade.client()
-    await thief.register()
-    status, error = await thief.refresh(body["refresh_token"])
-    assert (status, error["error"]) == (400, "invalid_grant")
-    status, _ = await client.refresh(body["refresh_token"])
-    assert status == 200
-
-
 async def test_scope_may_only_narrow(facade: Facade) -> None:
+    """RFC 6749 §6: a refresh may ask for less scope (and gets exactly that), never more; a later refresh
+    without scope returns to the original grant."""
     client = facade.client()
     body = await client.signed_in()
     status, error = await client.refresh(body["refresh_token"], scope="openid offline_access email")
@@ -121,6 +63,8 @@ async def test_scope_may_only_narrow(facade: Facade) -> None:
 
 
 async def test_resource_is_honoured_as_in_the_code_grant(facade: Facade) -> None:
+    """RFC 8707 §2.2: a refresh for another resource is invalid_target; the authorized one is accepted in any
+    normalised spelling."""
     client = facade.client()
     body = await client.signed_in()
     status, error = await client.refresh(body["refresh_token"], resource="https://other.example/mcp")
@@ -144,6 +88,8 @@ async def test_expired_upstream_token_is_refreshed_upstream_and_the_rotation_sto
 
 
 async def test_upstream_refusal_revokes_the_family(make_facade: FacadeFactory) -> None:
+    """When the IdP refuses the upstream refresh (the user's grant was revoked there), the facade's refresh is
+    invalid_grant and the family is deleted."""
     facade = await make_facade(idp={"access_token_ttl_s": 1})
     client = facade.client()
     body = await client.signed_in()
@@ -154,6 +100,8 @@ async def test_upstream_refusal_revokes_the_family(make_facade: FacadeFactory) -
 
 
 async def test_upstream_outage_answers_503_and_keeps_the_family(make_facade: FacadeFactory) -> None:
+    """An unreachable upstream token endpoint is 503 temporarily_unavailable and loses nothing: the same
+    refresh token works once the upstream is back."""
     facade = await make_facade(idp={"access_token_ttl_s": 1}, upstream_timeout_s=1)
     client = facade.client()
     body = await client.signed_in()
@@ -169,6 +117,8 @@ async def test_upstream_outage_answers_503_and_keeps_the_family(make_facade: Fac
 
 
 async def test_family_has_an_idle_ttl_and_an_absolute_lifetime(make_facade: FacadeFactory) -> None:
+    """PROXY_REFRESH_TOKEN_IDLE_TTL_S sets the family key's TTL and PROXY_REFRESH_TOKEN_ABSOLUTE_TTL_S its
+    stored abs_exp."""
     facade = await make_facade(refresh_token_idle_ttl_s=1000, refresh_token_absolute_ttl_s=5000)
     client = facade.client()
     await client.signed_in()
@@ -176,16 +126,6 @@ async def test_family_has_an_idle_ttl_and_an_absolute_lifetime(make_facade: Faca
     assert 990 < await facade.redis.ttl(key) <= 1000
     abs_exp = int(await facade.redis.hget(key, "abs_exp"))
     assert abs(abs_exp - (time.time() + 5000)) < 10
-
-
-async def test_refresh_beyond_the_absolute_lifetime_fails(make_facade: FacadeFactory) -> None:
-    facade = await make_facade()
-    client = facade.client()
-    body = await client.signed_in()
-    [key] = await family_keys(facade)
-    await facade.redis.hset(key, "abs_exp", int(time.time()) - 1)
-    status, error = await client.refresh(body["refresh_token"])
-    assert (status, error["error"]) == (400, "invalid_grant")
 
 
 async def test_a_family_rotated_by_the_previous_version_keeps_its_grace_window(facade: Facade) -> None:

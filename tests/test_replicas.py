@@ -79,6 +79,8 @@ async def test_a_flow_alternating_between_two_replicas_at_every_step(fresh_redis
 
 
 async def test_serve_with_two_workers_shares_the_port_and_stops_on_sigterm(fresh_redis: RedisServer) -> None:
+    """serve --workers 2 forks two workers sharing one port, all answering; SIGTERM to the parent exits 0 and
+    stops both."""
     port = free_port()
     issuer = f"http://127.0.0.1:{port}"
     with devidp_process(free_port(), issuer) as upstream, \

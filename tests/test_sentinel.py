@@ -49,6 +49,7 @@ async def sentinel_client(sentinel: int) -> AsyncIterator[object]:
 
 @pytest.mark.parametrize("redis_client", ["fakeredis"], indirect=True)
 async def test_flow_and_refresh_through_a_sentinel(make_facade: FacadeFactory, sentinel_client: object) -> None:
+    """A store reached through Redis Sentinel serves a sign-in and a refresh."""
     facade = await make_facade(redis=sentinel_client)
     client = facade.client()
     body = await client.signed_in()

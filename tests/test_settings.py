@@ -25,6 +25,8 @@ def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = No
 
 
 def test_defaults_serve_locally_with_the_dev_idp() -> None:
+    """With no settings the facade serves on 127.0.0.1:8080 with the dev IdP, the in-memory store, one /mcp
+    resource, consent and rate limits on."""
     s = settings()
     assert s.issuer == "http://127.0.0.1:8080"
     assert (s.host, s.port) == ("127.0.0.1", 8080)
@@ -37,11 +39,13 @@ def test_defaults_serve_locally_with_the_dev_idp() -> None:
 
 @pytest.mark.parametrize("raw", ["openid email", "openid,email", " openid , email "])
 def test_word_lists_accept_spaces_or_commas(raw: str) -> None:
+    """List settings accept space- or comma-separated words."""
     assert settings(scopes=raw).scopes == ("openid", "email")
 
 
 @pytest.mark.parametrize("raw", ["off", "false", "0", "no"])
 def test_switches_accept_off(raw: str) -> None:
+    """Boolean settings accept off/false/0/no."""
     s = settings(consent=raw, rate_limits=raw)
     assert not s.consent and not s.rate_limits
 
@@ -64,11 +68,13 @@ def test_a_bad_value_names_its_variable(values: dict[str, object], variable: str
 
 
 def test_production_refuses_the_dev_idp() -> None:
+    """PROXY_ENV=production refuses to run with the development IdP."""
     with pytest.raises(SettingsError, match="development IdP"):
         coherent(load_settings(env="production", redis_url="redis://localhost", signing_keys_file="k.pem"))
 
 
 def test_cli_bad_value_is_one_line_and_exit_2_without_traceback() -> None:
+    """A bad setting value is one stderr line naming it, exit 2, no traceback."""
     result = run_cli("serve", env={"PROXY_PORT": "eighty"})
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
@@ -78,6 +84,7 @@ def test_cli_bad_value_is_one_line_and_exit_2_without_traceback() -> None:
 
 
 def test_cli_reads_an_env_file_under_config(tmp_path: Path) -> None:
+    """--env-file is read: an invalid value in it is reported by name with exit 2."""
     env_file = tmp_path / "bad.env"
     env_file.write_text("PROXY_ISSUER=https://auth.example.com/\n")
     result = run_cli("--env-file", str(env_file), "check")
@@ -86,6 +93,7 @@ def test_cli_reads_an_env_file_under_config(tmp_path: Path) -> None:
 
 
 def test_cli_settings_table_lists_every_setting() -> None:
+    """settings --markdown lists every PROXY_* setting."""
     result = run_cli("settings", "--markdown")
     assert result.returncode == 0
     for name in Settings.model_fields:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import base64
 from urllib.parse import quote, quote_plus
 
 import pytest
@@ -52,40 +50,14 @@ async def test_basic_halves_are_form_decoded_plus_is_space(facade: Facade) -> No
 
 
 async def test_client_secret_post_is_accepted_and_the_secret_ignored(facade: Facade) -> None:
+    """RFC 6749 §2.3.1: client_secret in the body is accepted from a public client and ignored, so such
+    clients still redeem."""
     client, auth = await ready(facade)
     status, body, _ = await client.token(code_form(client, auth, client_secret="whatever"))
     assert status == 200, body
 
 
-@pytest.mark.parametrize("header", [
-    "Basic !!!notbase64",
-    "Basic " + base64.b64encode(b"no-colon-here").decode(),
-    "Basic " + base64.b64encode(b"%zz:secret").decode(),
-    "Basic " + base64.b64encode(b"\xff\xfe:secret").decode(),
-    "Basic " + base64.b64encode(b"a" * 5000 + b":x").decode(),
-    "Bearer sometoken",
-    "Basic " + base64.b64encode(b":secret").decode(),
-])
-async def test_malformed_basic_is_401_invalid_client_with_a_challenge(facade: Facade, header: str) -> None:
-    client, auth = await ready(facade)
-    before = await facade.keys()
-    status, body, response = await client.token(code_form(client, auth), {"Authorization": header})
-    assert (status, body["error"]) == (401, "invalid_client")
-    assert response.headers["WWW-Authenticate"].startswith("Basic")
-    assert response.content_type == "application/json"
-    assert await facade.keys() == before
-
-
-async def test_basic_and_body_naming_different_clients_is_invalid_client(facade: Facade) -> None:
-    client, auth = await ready(facade)
-    status, body, _ = await client.token(code_form(client, auth), {"Authorization": basic("someone-else", "")})
-    assert (status, body["error"]) == (401, "invalid_client")
-
-
 @pytest.mark.parametrize(("field", "value", "error"), [
-    ("code_verifier", "x" * 43, "invalid_grant"),
-    ("code_verifier", "short", "invalid_request"),
-    ("code_verifier", "<absent>", "invalid_request"),
     ("redirect_uri", "http://127.0.0.1:5599/other", "invalid_grant"),
     ("code", "<absent>", "invalid_request"),
     ("code", "made.up", "invalid_grant"),
@@ -104,49 +76,9 @@ async def test_bad_redemptions_fail_and_leave_the_code_usable(facade: Facade, fi
     assert status == 200
 
 
-async def test_a_code_is_bound_to_its_client(facade: Facade) -> None:
-    """Code injection across clients: another client cannot redeem it, even with the verifier."""
-    client, auth = await ready(facade)
-    other = facade.client()
-    await other.register()
-    status, body, _ = await other.token(code_form(client, auth, client_id=other.client_id))
-    assert (status, body["error"]) == (400, "invalid_grant")
-
-
-async def test_unknown_client_at_token_is_invalid_client(facade: Facade) -> None:
-    """ts-v1 re-registers on invalid_client: a forgotten registration must say so."""
-    client, auth = await ready(facade)
-    status, body, _ = await client.token(code_form(client, auth, client_id="forgotten"))
-    assert (status, body["error"]) == (401, "invalid_client")
-
-
-async def test_second_redemption_fails_and_revokes_what_the_first_issued(facade: Facade) -> None:
-    """RFC 6749 §4.1.2: a replayed code revokes the tokens issued from it."""
-    client, auth = await ready(facade)
-    status, first = await client.exchange(auth)
-    assert status == 200
-    status, second = await client.exchange(auth)
-    assert (status, second["error"]) == (400, "invalid_grant")
-    status, refreshed = await client.refresh(first["refresh_token"])
-    assert (status, refreshed["error"]) == (400, "invalid_grant")
-
-
-async def test_concurrent_redemptions_yield_exactly_one_success(facade: Facade) -> None:
-    client, auth = await ready(facade)
-    results = await asyncio.gather(*(client.exchange(auth) for _ in range(8)))
-    assert sorted(status for status, _ in results) == [200] + [400] * 7
-
-
-async def test_expired_code_is_invalid_grant(facade: Facade) -> None:
-    client, auth = await ready(facade)
-    for key in await facade.keys():
-        if ":code:" in key:
-            await facade.redis.delete(key)  # what the 60 s TTL does
-    status, body = await client.exchange(auth)
-    assert (status, body["error"]) == (400, "invalid_grant")
-
-
 async def test_code_lives_sixty_seconds_and_is_stored_hashed(facade: Facade) -> None:
+    """PROXY_CODE_TTL_S: a code is one key living at most 60 s, whose name holds neither the code nor its
+    secret half."""
     _client, auth = await ready(facade)
     code = auth.params["code"]
     keys = [key for key in await facade.keys() if ":code:" in key]
@@ -161,6 +93,8 @@ async def test_code_lives_sixty_seconds_and_is_stored_hashed(facade: Facade) -> 
     ({"code": "x"}, 400, "invalid_request"),
 ])
 async def test_grant_type_errors(facade: Facade, form: dict[str, str], status: int, error: str) -> None:
+    """RFC 6749 §5.2: an unsupported grant_type is unsupported_grant_type, a missing one invalid_request, both
+    as JSON."""
     async with facade.http.post(facade.url + "/token", data=form) as response:
         assert response.status == status
         assert response.content_type == "application/json"
@@ -168,6 +102,7 @@ async def test_grant_type_errors(facade: Facade, form: dict[str, str], status: i
 
 
 async def test_json_body_at_token_is_invalid_request(facade: Facade) -> None:
+    """RFC 6749 §3.2: /token takes application/x-www-form-urlencoded only; a JSON body is 400 invalid_request."""
     async with facade.http.post(facade.url + "/token", json={"grant_type": "authorization_code"}) as response:
         assert response.status == 400
         assert (await response.json())["error"] == "invalid_request"
@@ -183,6 +118,7 @@ async def test_repeated_parameters_are_invalid_request(facade: Facade) -> None:
 
 
 async def test_resource_at_token_must_match_the_authorized_one(facade: Facade) -> None:
+    """RFC 8707 §2.2: a resource at /token other than the one authorized is invalid_target."""
     client, auth = await ready(facade)
     status, body, _ = await client.token(code_form(client, auth, resource="https://elsewhere.example/mcp"))
     assert (status, body["error"]) == (400, "invalid_target")

@@ -144,6 +144,8 @@ async def test_a_client_never_can(start: Start, servers_file: Path, how: str) ->
 
 
 async def test_a_wrong_resource_server_secret_is_invalid_client(start: Start, servers_file: Path) -> None:
+    """RFC 8693 §2.2.2 / RFC 6749 §5.2: a resource server with a wrong secret is 401 invalid_client, and gets
+    no token."""
     facade, _ = await facade_with(start, servers_file)
     _, body = await signed_in(facade)
     form = {"grant_type": GRANT, "subject_token": body["access_token"], "subject_token_type": ACCESS}
@@ -180,6 +182,8 @@ async def test_an_unusable_subject_token_is_invalid_grant(start: Start, servers_
 ])
 async def test_malformed_exchanges_are_invalid_request(start: Start, servers_file: Path, extra: dict[str, str],
                                                        error: str) -> None:
+    """RFC 8693 §2.1: an unsupported subject or requested token type, an actor_token, or an empty
+    subject_token is 400 invalid_request."""
     facade, _ = await facade_with(start, servers_file)
     _, body = await signed_in(facade)
     extra = dict(extra)
@@ -188,6 +192,8 @@ async def test_malformed_exchanges_are_invalid_request(start: Start, servers_fil
 
 
 async def test_without_exchanging_resource_servers_the_grant_is_unsupported(start: Start) -> None:
+    """With no resource server allowed to exchange (only the legacy introspection secret), the token-exchange
+    grant is unsupported_grant_type."""
     fake = FakeOidc(OidcQuirks())
     facade = await start("generic", fake, introspection_secret="legacy")
     _, body = await signed_in(facade, resource=facade.url + "/mcp")

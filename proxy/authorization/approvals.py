@@ -25,11 +25,12 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from proxy.authorization import browser
+from proxy.clients.redirect_uris import is_loopback, validate_redirect_uri
 from proxy.consttime import equals
-from proxy.registration.redirect_uris import is_loopback, validate_redirect_uri
 from proxy.state import Services
+from proxy.transaction import AuthorizationRequest
 from proxy.uris import SPECIAL_PORTS
+from proxy.web import browser
 
 APPROVALS = "oauthfacade-consent"
 MAX_REMEMBERED = 20
@@ -49,6 +50,13 @@ class Cover:
     resource: str
     scopes: tuple[str, ...]
     document: str | None = None
+
+
+def cover_of(areq: AuthorizationRequest) -> Cover:
+    """What approving `areq` covers: exactly what the consent page shows. A client identified by a
+    metadata document URL (CIMD) also passes `document=` (the digest of the document it had)."""
+    return Cover(client_id=areq.client_id, origin=origin(areq.reply_to), resource=areq.resource,
+                 scopes=tuple(areq.scope.split()), document=areq.document)
 
 
 @dataclass(frozen=True, slots=True)

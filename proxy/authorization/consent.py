@@ -16,16 +16,18 @@ import unicodedata
 
 from aiohttp import web
 
-from proxy.authorization import approvals, browser
+from proxy.authorization import approvals
 from proxy.authorization.handoff import go_upstream
-from proxy.authorization.request import AuthorizationRequest
+from proxy.clients.redirect_uris import shown_destination
 from proxy.consttime import equals
 from proxy.errors import AccessDenied, InvalidRequest
-from proxy.registration.redirect_uris import shown_destination
 from proxy.state import Services, services
+from proxy.transaction import AuthorizationRequest
+from proxy.web import browser
 from proxy.web.forms import form
 from proxy.web.render import esc, page
 from proxy.web.routes import REDIRECT_TARGET
+from proxy.web.upstream_client import acts_upstream_for_client
 
 MAX_SHOWN = 80  # characters of a client_name shown on the page
 
@@ -135,6 +137,7 @@ async def upstream_from_this_browser(request: web.Request, s: Services, areq: Au
     return response
 
 
+@acts_upstream_for_client
 async def decide(request: web.Request) -> web.StreamResponse:
     """POST /consent: the CSRF token must fit this pending consent and this browser."""
     s = services(request)
@@ -151,5 +154,5 @@ async def decide(request: web.Request) -> web.StreamResponse:
     if params.get("decision") != "approve":
         raise AccessDenied("The user denied the request.")
     response = await upstream_from_this_browser(request, s, areq)
-    approvals.remember(request, s, response, areq.cover())
+    approvals.remember(request, s, response, approvals.cover_of(areq))
     return response

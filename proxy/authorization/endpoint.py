@@ -16,8 +16,10 @@ from proxy.errors import ConsentRequired
 from proxy.state import services
 from proxy.web import ratelimit
 from proxy.web.forms import query
+from proxy.web.upstream_client import acts_upstream_for_client
 
 
+@acts_upstream_for_client
 async def authorize(request: web.Request) -> web.StreamResponse:
     s = services(request)
     params = query(request)
@@ -25,7 +27,7 @@ async def authorize(request: web.Request) -> web.StreamResponse:
     areq = await parse(request, s, params)
     if not s.settings.consent or areq.skip_consent:
         return await go_upstream(s, areq)  # trusted single-client deployments: no page, no browser binding
-    new = approvals.novelty(request, s, areq.cover())
+    new = approvals.novelty(request, s, approvals.cover_of(areq))
     if new and "none" in areq.prompts:
         raise ConsentRequired()
     if new or "consent" in areq.prompts:

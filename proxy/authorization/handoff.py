@@ -7,9 +7,9 @@ import secrets
 from aiohttp import web
 
 from proxy import pkce
-from proxy.authorization.request import AuthorizationRequest
 from proxy.metrics import FLOWS_STARTED
 from proxy.state import Services
+from proxy.transaction import AuthorizationRequest
 from proxy.web.render import redirect
 
 

@@ -9,57 +9,18 @@ redirect URI is a phishing page and send users a request that fails on purpose (
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
 from typing import Any
 
 from aiohttp import web
 
 from proxy import pkce, scopes
 from proxy.authorization import approvals
+from proxy.clients.redirect_uris import matches, problem
 from proxy.errors import InvalidRequest, InvalidTarget, UnsupportedResponseType
-from proxy.registration.redirect_uris import matches, problem
 from proxy.resources import normalise
 from proxy.state import Services
+from proxy.transaction import AuthorizationRequest
 from proxy.web.routes import REDIRECT_TARGET
-
-
-@dataclass(frozen=True, slots=True)
-class AuthorizationRequest:
-    """A validated request, as kept in the transaction until the upstream callback."""
-
-    client_id: str
-    client_name: str
-    redirect_uri: str  # as sent ('' when omitted): the token request must repeat it
-    reply_to: str  # where the answer goes
-    state: str | None
-    code_challenge: str
-    scope: str
-    resource: str
-    nonce: str | None
-    prompt: str | None
-    max_age: str | None
-    # A CIMD client: the digest of its document and the host of its client_id, for consent (cover, page).
-    document: str | None = None
-    client_host: str | None = None
-    loopback_only: bool = False
-    skip_consent: bool = False  # a pre-registered first-party client (PROXY_CLIENTS_FILE)
-
-    def record(self) -> dict[str, Any]:
-        return asdict(self)
-
-    def cover(self) -> approvals.Cover:
-        """What approving this request covers: exactly what the consent page shows. A client identified
-        by a metadata document URL (CIMD) also passes `document=` (the digest of the document it had)."""
-        return approvals.Cover(client_id=self.client_id, origin=approvals.origin(self.reply_to),
-                               resource=self.resource, scopes=tuple(self.scope.split()), document=self.document)
-
-    @property
-    def prompts(self) -> set[str]:
-        return set((self.prompt or "").split())
-
-    @classmethod
-    def from_record(cls, record: dict[str, Any]) -> AuthorizationRequest:
-        return cls(**{name: record.get(name) for name in cls.__slots__})  # type: ignore[arg-type]
 
 
 async def trusted_client(request: web.Request, s: Services, params: dict[str, str]) -> tuple[dict[str, Any], str, str]:

@@ -13,18 +13,26 @@ import secrets
 
 from aiohttp import web
 
-from proxy.authorization import browser
-from proxy.authorization.request import AuthorizationRequest
-from proxy.errors import AccessDenied, InvalidRequest, OAuthError, ServerError, UpstreamError
+from proxy.errors import (
+    AccessDenied,
+    InvalidRequest,
+    OAuthError,
+    ServerError,
+    UpstreamAuthorizationError,
+    UpstreamError,
+)
 from proxy.log import get_logger
 from proxy.state import services
+from proxy.transaction import AuthorizationRequest
 from proxy.upstream import token_set
 from proxy.upstream.failures import Judgement, judged
 from proxy.upstream.offline import expect_refresh_token
 from proxy.upstream.policy import UpstreamClass
+from proxy.web import browser
 from proxy.web.forms import query
 from proxy.web.render import redirect, with_query
 from proxy.web.routes import REDIRECT_TARGET
+from proxy.web.upstream_client import acts_upstream_for_client
 
 log = get_logger()
 
@@ -44,16 +52,11 @@ NOT_SIGNED_IN = "The identity provider did not sign the user in without interact
 UPSTREAM_ERROR_DEFAULT = ("server_error", "The identity provider could not complete the sign-in.")
 
 
-class UpstreamAuthorizationError(OAuthError):
-    """The IdP answered the sign-in with an error; the client gets one of a fixed set of codes."""
-
-    def __init__(self, upstream_error: str, *, client_prompted_none: bool) -> None:
-        if upstream_error in INTERACTION_ERRORS:
-            error, description = (upstream_error if client_prompted_none else "access_denied"), NOT_SIGNED_IN
-        else:
-            error, description = UPSTREAM_ERRORS.get(upstream_error, UPSTREAM_ERROR_DEFAULT)
-        super().__init__(description)
-        self.error = error  # type: ignore[misc]
+def client_error(upstream_error: str, *, client_prompted_none: bool) -> tuple[str, str]:
+    """(error, description) the client hears for the IdP's error code `upstream_error`."""
+    if upstream_error in INTERACTION_ERRORS:
+        return (upstream_error if client_prompted_none else "access_denied"), NOT_SIGNED_IN
+    return UPSTREAM_ERRORS.get(upstream_error, UPSTREAM_ERROR_DEFAULT)
 
 
 def _redemption_failed(judgement: Judgement) -> OAuthError:
@@ -73,6 +76,7 @@ def new_code() -> tuple[str, str]:
     return family, f"{family}.{secrets.token_urlsafe(32)}"
 
 
+@acts_upstream_for_client
 async def callback(request: web.Request) -> web.Response:
     s = services(request)
     params = query(request)
@@ -101,7 +105,8 @@ async def callback(request: web.Request) -> web.Response:
 
     if "error" in params:
         log.info("callback.upstream_error", upstream_error=params["error"][:64], client_id=areq.client_id)
-        raise UpstreamAuthorizationError(params["error"], client_prompted_none="none" in (areq.prompt or "").split())
+        raise UpstreamAuthorizationError(*client_error(params["error"],
+                                                       client_prompted_none="none" in (areq.prompt or "").split()))
     upstream_code = params.get("code")
     if not upstream_code:
         raise ServerError("The identity provider's answer has no code.")

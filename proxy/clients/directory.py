@@ -11,15 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from aiohttp import web
-
+from proxy.clients.basic import parse_basic_header
 from proxy.clients.cimd import CimdResolver
 from proxy.clients.document import is_client_id_url
 from proxy.clients.registry import ClientRegistry, PreRegisteredClient
 from proxy.clients.secrets import verify_secret_async
 from proxy.errors import InvalidClient, InvalidRequest
 from proxy.store import Store
-from proxy.token.clientauth import basic_credentials
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,13 +60,13 @@ class ClientDirectory:
         """Only a deployment with a client allowed the grant supports it (else unsupported_grant_type)."""
         return any("client_credentials" in client.grant_types for client in self.registry.clients.values())
 
-    def identify(self, request: web.Request, form: dict[str, str]) -> Credentials:
-        """Who the request claims to be (RFC 6749 §2.3), before any secret is checked, so the caller can
-        count the attempt against the rate limits first (a secret check is deliberately slow)."""
-        header = request.headers.get("Authorization")
+    def identify(self, header: str | None, form: dict[str, str]) -> Credentials:
+        """Who the request (its Authorization `header` and its `form`) claims to be (RFC 6749 §2.3), before
+        any secret is checked, so the caller can count the attempt against the rate limits first (a secret
+        check is deliberately slow)."""
         body_id, body_secret = form.get("client_id"), form.get("client_secret")
         if header is not None:
-            client_id, secret = basic_credentials(header)
+            client_id, secret = parse_basic_header(header)
             if body_id is not None and body_id != client_id:
                 raise InvalidClient("The client_id in the body differs from the Basic credentials.")
             return Credentials(client_id, secret, two_methods=body_secret is not None)
@@ -90,6 +88,6 @@ class ClientDirectory:
                 raise InvalidClient(detail="wrong or missing secret of a pre-registered client")
         return credentials.client_id
 
-    async def authenticate(self, request: web.Request, form: dict[str, str]) -> str:
+    async def authenticate(self, header: str | None, form: dict[str, str]) -> str:
         """`identify` then `verify`: the requesting client's id, its secret checked when it has one."""
-        return await self.verify(self.identify(request, form))
+        return await self.verify(self.identify(header, form))

@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from proxy import strictjson
-from proxy.registration.redirect_uris import RedirectUri, validate_redirect_uri
+from proxy.clients.redirect_uris import RedirectUri, validate_redirect_uri
 from proxy.uris import UriError, parse
 
 MAX_URL = 2000

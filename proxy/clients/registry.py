@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from proxy.clients.document import infer_application_type
+from proxy.clients.redirect_uris import problem
 from proxy.clients.secrets import hash_problem
-from proxy.registration.redirect_uris import problem
 
 CLIENT_ID = re.compile(r"^[A-Za-z0-9._~-]{1,128}$")
 GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")

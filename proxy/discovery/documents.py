@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from proxy.clients.resource_servers import ResourceServers, load_resource_servers
 from proxy.settings import Settings
-from proxy.token.resource_servers import ResourceServers, load_resource_servers
 
 TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"  # RFC 8693 §2.1
 

@@ -23,8 +23,8 @@ from urllib.parse import quote, urlsplit
 from aiohttp import web
 
 from proxy.clients.document import infer_application_type
+from proxy.clients.redirect_uris import DISPLAY_SAFE, RedirectUri, validate_redirect_uri
 from proxy.errors import InvalidClientMetadata, InvalidRedirectUri
-from proxy.registration.redirect_uris import DISPLAY_SAFE, RedirectUri, validate_redirect_uri
 from proxy.state import services
 from proxy.web import ratelimit
 from proxy.web.forms import json_object

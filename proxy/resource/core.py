@@ -57,7 +57,7 @@ class Principal:
     scopes: tuple[str, ...]
     resource: str  # the audience the token was checked against
     jti: str
-    family: str | None  # the token's grant family (the `sid` claim), for revocation checks
+    family: str | None  # the token's grant family: OIDC `sid`, the facade's session (README: Refresh tokens)
     expires_at: int
     claims: Mapping[str, Any]  # every claim (email, preferred_username, ...), read-only
 

@@ -18,8 +18,8 @@ import aiohttp
 from aiohttp import web
 from joserfc import jwk
 
+from proxy.claims import identity_claims
 from proxy.errors import StoreUnavailable
-from proxy.log import get_logger
 from proxy.resource import identity
 from proxy.resource.core import (
     InsufficientScope,
@@ -33,9 +33,7 @@ from proxy.resource.policy import Policy, ProtectedResource, build_policy
 from proxy.settings import Settings
 from proxy.state import SERVICES
 from proxy.store import Store
-from proxy.token.release import identity_claims
 
-log = get_logger()
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 

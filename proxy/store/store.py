@@ -199,10 +199,6 @@ class Store:
             await self.redis.set(self.key("consent", digest(consent_id)), json.dumps(record),
                                  ex=self.transaction_ttl_s)
 
-    async def peek_pending_consent(self, consent_id: str) -> Json | None:
-        async with _redis_errors("peek_pending_consent"):
-            return _load(await self.redis.get(self.key("consent", digest(consent_id))))
-
     async def take_pending_consent(self, consent_id: str) -> Json | None:
         async with _redis_errors("take_pending_consent"):
             return _load(await self.redis.getdel(self.key("consent", digest(consent_id))))
@@ -357,10 +353,6 @@ class Store:
         return stored
 
     # -- rate limits ---------------------------------------------------------------------------------
-    async def hit(self, bucket: str, window_s: int) -> tuple[int, int]:
-        """Count one hit in the current fixed window; (count, seconds until the window ends)."""
-        return (await self.hits([(bucket, window_s)]))[0]
-
     async def hits(self, buckets: list[tuple[str, int]], *, peeked: list[tuple[str, int]] | None = None
                    ) -> list[tuple[int, int]]:
         """Count one hit in each (bucket, window), and read each `peeked` one without counting, in one

@@ -13,15 +13,16 @@ from typing import Any
 
 from aiohttp import web
 
+from proxy.clients.resource_servers import claimed_id
 from proxy.errors import InvalidRequest, UnauthorizedClient, UnsupportedGrantType
 from proxy.state import Services, services
 from proxy.token.clientauth import unknown_client
 from proxy.token.families import revoke_held_family
 from proxy.token.grants import authorization_code, client_credentials, refresh_token, token_exchange
-from proxy.token.resource_servers import claimed_id
 from proxy.web import ratelimit
 from proxy.web.forms import form
 from proxy.web.render import NO_STORE, json_response
+from proxy.web.upstream_client import acts_upstream_for_client
 
 Grant = Callable[[Services, str, dict[str, str]], Awaitable[dict[str, Any]]]
 GRANTS: dict[str, Grant] = {
@@ -31,6 +32,7 @@ GRANTS: dict[str, Grant] = {
 }
 
 
+@acts_upstream_for_client
 async def token(request: web.Request) -> web.Response:
     s = services(request)
     params = await form(request)
@@ -43,7 +45,7 @@ async def token(request: web.Request) -> web.Response:
             raise UnsupportedGrantType()
     if grant_type == token_exchange.GRANT_TYPE:  # RFC 8693: resource servers only, never MCP clients
         return await _token_exchange(request, s, params)
-    credentials = s.clients.identify(request, params)
+    credentials = s.clients.identify(request.headers.get("Authorization"), params)
     await ratelimit.admit(request, "token", credentials.client_id)  # counted before the (slow) secret check
     client_id = await s.clients.verify(credentials)  # a confidential client proves its secret
     if not await s.clients.known_at_token(client_id):  # also renews a DCR registration's lifetime
@@ -59,7 +61,8 @@ async def token(request: web.Request) -> web.Response:
 
 async def _token_exchange(request: web.Request, s: Services, params: dict[str, str]) -> web.Response:
     """The caller authenticates as a resource server (a registered MCP client cannot: invalid_client)."""
-    await ratelimit.admit(request, "token", claimed_id(request, params))  # counted before the (slow) secret check
-    caller = await s.resource_servers.authenticate(request, params)
+    header = request.headers.get("Authorization", "")
+    await ratelimit.admit(request, "token", claimed_id(header, params))  # counted before the (slow) secret check
+    caller = await s.resource_servers.authenticate(header, params)
     body = await token_exchange.handle(s, caller, params)
     return json_response(body, headers=NO_STORE)

@@ -26,7 +26,7 @@ async def introspect(request: web.Request) -> web.Response:
         raise InvalidClient("Introspection is not enabled (PROXY_RESOURCE_SERVERS_FILE or PROXY_INTROSPECTION_SECRET).",
                             challenge=False)
     params = await form(request)
-    caller = await s.resource_servers.authenticate(request, params, bearer=True)
+    caller = await s.resource_servers.authenticate(request.headers.get("Authorization", ""), params, bearer=True)
     token = params.get("token")
     if not token:
         raise InvalidRequest("The token parameter is missing.")

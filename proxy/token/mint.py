@@ -18,8 +18,8 @@ import secrets
 import time
 from typing import Any
 
+from proxy.claims import OPENID, identity_claims
 from proxy.state import Services
-from proxy.token.release import OPENID, identity_claims
 
 Json = dict[str, Any]
 
@@ -48,7 +48,7 @@ def access_token(s: Services, grant: Json, *, scope: str, family: str, now: int,
         "iat": now,
         "exp": now + settings.access_token_ttl_s,
         "jti": secrets.token_urlsafe(16),
-        "sid": family,
+        "sid": family,  # OIDC sid: the facade's session is the refresh family (README: Refresh tokens)
         "auth_time": grant["auth_time"],
     }
     return s.keyset.sign(claims, typ="at+jwt"), settings.access_token_ttl_s

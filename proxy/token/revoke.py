@@ -17,14 +17,16 @@ from proxy.token.clientauth import unknown_client
 from proxy.token.families import revoke_held_family
 from proxy.web.forms import form
 from proxy.web.render import NO_STORE
+from proxy.web.upstream_client import acts_upstream_for_client
 
 log = get_logger()
 
 
+@acts_upstream_for_client
 async def revoke(request: web.Request) -> web.Response:
     s = services(request)
     params = await form(request)
-    client_id = await s.clients.authenticate(request, params)
+    client_id = await s.clients.authenticate(request.headers.get("Authorization"), params)
     token = params.get("token")
     if not token:
         raise InvalidRequest("The token parameter is missing.")

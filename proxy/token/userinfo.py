@@ -11,14 +11,15 @@ from typing import Any
 
 from aiohttp import web
 
+from proxy.claims import OPENID, identity_claims
 from proxy.errors import InsufficientScope, InvalidGrant, InvalidToken, NoUpstreamToken, UpstreamError
 from proxy.log import get_logger
 from proxy.state import Services, services
 from proxy.token.bearer import live_access_token
 from proxy.token.grants.upstream_access import upstream_access_token
-from proxy.token.release import OPENID, identity_claims
 from proxy.upstream.failures import judged
 from proxy.web.render import NO_STORE, json_response
+from proxy.web.upstream_client import acts_upstream_for_client
 
 log = get_logger()
 
@@ -47,6 +48,7 @@ async def _fresh_claims(s: Services, principal: dict[str, Any]) -> dict[str, Any
     return {k: answer[k] for k in s.upstream.profile.claims if k in answer}
 
 
+@acts_upstream_for_client
 async def userinfo(request: web.Request) -> web.Response:
     s = services(request)
     header = request.headers.get("Authorization", "")

@@ -24,7 +24,13 @@ from urllib.parse import parse_qsl, quote, urlencode
 
 import aiohttp
 
-from proxy.errors import InvalidClient, UpstreamError, UpstreamRefused, UpstreamUnavailable
+from proxy.errors import (
+    DocumentNotFound,
+    UpstreamClientMissing,
+    UpstreamError,
+    UpstreamRefused,
+    UpstreamUnavailable,
+)
 from proxy.log import get_logger
 from proxy.metrics import UPSTREAM
 from proxy.settings import Settings
@@ -73,14 +79,11 @@ async def upstream_errors(step: str, call: Call = "document") -> AsyncIterator[N
         UPSTREAM.labels(step, outcome).observe(time.perf_counter() - started)
 
 
-def basic_credentials(client_id: str, secret: str) -> str:
-    """RFC 6749 §2.3.1: each half form-urlencoded before base64."""
+def build_basic_header(client_id: str, secret: str) -> str:
+    """The `Authorization: Basic` value the facade sends the IdP (RFC 6749 §2.3.1: each half
+    form-urlencoded before base64); parse_basic_header in proxy/clients/basic.py reads one."""
     pair = f"{quote(client_id, safe='')}:{quote(secret, safe='')}"
     return "Basic " + base64.b64encode(pair.encode()).decode()
-
-
-class DocumentNotFound(UpstreamError):
-    """HTTP 404 on a GET: for discovery, the cue to try the profile's next well-known path."""
 
 
 def _status_error(step: str, response: aiohttp.ClientResponse, call: Call = "document") -> UpstreamError | None:
@@ -225,7 +228,7 @@ class Upstream:
         if client.client_secret is None:
             body["client_id"] = client.client_id  # a public client: PKCE is its proof
         elif self.auth_method(client, metadata) == "client_secret_basic":
-            headers["Authorization"] = basic_credentials(client.client_id, client.client_secret)
+            headers["Authorization"] = build_basic_header(client.client_id, client.client_secret)
         else:
             body.update(client_id=client.client_id, client_secret=client.client_secret)
         return body, headers
@@ -263,8 +266,7 @@ class Upstream:
             return UpstreamClient.from_record(mirrored)
         if self.settings.upstream_client_id:  # registered before PROXY_UPSTREAM_DCR was switched on
             return self.static
-        raise InvalidClient("This client has no registration at the identity provider: register it again.",
-                            detail=f"{client_id} has no {MIRROR_FIELD}")
+        raise UpstreamClientMissing(detail=f"{client_id} has no {MIRROR_FIELD}")
 
     async def advertised_scopes(self) -> list[str] | None:
         advertised = (await self.metadata()).get("scopes_supported")

@@ -10,7 +10,7 @@ from joserfc import jwk, jws, jwt
 from joserfc.errors import JoseError
 
 from proxy.consttime import equals
-from proxy.errors import UpstreamError
+from proxy.errors import IdTokenRejected, UpstreamError
 
 if TYPE_CHECKING:
     from proxy.upstream.client import Upstream
@@ -18,10 +18,6 @@ if TYPE_CHECKING:
 CLOCK_SKEW_S = 120
 ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"]
 REFETCH_INTERVAL_S = 5.0
-
-
-class IdTokenRejected(UpstreamError):
-    """The upstream id_token failed a check; the callback answers access_denied/server_error."""
 
 
 class IdTokenValidator:

@@ -89,7 +89,7 @@ class Profile:
     scope_map: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: OIDC_SCOPES)  # offered -> upstream
     extra_authorize_params: Mapping[str, str] = field(default_factory=dict)
     login_prompt: str = "login"  # what the IdP calls "sign in again" (the client sent prompt=login)
-    pkce: bool = True
+    # No PKCE switch: every upstream gets S256 (RFC 9700 §2.1.1); `check` flags one that does not list it.
     # -- refresh tokens: requested only when the facade offers offline_access -----------------------
     offline_access: OfflineAccess = "scope"  # how a refresh token is earned; PROXY_UPSTREAM_OFFLINE_ACCESS overrides
     offline_scopes_if_advertised: bool = False  # drop them when discovery's scopes_supported lacks them

@@ -45,6 +45,8 @@ def test_a_name_header_naming_another_tool_is_refused(name: str, other: str) -> 
 
 @given(st.sampled_from(["tools/list", "ping", "prompts/list", "resources/list", "initialize"]))
 def test_a_method_header_naming_another_method_is_refused(method: str) -> None:
+    """The MCP routing header must name the body's method: a tools/call body under any other method header is
+    refused with HEADER_MISMATCH."""
     with pytest.raises(BadMessage) as refused:
         check_routing_headers(calls_in(tool_call("deploy")), method, "deploy")
     assert refused.value.code == HEADER_MISMATCH

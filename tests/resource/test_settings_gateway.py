@@ -18,6 +18,8 @@ from proxy.settings import Settings, SettingsError, load_settings
     ("tool_scopes", "deploy=a++b", "TOOL=SCOPE"),
 ])
 def test_bad_values_stop_with_the_variable_named(variable: str, value: str, words: str) -> None:
+    """A malformed PROXY_GATEWAY_BACKENDS or PROXY_TOOL_SCOPES value is one SettingsError that starts with the
+    variable's name and says what is wrong."""
     with pytest.raises(SettingsError) as error:
         load_settings(**{variable: value})
     assert str(error.value).startswith(f"PROXY_{variable.upper()}:") and words in str(error.value)
@@ -35,6 +37,8 @@ def test_gateway_resources_join_the_configured_ones() -> None:
 
 @pytest.mark.parametrize("path", ["/token", "/authorize", "/.well-known/openid-configuration", "/devidp/x"])
 def test_a_gateway_path_cannot_shadow_the_facades_own(path: str) -> None:
+    """A gateway backend mounted on one of the facade's own paths (token, authorize, discovery, dev IdP) is
+    refused when the app is built."""
     settings = Settings(_env_file=None, gateway_backends=f"http://127.0.0.1:8080{path}=http://mcp:3000/mcp")
     with pytest.raises(SettingsError, match="one of the facade's own paths"):
         create_app(settings)

@@ -103,6 +103,8 @@ async def test_upstream_error_codes_reach_the_client_only_from_a_fixed_set(
     assert "another identity provider" not in params["error_description"]  # not the mix-up branch
     assert description not in location and "upstream.example" not in location
     assert "error_uri" not in params
+    if upstream_error == "access_denied":
+        assert params["error_description"] == "The sign-in was denied at the identity provider."
     assert "code" not in kinds(await snapshot(facade.redis))
 
 

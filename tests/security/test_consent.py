@@ -133,7 +133,7 @@ async def test_approval_cookie_flags(consent_facade: Facade) -> None:
 
 
 @pytest.mark.parametrize("case", ["no browser cookie", "another browser's cookie", "non-ascii csrf",
-                                  "missing csrf", "unknown consent_id"])
+                                  "tampered csrf", "missing csrf", "unknown consent_id"])
 async def test_a_forged_consent_post_is_refused(consent_facade: Facade, case: str) -> None:
     """RFC 9700 §4.7 (CSRF), PrefectHQ/fastmcp#3519: the CSRF token is an HMAC over the pending consent
     and this browser's cookie; a cross-site POST (no SameSite=Lax cookie), a form from another browser,
@@ -146,10 +146,12 @@ async def test_a_forged_consent_post_is_refused(consent_facade: Facade, case: st
     other = Client(consent_facade, client_id=client.client_id)
     if case == "another browser's cookie":
         await consent_page(other)
-    sender = client if case in ("non-ascii csrf", "missing csrf", "unknown consent_id") else other
+    sender = client if case in ("non-ascii csrf", "tampered csrf", "missing csrf", "unknown consent_id") else other
     posted = {**form, "decision": "approve"}
     if case == "non-ascii csrf":
         posted["csrf"] = "é" + form["csrf"][1:]
+    elif case == "tampered csrf":
+        posted["csrf"] = form["csrf"][:-2] + ("AA" if not form["csrf"].endswith("AA") else "BB")
     elif case == "missing csrf":
         del posted["csrf"]
     elif case == "unknown consent_id":

@@ -89,7 +89,9 @@ async def test_a_non_utf8_body_is_400(facade: Facade, path: str, content_type: s
 
 
 @pytest.mark.parametrize("document", ["[" * 60000, '{"a":' * 10000 + "1" + "}" * 10000,
-                                      '{"redirect_uris": [[[[[["https://a.example/cb"]]]]]]}'])
+                                      '{"redirect_uris": [[[[[["https://a.example/cb"]]]]]]}',
+                                      '{"redirect_uris": ["https://a.example/cb"], "extra": '
+                                      + '{"a": ' * 50 + '"x"' + "}" * 51])
 async def test_deeply_nested_json_is_invalid_client_metadata(facade: Facade, document: str) -> None:
     """RFC 7591 §3.2.2 and OWASP API4:2023: nesting beyond the bound is 400, never a RecursionError 500."""
     before = await snapshot(facade.redis)

@@ -116,6 +116,7 @@ async def test_unknown_client_with_an_attacker_redirect_is_a_page(consent_facade
     assert response.status == 400
     assert "Location" not in response.headers
     assert html_error(await response.text()) == "invalid_request"
+    assert "not registered" in await response.text()
     assert await snapshot(consent_facade.redis) == before
 
 

@@ -6,7 +6,7 @@ The guarantee checked here, for every redirect URI the facade accepts at `/regis
 - node parses it without error, and node's `href` (its serialisation) equals the string sent, which
   is also the string the facade stores: one string is stored, matched, shown and redirected to;
 - node's protocol, hostname, port, pathname and search equal the facade's parse
-  (`proxy.registration.redirect_uris.validate_redirect_uri`), with no username, password or hash;
+  (`proxy.clients.redirect_uris.validate_redirect_uri`), with no username, password or hash;
 - a URI `/authorize` matches against a registered loopback URI (RFC 8252 §7.3: any port) has, for
   node, that URI's scheme, host, path and query.
 
@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from proxy.authorization.consent import shown_host
-from proxy.registration.redirect_uris import RedirectUri, matches, validate_redirect_uri
+from proxy.clients.redirect_uris import RedirectUri, matches, validate_redirect_uri
 from proxy.web.render import with_query
 from tests.conftest import Facade
 from tests.helpers import Client

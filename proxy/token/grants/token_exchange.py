@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from proxy.clients.resource_servers import ResourceServer
 from proxy.errors import InvalidGrant, InvalidRequest, InvalidTarget, OAuthError, UnauthorizedClient
 from proxy.log import get_logger
 from proxy.metrics import UPSTREAM_TOKEN_EXCHANGES
@@ -30,7 +31,6 @@ from proxy.resources import normalise
 from proxy.state import Services
 from proxy.token.bearer import live_access_token
 from proxy.token.grants.upstream_access import upstream_access_token
-from proxy.token.resource_servers import ResourceServer
 
 GRANT_TYPE = "urn:ietf:params:oauth:grant-type:token-exchange"
 ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"

@@ -24,13 +24,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aiohttp import web
-
+from proxy.clients.basic import parse_basic_header
 from proxy.clients.secrets import hash_problem, verify_secret_async
 from proxy.errors import InvalidClient
 from proxy.resources import normalise
 from proxy.settings import Settings
-from proxy.token.clientauth import basic_credentials
 
 RESOURCE_SERVER_ID = re.compile(r"^[A-Za-z0-9._~-]{1,128}$")
 KNOWN_KEYS = frozenset({"id", "secret_hash", "resources", "token_exchange"})
@@ -115,11 +113,11 @@ def load_resource_servers(settings: Settings) -> ResourceServers:
     return ResourceServers(named, legacy)
 
 
-def claimed_id(request: web.Request, form: dict[str, str]) -> str | None:
-    """Who the caller says it is, before any secret is checked (for the rate limits); None if unsaid."""
-    header = request.headers.get("Authorization", "")
+def claimed_id(header: str, form: dict[str, str]) -> str | None:
+    """Who the caller (its Authorization `header`, '' if none, and its `form`) says it is, before any
+    secret is checked (for the rate limits); None if unsaid."""
     if header[:6].lower() == "basic ":
-        return basic_credentials(header)[0]
+        return parse_basic_header(header)[0]
     return form.get("client_id") or None
 
 
@@ -155,17 +153,17 @@ class ResourceServers:
             return None
         return ResourceServer(LEGACY_ID, frozenset(), every_resource=True)
 
-    async def authenticate(self, request: web.Request, form: dict[str, str], *, bearer: bool = False) -> ResourceServer:
-        """The calling resource server: Basic (RFC 6749 §2.3.1), client_secret_post, or (legacy secret only,
-        /introspect only) Bearer. Anyone else, registered MCP clients included, is 401 invalid_client."""
-        header = request.headers.get("Authorization", "")
+    async def authenticate(self, header: str, form: dict[str, str], *, bearer: bool = False) -> ResourceServer:
+        """The calling resource server, from its Authorization `header` ('' if none) and `form`: Basic (RFC
+        6749 §2.3.1), client_secret_post, or (legacy secret only, /introspect only) Bearer. Anyone else,
+        registered MCP clients included, is 401 invalid_client."""
         if header[:7].lower() == "bearer ":
             legacy = self._legacy(header[7:].strip()) if bearer else None
             if legacy is None:
                 raise InvalidClient("Authenticate as a resource server.", challenge=False)
             return legacy
         if header:
-            server_id, secret = basic_credentials(header)
+            server_id, secret = parse_basic_header(header)
             challenge = True
         elif form.get("client_id") and form.get("client_secret"):
             server_id, secret, challenge = form["client_id"], form["client_secret"], False
