@@ -1,4 +1,4 @@
-"""The benchmark suite of issue 8: `python -m bench` (or `make bench`).
+"""The benchmark suite: `python -m bench` (or `make bench`).
 
 It starts, in one run, a bare aiohttp hello-JSON server (the ceiling), a stub upstream IdP, a real
 redis-server, the facade exactly as users start it, a bare implementation doing only the facade's

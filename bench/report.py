@@ -1,8 +1,8 @@
 """Turning a run's measurements into the tables `make bench` prints and writes to bench/results/.
 
 Every throughput is shown as a ratio to the hello-JSON ceiling of the same run, because absolute
-requests/s say more about the machine than about the facade; the targets of issue 8 and of the
-project guide are checked here, in one place.
+requests/s say more about the machine than about the facade; the targets bench/README.md lists
+are checked here, in one place.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ class Target:
     ratio: float
 
 
-# Issue 8, item 2: ratios to the hello ceiling, one run, one facade process.
+# Ratios to the hello ceiling, one run, one facade process.
 CEILING_TARGETS = (
     Target("facade.discovery", "discovery GET", 0.90),
     Target("facade.jwks", "/jwks GET", 0.90),
@@ -34,7 +34,7 @@ CEILING_TARGETS = (
     Target("facade.exchange", "code exchange (/token authorization_code)", 0.10),
     Target("facade.refresh", "refresh (/token refresh_token)", 0.10),
 )
-# Project guide: facade / bare ≥ 0.75 for DCR, a whole flow and refresh (code exchange shown too).
+# Facade / bare ≥ 0.75 for DCR, a whole flow and refresh (code exchange shown too).
 BARE_GOAL = 0.75
 BARE_FIGURES = (("register", "/register", True), ("flow", "full flow", True),
                 ("exchange", "code exchange", False), ("refresh", "refresh", True))
@@ -169,7 +169,7 @@ def render(run: Json) -> str:
     else:
         out.append(f"| hello JSON | failed: {m.get('failed', 'not run')} | | | | | | | | | | |")
     out.append("")
-    out.append("## Issue 8 targets: facade, one process, as a ratio to the ceiling")
+    out.append("## Targets: facade, one process, as a ratio to the ceiling")
     out.append("")
     out.append(f"| figure | ops/s | × ceiling | target | verdict | × ceiling by CPU | rounds (ops/s) | {STATS_HEAD} |")
     out.append("|---|---:|---:|---:|---|---:|---|" + "---:|" * 9)
