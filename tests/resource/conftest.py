@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -25,24 +23,12 @@ from proxy.devidp.app import CONFIG as DEVIDP_CONFIG
 from proxy.devidp.app import STATE as DEVIDP_STATE
 from proxy.settings import Settings
 from tests.conftest import Facade, free_port
+from tests.processes import wait_http
 
 HERE = Path(__file__).resolve().parent
 # The gateway resources of `gateway`: path at the facade -> path at the backend.
 ROUTES = {"/mcp": "/mcp", "/events": "/raw/events", "/slow": "/raw/slow", "/chunks": "/raw/chunks",
           "/echo": "/raw/echo"}
-
-
-def _wait(url: str, process: subprocess.Popen[bytes], timeout_s: float = 30) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"{url}: the process exited with {process.returncode}")
-        try:
-            with urllib.request.urlopen(url, timeout=1):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise AssertionError(f"{url} did not answer within {timeout_s} s")
 
 
 @pytest.fixture(scope="session")
@@ -53,7 +39,7 @@ def sdk_backend() -> Iterator[str]:
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     try:
-        _wait(base + "/raw/log", process)
+        wait_http(base + "/raw/log", process, timeout_s=30)
         yield base
     finally:
         process.terminate()

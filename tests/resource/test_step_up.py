@@ -17,30 +17,13 @@ import httpx2
 from mcp.client import Client as McpClient
 from mcp.client.auth import OAuthClientProvider
 from mcp.client.streamable_http import streamable_http_client
-from mcp.shared.auth import AuthorizationCodeResult, OAuthClientInformationFull, OAuthClientMetadata, OAuthToken
+from mcp.shared.auth import AuthorizationCodeResult, OAuthClientMetadata
 from pydantic import AnyUrl
 
 from tests.conftest import free_port
 from tests.interop.browser import Browser
+from tests.interop.test_mcp_python_sdk import MemoryStorage
 from tests.resource.conftest import GatewayFactory, structured, tool_text
-
-
-class Storage:
-    def __init__(self) -> None:
-        self.tokens: OAuthToken | None = None
-        self.client_info: OAuthClientInformationFull | None = None
-
-    async def get_tokens(self) -> OAuthToken | None:
-        return self.tokens
-
-    async def set_tokens(self, tokens: OAuthToken) -> None:
-        self.tokens = tokens
-
-    async def get_client_info(self) -> OAuthClientInformationFull | None:
-        return self.client_info
-
-    async def set_client_info(self, client_info: OAuthClientInformationFull) -> None:
-        self.client_info = client_info
 
 
 class Headless:
@@ -70,7 +53,7 @@ async def test_403_insufficient_scope_then_reauthorization_then_the_retried_call
     facade = await make_gateway(scopes="openid offline_access mcp:deploy", tool_scopes="deploy=mcp:deploy")
     resource = facade.url + "/mcp"
     headless = Headless(f"http://127.0.0.1:{free_port()}/callback")
-    storage = Storage()
+    storage = MemoryStorage()
     provider = OAuthClientProvider(
         server_url=resource,
         client_metadata=OAuthClientMetadata(client_name="step-up test", redirect_uris=[AnyUrl(headless.redirect_uri)]),
