@@ -24,9 +24,10 @@ from pydantic import AnyUrl
 
 from proxy.settings import gateway_pair
 from tests.conftest import free_port
+from tests.interop.test_mcp_python_sdk import MemoryStorage
 from tests.processes import ROOT, facade_process, stop
 from tests.resource.conftest import structured
-from tests.resource.test_step_up import Headless, Storage
+from tests.resource.test_step_up import Headless
 
 
 def _wait_listening(port: int, process: subprocess.Popen[bytes]) -> None:
@@ -64,7 +65,7 @@ async def test_sdk_client_signs_in_through_the_dev_idp_and_calls_whoami() -> Non
                "PROXY_GATEWAY_BACKENDS": f"{issuer}/mcp=http://127.0.0.1:{demo_port}/mcp"}
         with facade_process(env):
             headless = Headless(f"http://127.0.0.1:{free_port()}/callback")
-            storage = Storage()
+            storage = MemoryStorage()
             provider = OAuthClientProvider(
                 server_url=issuer + "/mcp",
                 client_metadata=OAuthClientMetadata(client_name="demo", redirect_uris=[AnyUrl(headless.redirect_uri)]),
