@@ -17,7 +17,6 @@ client_secret_post). claude.ai's "OAuth Client ID / Client Secret" connector fie
 from __future__ import annotations
 
 import re
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from typing import Any
 from proxy.clients.document import infer_application_type
 from proxy.clients.redirect_uris import problem
 from proxy.clients.secrets import hash_problem
+from proxy.clients.tomlfile import array_of_tables
 
 CLIENT_ID = re.compile(r"^[A-Za-z0-9._~-]{1,128}$")
 GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
@@ -139,18 +139,7 @@ def load_registry(path: Path | None, *, scopes: tuple[str, ...], resources: tupl
     """The clients in `path` (none when unset); ClientsFileError names the first problem."""
     if path is None:
         return ClientRegistry()
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ClientsFileError(f"{path}: cannot be read ({exc.strerror})") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ClientsFileError(f"{path}: not valid TOML ({exc})") from exc
-    unknown = set(data) - {"client"}
-    if unknown:
-        raise ClientsFileError(f"{path}: unknown top-level key(s) {', '.join(sorted(unknown))}; use [[client]]")
-    entries = data.get("client", [])
-    if not isinstance(entries, list):
-        raise ClientsFileError(f"{path}: use [[client]] tables")
+    entries = array_of_tables(path, "client", ClientsFileError)
     clients: dict[str, PreRegisteredClient] = {}
     for index, entry in enumerate(entries, start=1):
         client = _client(entry, f"{path}: client #{index}", scopes, resources)

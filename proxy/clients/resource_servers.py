@@ -19,13 +19,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-import tomllib
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from proxy.clients.basic import parse_basic_header
 from proxy.clients.secrets import hash_problem, verify_secret_async
+from proxy.clients.tomlfile import array_of_tables
 from proxy.errors import InvalidClient
 from proxy.resources import normalise
 from proxy.settings import Settings
@@ -91,18 +90,7 @@ def load_resource_servers(settings: Settings) -> ResourceServers:
     named: dict[str, ResourceServer] = {}
     path = settings.resource_servers_file
     if path is not None:
-        try:
-            document = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise ResourceServersFileError(f"cannot read {path}: {exc.strerror or exc}") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ResourceServersFileError(f"{path} is not TOML: {exc}") from None
-        unknown = set(document) - {"resource_server"}
-        if unknown:
-            raise ResourceServersFileError(f"unknown table {sorted(unknown)[0]!r} (use [[resource_server]])")
-        entries = document.get("resource_server", [])
-        if not isinstance(entries, list):
-            raise ResourceServersFileError("use [[resource_server]] tables")
+        entries = array_of_tables(path, "resource_server", ResourceServersFileError)
         known = frozenset(normalise(r) for r in settings.effective_resources)
         for index, raw in enumerate(entries):
             server = _entry(raw, index, known)
