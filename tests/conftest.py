@@ -162,8 +162,9 @@ async def make_facade(redis_client: Any, aiohttp_server: Any) -> AsyncIterator[F
     """Start the dev IdP on its own port, then a facade pointed at it; both stopped by the test."""
     sessions: list[aiohttp.ClientSession] = []
 
-    async def factory(idp: dict[str, Any] | None = None, redis: Any = None, **overrides: Any) -> Facade:
-        port = free_port()
+    async def factory(idp: dict[str, Any] | None = None, redis: Any = None, port: int | None = None,
+                      **overrides: Any) -> Facade:
+        port = port or free_port()
         issuer = f"http://127.0.0.1:{port}"
         idp_config = DevIdpConfig(issuer="", client_id="facade", client_secret="facade secret+1",
                                   redirect_uris=(issuer + "/callback",), **(idp or {}))

@@ -17,12 +17,7 @@ import pytest
 from mcp.client import Client as McpClient
 from mcp.client.streamable_http import streamable_http_client
 
-from proxy.app import create_app
-from proxy.devidp import DevIdpConfig, create_devidp_app
-from proxy.devidp.app import CONFIG as DEVIDP_CONFIG
-from proxy.devidp.app import STATE as DEVIDP_STATE
-from proxy.settings import Settings
-from tests.conftest import Facade, free_port
+from tests.conftest import Facade, FacadeFactory, free_port
 from tests.processes import wait_http
 
 HERE = Path(__file__).resolve().parent
@@ -55,38 +50,19 @@ GatewayFactory = Callable[..., Awaitable[Facade]]
 
 
 @pytest.fixture
-async def make_gateway(redis_client: Any, aiohttp_server: Any, sdk_backend: str) -> AsyncIterator[GatewayFactory]:
+async def make_gateway(make_facade: FacadeFactory, sdk_backend: str) -> GatewayFactory:
     """A facade (and its dev IdP) whose gateway serves ROUTES of the SDK backend; `routes` adds others
     (path -> full backend URL), `redis` replaces the store's client, `overrides` are settings."""
-    sessions: list[aiohttp.ClientSession] = []
 
     async def factory(routes: dict[str, str] | None = None, redis: Any = None, **overrides: Any) -> Facade:
         port = free_port()
         issuer = f"http://127.0.0.1:{port}"
-        idp_config = DevIdpConfig(issuer="", client_id="facade", client_secret="facade secret",
-                                  redirect_uris=(issuer + "/callback",))
-        idp_app = create_devidp_app(idp_config)
-        idp_server = await aiohttp_server(idp_app)
-        idp_url = str(idp_server.make_url("")).rstrip("/")
-        idp_config.issuer = idp_url
         backends = {path: sdk_backend + target for path, target in ROUTES.items()}
         backends.update(routes or {})
-        values: dict[str, Any] = {
-            "issuer": issuer, "port": port, "upstream_issuer": idp_url, "upstream_client_id": "facade",
-            "upstream_client_secret": "facade secret", "consent": False, "rate_limits": False,
-            "gateway_backends": " ".join(f"{issuer}{path}={url}" for path, url in backends.items()),
-        }
-        values.update(overrides)
-        settings = Settings(_env_file=None, **values)  # type: ignore[call-arg]
-        server = await aiohttp_server(create_app(settings, redis=redis if redis is not None else redis_client),
-                                      port=port)
-        http = aiohttp.ClientSession()
-        sessions.append(http)
-        return Facade(issuer, settings, server, idp_url, idp_app[DEVIDP_CONFIG], idp_app[DEVIDP_STATE], http)
+        overrides.setdefault("gateway_backends", " ".join(f"{issuer}{path}={url}" for path, url in backends.items()))
+        return await make_facade(redis=redis, port=port, **overrides)
 
-    yield factory
-    for session in sessions:
-        await session.close()
+    return factory
 
 
 @pytest.fixture
