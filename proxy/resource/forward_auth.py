@@ -39,10 +39,13 @@ def _trusted_peer(request: web.Request, networks: tuple[str, ...]) -> bool:
 def _needed(request: web.Request, method: str) -> tuple[str, ...]:
     policy = request.app[GUARD].policy
     mcp_method = request.headers.get("Mcp-Method")
-    if mcp_method is not None:
-        name = request.headers.get("Mcp-Name")
+    name = request.headers.get("Mcp-Name")
+    # Exactly `tools/call` with a name is judged by that tool; any other spelling of it, or a call that
+    # names no tool, needs every tool's scopes (fail closed: the backend may read the body, not these).
+    if mcp_method is not None and not (mcp_method.lower() == "tools/call" and (mcp_method != "tools/call"
+                                                                               or name is None)):
         return policy.needed([(mcp_method, decode_header_value(name) if name is not None else None)])
-    if method == "POST" and policy.tool_scopes:
+    if (method == "POST" or mcp_method is not None) and policy.tool_scopes:
         return policy.needed([("tools/call", tool) for tool in policy.tool_scopes])
     return ()
 
@@ -52,10 +55,19 @@ async def forward_auth(request: web.Request) -> web.Response:
     if not _trusted_peer(request, guard.settings.trusted_proxies):
         return Refusal(403, "access_denied", "Forward-auth answers only the proxies in PROXY_TRUSTED_PROXIES."
                        ).response()
-    uri = request.headers.get("X-Forwarded-Uri") or request.headers.get("X-Original-URI")
+    if any(len(request.headers.getall(name, ())) > 1
+           for name in ("X-Forwarded-Uri", "X-Original-URI", "X-Forwarded-Host", "Mcp-Method", "Mcp-Name")):
+        return Refusal(400, "invalid_request", "A forwarded or MCP routing header was sent twice.").response()
+    uris = {value for value in (request.headers.get("X-Forwarded-Uri"), request.headers.get("X-Original-URI"))
+            if value is not None}
+    if len(uris) > 1:
+        # nginx's auth_request passes the client's own headers on: one the proxy did not set is the client's.
+        return Refusal(403, "invalid_request", "X-Forwarded-Uri and X-Original-URI disagree.").response()
+    uri = next(iter(uris), "")
     host = request.headers.get("X-Forwarded-Host") or request.host
-    if not uri or not uri.startswith("/"):
-        return Refusal(403, "invalid_request", "The proxy sent no X-Forwarded-Uri or X-Original-URI header."
+    if not uri.startswith("/") or uri.startswith("//"):
+        # `//other/mcp`: urlsplit reads `other` as a host and `/mcp` as the path; nginx routes `/other/mcp`.
+        return Refusal(403, "invalid_request", "The proxy sent no usable X-Forwarded-Uri or X-Original-URI."
                        ).response()
     path = urlsplit(uri).path
     if _DOT_SEGMENT.search(unquote(path)):

@@ -117,3 +117,22 @@ async def test_revoked_token_is_refused_at_once(facade: Facade) -> None:
         assert r.status == 200
     status, headers, _ = await _ask(facade, token, method="GET")
     assert status == 401 and 'error="invalid_token"' in headers["WWW-Authenticate"]
+
+
+async def test_a_client_cannot_choose_the_path_or_tool_the_policy_judges(facade: Facade) -> None:
+    """nginx's auth_request passes the client's own headers on: an X-Forwarded-Uri that disagrees with the
+    proxy's X-Original-URI, a routing header sent twice, or `//host/path` (urlsplit reads a host, nginx a
+    path) are refused; `tools/call` with no Mcp-Name or another spelling needs every tool scope."""
+    plain = (await facade.client().signed_in(resource=RESOURCE, scope="openid"))["access_token"]
+    status, _, _ = await _ask(facade, plain, **{"X-Original-URI": "/elsewhere"})
+    assert status == 403
+    status, _, _ = await _ask(facade, plain, uri="//other.example.com/mcp")
+    assert status == 403
+    for spelling in ({"Mcp-Method": "tools/call"}, {"Mcp-Method": "Tools/Call", "Mcp-Name": "whoami"}):
+        status, headers, _ = await _ask(facade, plain, **spelling)
+        assert status == 403 and 'scope="mcp:deploy mcp:admin"' in headers["WWW-Authenticate"], spelling
+    headers = [("X-Forwarded-Method", "POST"), ("X-Forwarded-Host", "mcp.example.com"), ("X-Forwarded-Uri", "/mcp"),
+               ("X-Forwarded-Proto", "https"), ("Authorization", f"Bearer {plain}"), ("Mcp-Method", "tools/call"),
+               ("Mcp-Name", "whoami"), ("Mcp-Name", "deploy")]
+    async with facade.http.get(facade.url + "/forward-auth", headers=headers) as response:
+        assert response.status == 400
