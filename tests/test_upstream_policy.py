@@ -320,3 +320,25 @@ async def test_fresh_userinfo_without_a_usable_upstream_token_serves_the_sign_in
     assert status == 200 and document["sub"] == "user_2abc"
     assert fake.userinfo_requests == 0
     assert (await client.refresh(body["refresh_token"]))[0] == 200
+
+
+async def test_a_refresh_that_ends_any_other_way_leaves_the_presented_token_current(
+        start: Start, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not only an upstream outage: when the upstream part of a refresh ends in anything but a terminal
+    answer (here an exception before the IdP is asked, standing in for a bug or a store error), the
+    rotation is put back. With no grace window, the client's retry of the presented token succeeds
+    instead of counting as reuse and revoking the family."""
+    facade, _ = await facade_for(start, refresh_grace_s=0)
+    client, body = await signed_in(facade)
+
+    async def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("injected before the upstream is asked")
+
+    monkeypatch.setattr(facade.services.upstream, "refresh", broken)
+    status, answer, _ = await client.token({"grant_type": REFRESH, "refresh_token": body["refresh_token"],
+                                            "client_id": client.client_id})
+    assert (status, answer["error"]) == (500, "server_error")
+    monkeypatch.undo()
+    await asyncio.sleep(0.01)  # past a zero grace window
+    status, again = await client.refresh(body["refresh_token"])
+    assert status == 200, again

@@ -10,10 +10,12 @@ client hears anything (oidc-provider revokes a whole grant on reuse).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from typing import Any
 
 from proxy import scopes
-from proxy.errors import InvalidGrant, InvalidRequest, InvalidScope, InvalidTarget, UpstreamUnavailable
+from proxy.errors import InvalidGrant, InvalidRequest, InvalidScope, InvalidTarget, StoreUnavailable
 from proxy.log import get_logger
 from proxy.metrics import REFRESH_REUSE
 from proxy.resources import normalise
@@ -51,8 +53,13 @@ async def _refresh_upstream(s: Services, family: str, new_token: str, outcome_un
     works (unless a racer already holds its successor: then that successor stands, see UNDO_ROTATION)."""
     try:
         return await refresh_upstream(s, family, upstream, client_id, step="upstream_refresh")
-    except UpstreamUnavailable:
-        await s.store.undo_rotation(new_token, outcome_undo)
+    except InvalidGrant:
+        raise  # terminal: the family is gone, nothing to put back
+    except BaseException:
+        # Any other end (an outage, a bug, a cancelled request) must leave the presented token current:
+        # the client never saw the successor, and its retry after the grace window would be "reuse".
+        with contextlib.suppress(StoreUnavailable):
+            await asyncio.shield(s.store.undo_rotation(new_token, outcome_undo))
         raise
 
 
