@@ -25,7 +25,7 @@ async def authorize(request: web.Request) -> web.StreamResponse:
     params = query(request)
     await ratelimit.admit(request, "authorize", params.get("client_id"))
     areq = await parse(request, s, params)
-    if not s.settings.consent or areq.skip_consent:
+    if not s.settings.consent or (areq.skip_consent and "consent" not in areq.prompts):
         return await go_upstream(s, areq)  # trusted single-client deployments: no page, no browser binding
     new = approvals.novelty(request, s, approvals.cover_of(areq))
     if new and "none" in areq.prompts:

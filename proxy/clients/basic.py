@@ -40,7 +40,7 @@ def parse_basic_header(header: str) -> tuple[str, str]:
     client_id, colon, secret = raw.partition(":")
     if not colon:
         raise InvalidClient("The Basic credentials have no ':' between client_id and secret.")
-    if "%" in client_id + secret and not _well_formed_percent(client_id + secret):
+    if not (_well_formed_percent(client_id) and _well_formed_percent(secret)):  # each half decodes alone
         raise InvalidClient("The Basic credentials contain a malformed %-escape.")
     client_id, secret = _form_decode(client_id), _form_decode(secret)
     if not client_id:

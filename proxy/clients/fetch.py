@@ -21,6 +21,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import aiohttp
+import yarl
 from aiohttp.abc import AbstractResolver, ResolveResult
 
 from proxy.clients.addresses import refusal
@@ -132,7 +133,7 @@ class Fetcher:
         try:
             async with aiohttp.ClientSession(connector=connector, timeout=timeout, auto_decompress=False,
                                              trust_env=False) as session, \
-                    session.get(url, allow_redirects=False, headers={
+                    session.get(yarl.URL(url, encoded=True), allow_redirects=False, headers={
                         "Accept": "application/json", "Accept-Encoding": "identity"}) as response:
                 return await self._read(response)
         except (aiohttp.ClientError, OSError, TimeoutError, ssl.SSLError) as exc:

@@ -38,6 +38,7 @@ def code_form(client: Client, auth: Authorization) -> dict[str, str]:
     ("% error in the id", "Basic " + b64(b"%zz:secret")),
     ("truncated % escape", "Basic " + b64(b"abc%4:secret")),
     ("% error in the secret", "Basic " + b64(b"abc:%G1")),
+    ("% escape split by the colon", "Basic " + b64(b"abc%:41")),  # "abc%41" joined looks well formed
     ("% escape to invalid UTF-8", "Basic " + b64(b"%FF%FE:secret")),
     ("raw invalid UTF-8", "Basic " + b64(b"\xff\xfe:secret")),
     ("empty client_id", "Basic " + b64(b":secret")),
