@@ -46,4 +46,6 @@ def identity_headers(principal: Principal, claims: Mapping[str, Any]) -> dict[st
 
 
 def is_identity_header(name: str) -> bool:
-    return name.lower().startswith(PREFIX.lower())
+    """Also `X_Auth_Request_User`: CGI/WSGI-style backends read `_` and `-` alike (HTTP_X_AUTH_REQUEST_USER),
+    so a client must not reach them with the underscore spelling either."""
+    return name.lower().replace("_", "-").startswith(PREFIX.lower())

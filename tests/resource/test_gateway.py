@@ -55,11 +55,12 @@ async def test_backend_never_sees_the_token_cookies_or_a_spoofed_identity(gatewa
     client = gateway.client()
     body = await client.signed_in(resource=gateway.url + "/mcp", scope="openid email profile offline_access")
     spoofed = {"X-Auth-Request-User": "admin", "x-auth-request-email": "root@evil.example",
-               "X-Auth-Request-Groups": "admins", "X-AUTH-REQUEST-SCOPES": "everything", "Cookie": "session=1"}
+               "X-Auth-Request-Groups": "admins", "X-AUTH-REQUEST-SCOPES": "everything", "Cookie": "session=1",
+               "X_Auth_Request_User": "admin"}  # the spelling CGI/WSGI backends read as the same header
     async with mcp_client(gateway.url + "/mcp", body["access_token"], spoofed) as mcp:
         seen = structured(await mcp.call_tool("headers", {}))["headers"]
     assert "authorization" not in seen and "cookie" not in seen
-    assert "x-auth-request-groups" not in seen
+    assert "x-auth-request-groups" not in seen and "x_auth_request_user" not in seen
     assert seen["x-auth-request-user"] == ["demo-user"]
     assert seen["x-auth-request-email"] == ["demo@example.com"]
     assert seen["x-auth-request-preferred-username"] == ["demo"]
