@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 
 .DEFAULT_GOAL := help
-.PHONY: help run test test-fast interop lint redis-server interop-deps bench bench-gateway clean
+.PHONY: help run test test-fast interop lint system-deps redis-server interop-deps bench bench-gateway clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -27,10 +27,20 @@ run: $(STAMP) ## Start the facade on http://127.0.0.1:8080 (embedded store, dev 
 	@$(PY) -m proxy.devmcp --host 127.0.0.1 --port 8081 & demo=$$!; trap 'kill $$demo 2>/dev/null' EXIT INT TERM; \
 	PROXY_GATEWAY_BACKENDS="$${PROXY_GATEWAY_BACKENDS-$(DEMO_GATEWAY)}" $(VENV)/bin/oauth-facade serve
 
-redis-server: ## Install a real redis-server where missing (Debian/Ubuntu)
-	@command -v redis-server >/dev/null || { \
+# Every program a test starts, as PROGRAM=DEBIAN-PACKAGE. tests/test_programs.py keeps this list equal to the
+# programs the tests look up (tests/programs.py), so a program installed by hand cannot hide a missing step here.
+TEST_PROGRAMS := redis-server=redis-server redis-cli=redis-tools nginx=nginx caddy=caddy node=nodejs
+
+system-deps: ## Install the programs the tests start, where missing (Debian/Ubuntu)
+	@missing=$$(for pair in $(TEST_PROGRAMS); do command -v "$${pair%%=*}" >/dev/null || echo "$${pair#*=}"; done); \
+	if [ -n "$$missing" ]; then \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq redis-server >/dev/null; }
+	  echo "installing:" $$missing; \
+	  $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+	@for pair in $(TEST_PROGRAMS); do command -v "$${pair%%=*}" >/dev/null || { echo "$${pair%%=*} is still missing"; exit 1; }; done
+
+redis-server: system-deps ## Install a real redis-server (and the other test programs) where missing
 	@redis-server --version
 
 # What the suite, lint and bench need on top of serving.
@@ -45,10 +55,10 @@ interop-deps: ## Install node (where missing) and the interop suite's npm packag
 	@node -e 'const [a, b] = process.versions.node.split(".").map(Number); if (a < 20 || (a === 20 && b < 19)) { console.error("node " + process.versions.node + " is too old for oidc-provider: install Node.js >= 20.19"); process.exit(1); }'
 	cd tests/interop/js && npm ci --silent --no-audit --no-fund
 
-interop: $(TEST_STAMP) redis-server interop-deps ## Only the interop suite: oauth4webapi and the MCP Python SDK via oidc-provider
+interop: $(TEST_STAMP) system-deps interop-deps ## Only the interop suite: oauth4webapi and the MCP Python SDK via oidc-provider
 	$(PY) -m pytest -m interop tests/interop $(PYTEST_ARGS)
 
-test: $(TEST_STAMP) redis-server interop-deps ## Install what the tests need and run the whole suite
+test: $(TEST_STAMP) system-deps interop-deps ## Install what the tests need and run the whole suite
 	@$(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing on purpose"; exit 1; fi; exit $$rc
 
@@ -58,10 +68,10 @@ test-fast: $(TEST_STAMP) ## The suite without the third-party client interop tes
 lint: $(TEST_STAMP) ## ruff
 	$(VENV)/bin/ruff check proxy tests
 
-bench: $(TEST_STAMP) redis-server ## Run the benchmark suite (writes bench/results/)
+bench: $(TEST_STAMP) system-deps ## Run the benchmark suite (writes bench/results/)
 	$(PY) -m bench $(BENCH_ARGS)
 
-bench-gateway: $(TEST_STAMP) redis-server ## The gateway's overhead per request and 1,000 held SSE streams (bench/results/)
+bench-gateway: $(TEST_STAMP) system-deps ## The gateway's overhead per request and 1,000 held SSE streams (bench/results/)
 	$(PY) -m bench.gateway $(BENCH_ARGS)
 
 clean: ## Remove the virtualenv and caches

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import random
-import shutil
 import socket
 import subprocess
 import tempfile
@@ -30,6 +29,7 @@ from proxy.devidp.app import DevIdpState
 from proxy.settings import Settings
 from proxy.state import SERVICES, Services
 from tests.helpers import Client
+from tests.programs import program
 
 
 def _ephemeral_range() -> range:
@@ -77,9 +77,7 @@ class RedisServer:
 def start_redis(port: int | None = None, *extra: str, workdir: str | None = None) -> RedisServer:
     """A redis-server on 127.0.0.1; `extra` arguments override the defaults (e.g. `--appendonly yes`),
     and the same `workdir` again restarts it on the data it persisted there."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.fail("redis-server is not installed: run `make test`, which installs it")
+    binary = program("redis-server")
     port = port or free_port()
     workdir = workdir or tempfile.mkdtemp(prefix="facade-redis-")
     process = subprocess.Popen(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import tempfile
 import time
@@ -12,6 +11,7 @@ import pytest
 
 from proxy.store.connect import connect
 from tests.conftest import FacadeFactory
+from tests.programs import program
 
 NODES = 3
 
@@ -35,18 +35,17 @@ def cluster_port() -> int:
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[list[int]]:
-    if shutil.which("redis-cli") is None or shutil.which("redis-server") is None:
-        pytest.fail("redis-server and redis-cli are needed: run `make test`, which installs them")
+    server, cli = program("redis-server"), program("redis-cli")
     ports = [cluster_port() for _ in range(NODES)]
     workdir = tempfile.mkdtemp(prefix="facade-cluster-")
     processes = [subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--cluster-enabled", "yes",
+        [server, "--port", str(port), "--bind", "127.0.0.1", "--cluster-enabled", "yes",
          "--cluster-config-file", f"{workdir}/nodes-{port}.conf", "--save", "", "--appendonly", "no",
          "--dir", workdir], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for port in ports]
     try:
         for port in ports:
             _wait(lambda p=port: _cli(p, "ping") == "PONG")
-        subprocess.run(["redis-cli", "--cluster", "create", *(f"127.0.0.1:{p}" for p in ports),
+        subprocess.run([cli, "--cluster", "create", *(f"127.0.0.1:{p}" for p in ports),
                         "--cluster-replicas", "0", "--cluster-yes"], check=True, capture_output=True, timeout=30)
         _wait(lambda: all("cluster_state:ok" in _cli(p, "cluster", "info") for p in ports))
         yield ports
@@ -58,7 +57,7 @@ def cluster() -> Iterator[list[int]]:
 
 
 def _cli(port: int, *args: str) -> str:
-    result = subprocess.run(["redis-cli", "-p", str(port), *args], capture_output=True, text=True, timeout=5)
+    result = subprocess.run([program("redis-cli"), "-p", str(port), *args], capture_output=True, text=True, timeout=5)
     return result.stdout.strip()
 
 

@@ -18,6 +18,7 @@ from joserfc import jwk, jwt
 from tests.conftest import RedisServer, free_port
 from tests.helpers import query_of, s256
 from tests.processes import devidp_process, facade_process
+from tests.programs import program
 
 REDIRECT = "http://127.0.0.1:5599/cb"
 
@@ -30,7 +31,7 @@ def settings_env(issuer: str, port: int, redis: RedisServer, upstream: str) -> d
 
 @pytest.fixture
 def fresh_redis(redis_server: RedisServer) -> Iterator[RedisServer]:
-    subprocess.run(["redis-cli", "-p", str(redis_server.port), "flushall"], check=True, capture_output=True)
+    subprocess.run([program("redis-cli"), "-p", str(redis_server.port), "flushall"], check=True, capture_output=True)
     yield redis_server
 
 

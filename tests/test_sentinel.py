@@ -12,6 +12,7 @@ import pytest
 
 from proxy.store.connect import connect
 from tests.conftest import FacadeFactory, free_port, start_redis
+from tests.programs import program
 
 
 @pytest.fixture(scope="module")
@@ -20,13 +21,13 @@ def sentinel() -> Iterator[int]:
     port = free_port()
     config = Path(tempfile.mkdtemp(prefix="facade-sentinel-")) / "sentinel.conf"
     config.write_text(f"port {port}\nbind 127.0.0.1\nsentinel monitor facade 127.0.0.1 {master.port} 1\n")
-    process = subprocess.Popen(["redis-server", str(config), "--sentinel"], stdout=subprocess.DEVNULL,
+    process = subprocess.Popen([program("redis-server"), str(config), "--sentinel"], stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
-            answer = subprocess.run(["redis-cli", "-p", str(port), "sentinel", "get-master-addr-by-name", "facade"],
-                                    capture_output=True, text=True).stdout
+            answer = subprocess.run([program("redis-cli"), "-p", str(port), "sentinel", "get-master-addr-by-name",
+                                     "facade"], capture_output=True, text=True).stdout
             if str(master.port) in answer:
                 break
             time.sleep(0.1)

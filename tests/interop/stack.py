@@ -34,6 +34,7 @@ import pytest
 
 from tests.clients.tls import TestPKI, make_pki
 from tests.conftest import free_port
+from tests.programs import program
 
 HERE = Path(__file__).resolve().parent
 JS = HERE / "js"
@@ -57,9 +58,7 @@ def fail(message: str) -> NoReturn:
 
 def node_binary() -> str:
     """The `node` to run the JS parts with; a clear failure (not a skip) when it is missing or too old."""
-    node = shutil.which("node")
-    if node is None:
-        fail(f"interop: `node` is not installed: {SETUP_HINT}")
+    node = program("node")
     version = subprocess.run([node, "--version"], capture_output=True, text=True, check=False).stdout.strip()
     match = re.match(r"v(\d+)\.(\d+)", version)
     if match is None or (int(match[1]), int(match[2])) < MIN_NODE:
@@ -185,9 +184,7 @@ def running_stack() -> Iterator[InteropStack]:
     """Start the four processes, wait until each answers, yield their URLs; stop them all at the end."""
     node = node_binary()
     versions = pinned_versions()
-    redis = shutil.which("redis-server")
-    if redis is None:
-        fail("interop: redis-server is not installed: run `make test`, which installs it")
+    redis = program("redis-server")
     workdir = Path(tempfile.mkdtemp(prefix="facade-interop-"))
     redis_port, idp_port, facade_port, mcp_port = (free_port() for _ in range(4))
     facade = f"http://127.0.0.1:{facade_port}"

@@ -26,11 +26,10 @@ import aiohttp
 import pytest
 
 from tests.conftest import Facade, FacadeFactory, free_port
+from tests.programs import program
 from tests.resource.conftest import mcp_client, structured, tool_text
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
-NGINX = "/usr/sbin/nginx"
-CADDY = "/usr/bin/caddy"
 
 
 def _replace(text: str, substitutions: dict[str, str]) -> str:
@@ -55,7 +54,7 @@ def _wait_port(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
 
 @contextmanager
 def nginx(port: int, facade: str, backend: str) -> Iterator[None]:
-    binary = shutil.which("nginx") or NGINX
+    binary = program("nginx")
     workdir = Path(tempfile.mkdtemp(prefix="facade-nginx-"))
     site = _replace((DOCS / "nginx.conf").read_text(), {
         "listen 80;": f"listen 127.0.0.1:{port};", "127.0.0.1:8080": facade, "127.0.0.1:3000": backend})
@@ -80,7 +79,7 @@ def nginx(port: int, facade: str, backend: str) -> Iterator[None]:
 
 @contextmanager
 def caddy(port: int, facade: str, backend: str) -> Iterator[None]:
-    binary = shutil.which("caddy") or CADDY
+    binary = program("caddy")
     workdir = Path(tempfile.mkdtemp(prefix="facade-caddy-"))
     site = _replace((DOCS / "Caddyfile").read_text(), {
         "mcp.example.com {": f"http://127.0.0.1:{port} {{", "127.0.0.1:8080": facade, "127.0.0.1:3000": backend})

@@ -7,10 +7,11 @@ Hypothesis run costs one process start, not one per URI.
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
+
+from tests.programs import program
 
 SCRIPT = Path(__file__).with_name("whatwg_url.mjs")
 
@@ -19,9 +20,7 @@ class WhatwgUrl:
     """`parse(uris)` -> for each URI, node's `new URL(uri)` fields or `{"error": ...}`."""
 
     def __init__(self) -> None:
-        node = shutil.which("node")
-        if node is None:
-            raise RuntimeError("node is not installed: run `make interop-deps`")
+        node = program("node")
         self.process = subprocess.Popen([node, str(SCRIPT)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                         text=True, encoding="utf-8")
         self.version = subprocess.run([node, "-p", "process.versions.node + ' ada ' + process.versions.ada"],
