@@ -9,7 +9,8 @@ STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 
 .DEFAULT_GOAL := help
-.PHONY: help run test test-fast interop lint system-deps redis-server interop-deps bench bench-gateway clean
+.PHONY: help run test test-fast interop lint system-deps redis-server interop-deps bench bench-gateway clean \
+	test-containers container-deps
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -64,6 +65,51 @@ test: $(TEST_STAMP) system-deps interop-deps ## Install what the tests need and 
 
 test-fast: $(TEST_STAMP) ## The suite without the third-party client interop tests
 	$(PY) -m pytest -m 'not interop' $(PYTEST_ARGS)
+
+# The container tests (tests/containers; `make test-containers`, never part of `make test`: they need root and
+# minutes). The programs they start, as PROGRAM=SOURCE: a Debian package, or pip:REQUIREMENT of the
+# `containers` extra (pyproject.toml), installed into the venv. tests/test_programs.py keeps this list equal to
+# the programs tests/containers looks up. The engine also needs CONTAINER_PACKAGES: runc (crun refuses these
+# machines' hybrid cgroups), debootstrap (tests/containers/prepare.sh makes the base images) and aardvark-dns
+# (compose service names). Recipe measured on these machines: /work/shared/notes/containers.md.
+CONTAINER_PROGRAMS := podman=podman podman-compose=pip:podman-compose
+CONTAINER_PACKAGES := podman runc debootstrap aardvark-dns
+CONTAINER_STAMP := $(VENV)/.installed-containers
+CONTAINERS_CONF := /etc/containers/containers.conf
+# No default ulimits (setrlimit is refused in these machines' containers); containers get no copy of the host's
+# /etc/hosts (its `127.0.0.1 devidp.localhost`, added below for the host's browser and tests, would send the
+# facade's calls to the dev IdP to the facade container's own loopback); runc.
+CONTAINERS_CONF_TEXT := [containers]\ndefault_ulimits = []\nbase_hosts_file = "none"\n\n[engine]\nruntime = "runc"\n
+
+$(CONTAINER_STAMP): $(TEST_STAMP)
+	$(PY) -m pip install --quiet -e '.[test,speed,containers]'
+	touch $(CONTAINER_STAMP)
+
+container-deps: $(CONTAINER_STAMP) ## podman set up for the container tests, where missing (root or sudo; Debian/Ubuntu)
+	@SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	missing=$$(for p in $(CONTAINER_PACKAGES); do dpkg-query -W -f='$${Status}\n' "$$p" 2>/dev/null | grep -q 'ok installed' || echo "$$p"; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:" $$missing; \
+	  $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi; \
+	if [ ! -e $(CONTAINERS_CONF) ]; then \
+	  echo "writing $(CONTAINERS_CONF)"; \
+	  printf '$(CONTAINERS_CONF_TEXT)' | $$SUDO tee $(CONTAINERS_CONF) >/dev/null; \
+	elif ! grep -Eq '^default_ulimits *= *\[\]' $(CONTAINERS_CONF) || ! grep -Eq '^base_hosts_file *= *"none"' $(CONTAINERS_CONF) \
+	     || ! grep -Eq '^runtime *= *"runc"' $(CONTAINERS_CONF); then \
+	  echo "$(CONTAINERS_CONF) exists: it needs"; printf '$(CONTAINERS_CONF_TEXT)'; exit 1; \
+	fi; \
+	if ! grep -Eq '^127\.0\.0\.1[[:space:]].*\bdevidp\.localhost\b' /etc/hosts; then \
+	  echo "adding 127.0.0.1 devidp.localhost to /etc/hosts (the compose dev IdP's issuer host)"; \
+	  echo '127.0.0.1 devidp.localhost' | $$SUDO tee -a /etc/hosts >/dev/null; \
+	fi
+	@for pair in $(CONTAINER_PROGRAMS); do name=$${pair%%=*}; command -v "$$name" >/dev/null || [ -x "$(VENV)/bin/$$name" ] \
+	  || { echo "$$name is still missing"; exit 1; }; done
+
+test-containers: container-deps ## Build the image, run the compose stack under podman and test it (root; minutes)
+	tests/containers/prepare.sh
+	@$(PY) -m pytest tests/containers $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no container tests: failing on purpose"; exit 1; fi; exit $$rc
 
 lint: $(TEST_STAMP) ## ruff
 	$(VENV)/bin/ruff check proxy tests

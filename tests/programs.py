@@ -9,6 +9,8 @@ program the project's own files never install.
 from __future__ import annotations
 
 import shutil
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -18,8 +20,10 @@ BASE_SYSTEM = frozenset({"bash", "make", "rm", "pgrep"})
 
 
 def program(name: str) -> str:
-    """The absolute path of `name` on PATH; a test failure naming the install step when it is missing."""
-    path = shutil.which(name)
+    """The absolute path of `name` on PATH, or among the scripts of the virtualenv running the tests (where pip
+    puts podman-compose); a test failure naming the install step when it is missing."""
+    path = shutil.which(name) or shutil.which(name, path=str(Path(sys.executable).parent))
     if path is None:
-        pytest.fail(f"{name} is not installed: run `make test` (its `system-deps` step installs it)")
+        pytest.fail(f"{name} is not installed: run `make test` (its `system-deps` step installs it), or "
+                    "`make test-containers` for the container tests (`container-deps`)")
     return path

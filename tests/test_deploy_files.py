@@ -90,3 +90,13 @@ def test_config_examples_only_name_known_settings() -> None:
             match = re.match(r"^(PROXY_[A-Z0-9_]+)=", line)
             if match:
                 assert match.group(1) in KNOWN, f"{path.name}: {match.group(1)} is not a setting"
+
+
+def test_compose_runs_the_image_on_a_read_only_root_with_a_tmpfs() -> None:
+    """Every service built from the Dockerfile runs with a read-only root filesystem and a tmpfs /tmp (the
+    image writes nothing at run time; tests/containers proves it in the running containers)."""
+    built = {name: service for name, service in compose()["services"].items() if service.get("build") == "."}
+    assert set(built) == {"facade", "devidp", "mcp"}
+    for name, service in built.items():
+        assert service.get("read_only") is True, name
+        assert "/tmp" in service.get("tmpfs", []), name

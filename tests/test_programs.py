@@ -3,7 +3,8 @@
 A fresh machine once failed 12 tests because nginx and caddy were started by tests but installed by no
 project file; the machine CI ran on had them by hand. These tests read the test sources and the Makefile,
 so adding a program to a test without adding it to `TEST_PROGRAMS` (or the reverse) fails here, on any
-machine, whatever is installed on it.
+machine, whatever is installed on it. The container tests (tests/containers, `make test-containers`) have
+their own list, `CONTAINER_PROGRAMS`, held to the same rule.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import ast
 import re
 import shutil
 import subprocess
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +21,7 @@ from tests.programs import BASE_SYSTEM
 
 ROOT = Path(__file__).resolve().parent.parent
 TESTS = ROOT / "tests"
+CONTAINER_TESTS = TESTS / "containers"
 SPAWNERS = {"run", "Popen", "call", "check_call", "check_output", "create_subprocess_exec"}
 
 
@@ -40,21 +43,28 @@ def _sources() -> Iterator[tuple[Path, ast.AST]]:
         yield path, ast.parse(path.read_text(), filename=str(path))
 
 
-def looked_up_programs() -> dict[str, list[str]]:
-    """Every `program("NAME")` in the tests, with where it is."""
+def looked_up_programs(*, containers: bool = False) -> dict[str, list[str]]:
+    """Every `program("NAME")` in the tests (or only in the container tests), with where it is."""
     found: dict[str, list[str]] = {}
     for path, tree in _sources():
+        if path.is_relative_to(CONTAINER_TESTS) != containers:
+            continue
         for call in _calls(tree):
             if _name(call) == "program" and call.args and (name := _literal(call.args[0])):
                 found.setdefault(name, []).append(f"{path.relative_to(ROOT)}:{call.lineno}")
     return found
 
 
-def makefile_programs() -> set[str]:
-    """The program names of the Makefile's TEST_PROGRAMS (PROGRAM=PACKAGE pairs)."""
-    match = re.search(r"^TEST_PROGRAMS\s*:=\s*(.+)$", (ROOT / "Makefile").read_text(), re.MULTILINE)
-    assert match, "the Makefile no longer defines TEST_PROGRAMS"
-    return {pair.split("=", 1)[0] for pair in match[1].split()}
+def makefile_list(variable: str) -> list[str]:
+    """The words of a Makefile variable (`NAME := words`)."""
+    match = re.search(rf"^{variable}\s*:=\s*(.+)$", (ROOT / "Makefile").read_text(), re.MULTILINE)
+    assert match, f"the Makefile no longer defines {variable}"
+    return match[1].split()
+
+
+def makefile_programs(variable: str = "TEST_PROGRAMS") -> set[str]:
+    """The program names of the Makefile's TEST_PROGRAMS (or CONTAINER_PROGRAMS): PROGRAM=SOURCE pairs."""
+    return {pair.split("=", 1)[0] for pair in makefile_list(variable)}
 
 
 def test_the_makefile_installs_exactly_the_programs_the_tests_start() -> None:
@@ -64,6 +74,38 @@ def test_the_makefile_installs_exactly_the_programs_the_tests_start() -> None:
     installed = makefile_programs()
     assert set(started) - installed == set(), f"started by tests, installed by no make step: {started}"
     assert installed - set(started) == set(), "installed by `make test` but started by no test"
+
+
+def test_make_test_containers_installs_exactly_the_programs_the_container_tests_start() -> None:
+    """CONTAINER_PROGRAMS == the names tests/containers passes to program(), and each comes from a Debian
+    package that `container-deps` installs or from the `containers` extra of pyproject.toml."""
+    started = looked_up_programs(containers=True)
+    assert set(started) == makefile_programs("CONTAINER_PROGRAMS"), started
+    packages = set(makefile_list("CONTAINER_PACKAGES"))
+    extra = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]["containers"]
+    requirements = {re.split(r"[<>=!~\[; ]", requirement, maxsplit=1)[0] for requirement in extra}
+    for pair in makefile_list("CONTAINER_PROGRAMS"):
+        name, source = pair.split("=", 1)
+        if source.startswith("pip:"):
+            assert source.removeprefix("pip:") in requirements, f"{name}: {source} is not in the containers extra"
+        else:
+            assert source in packages, f"{name}: Debian package {source} is not in CONTAINER_PACKAGES"
+
+
+def test_container_tests_run_only_under_make_test_containers_and_are_never_skipped() -> None:
+    """`make test` never collects tests/containers (pytest's addopts ignore it; they need root and minutes);
+    `make test-containers` installs their programs, makes the base images and runs them by path, failing
+    when none was collected; CI runs it after `make test`."""
+    pytest_options = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]
+    assert "--ignore=tests/containers" in pytest_options["addopts"].split()
+    makefile = (ROOT / "Makefile").read_text()
+    target = re.search(r"^test-containers:([^#\n]*).*\n((?:\t.*\n)+)", makefile, re.MULTILINE)
+    assert target and "container-deps" in target[1].split()
+    assert "tests/containers/prepare.sh" in target[2] and "-m pytest tests/containers" in target[2]
+    assert "rc -eq 5" in target[2], "a run that collects no container test must fail"
+    assert "skip" not in "".join(path.read_text() for path in CONTAINER_TESTS.glob("*.py"))
+    ci = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()]
+    assert ci.index("make test-containers") > ci.index("make test")
 
 
 def test_tests_start_programs_only_through_program() -> None:
@@ -100,8 +142,7 @@ def test_make_test_runs_the_install_step() -> None:
 def test_system_deps_installs_every_missing_program_with_apt(tmp_path: Path) -> None:
     """On a machine with none of the programs (PATH holds only a recording apt-get), `make system-deps` asks
     apt for exactly the Debian packages of TEST_PROGRAMS, and succeeds once they are there."""
-    pairs = dict(pair.split("=", 1) for pair in re.search(
-        r"^TEST_PROGRAMS\s*:=\s*(.+)$", (ROOT / "Makefile").read_text(), re.MULTILINE)[1].split())  # type: ignore[index]
+    pairs = dict(pair.split("=", 1) for pair in makefile_list("TEST_PROGRAMS"))
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     for tool in ("id", "env", "chmod"):
