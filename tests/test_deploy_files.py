@@ -1,6 +1,7 @@
 """The compose stack, the image and the config examples agree with what the code reads.
 
-A Docker engine is not available everywhere the tests run, so the files are checked, not started.
+These read the files on any machine; tests/containers (`make test-containers`) builds the image and runs
+the stack under podman.
 """
 
 from __future__ import annotations
