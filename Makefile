@@ -107,6 +107,7 @@ container-deps: $(CONTAINER_STAMP) ## podman set up for the container tests, whe
 	  || { echo "$$name is still missing"; exit 1; }; done
 
 test-containers: container-deps ## Build the image, run the compose stack under podman and test it (root; minutes)
+	@[ "$$(id -u)" = 0 ] || { echo "make test-containers runs podman as root (debootstrap, published ports): use sudo"; exit 1; }
 	tests/containers/prepare.sh
 	@$(PY) -m pytest tests/containers $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no container tests: failing on purpose"; exit 1; fi; exit $$rc
