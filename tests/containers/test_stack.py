@@ -100,6 +100,25 @@ async def test_a_restart_of_the_facade_container_loses_nothing(stack: Stack) -> 
     assert await sign_in_and_call_whoami(storage, may_sign_in=False) == before
 
 
+async def test_a_restart_of_the_redis_container_loses_nothing(stack: Stack) -> None:
+    """Redis keeps the grants in its append-only file on the compose volume: after `restart redis` the facade is
+    ready again by itself and the refresh token issued before the restart rotates."""
+    storage = MemoryStorage()
+    await sign_in_and_call_whoami(storage)
+    assert storage.tokens is not None and storage.tokens.refresh_token and storage.client_info is not None
+    started_before = stack.inspect("redis")["State"]["StartedAt"]
+
+    stack.compose_run("restart", "redis", timeout_s=120)
+    assert stack.inspect("redis")["State"]["StartedAt"] != started_before, "the container did not restart"
+    wait_http(FACADE + "/readyz")
+
+    async with httpx2.AsyncClient(timeout=30) as http:
+        answer = await http.post(FACADE + "/token", data={
+            "grant_type": "refresh_token", "refresh_token": storage.tokens.refresh_token,
+            "client_id": storage.client_info.client_id})
+    assert answer.status_code == 200, answer.text
+
+
 def test_the_image_runs_as_a_non_root_user_on_a_read_only_root(stack: Stack) -> None:
     """In every container built from the Dockerfile: uid 10001 (not 0), and / is read-only even to root
     (so the refusal is the filesystem's, not a permission), while the compose file's tmpfs /tmp is writable."""
