@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 
 .DEFAULT_GOAL := help
-.PHONY: help run test test-fast interop lint system-deps redis-server interop-deps bench bench-gateway clean
+.PHONY: help run test test-fast test-mutants interop lint system-deps redis-server interop-deps bench bench-gateway clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -64,6 +64,11 @@ test: $(TEST_STAMP) system-deps interop-deps ## Install what the tests need and 
 
 test-fast: $(TEST_STAMP) ## The suite without the third-party client interop tests
 	$(PY) -m pytest -m 'not interop' $(PYTEST_ARGS)
+
+# Each defence mutant of tests/mutants/catalogue.toml applied in a scratch copy of the tree, its tests run:
+# fails unless every one is killed (docs/mutants.md). MUTANTS_ARGS e.g. `--only code-single-use --jobs 1`.
+test-mutants: $(TEST_STAMP) system-deps ## Remove each defence in turn (tests/mutants/catalogue.toml); fail unless a test catches it
+	$(PY) -m tests.mutants.runner $(MUTANTS_ARGS)
 
 lint: $(TEST_STAMP) ## ruff
 	$(VENV)/bin/ruff check proxy tests
