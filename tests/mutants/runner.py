@@ -26,6 +26,7 @@ import json
 import os
 import queue
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -38,12 +39,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 CATALOGUE = Path(__file__).resolve().parent / "catalogue.toml"
+FORKSERVER = Path(__file__).resolve().parent / "forkserver.py"
 REPORT_DIR = Path("build") / "mutants"
 # Not copied into the scratch trees: nothing a unit test reads, and large.
 IGNORED = shutil.ignore_patterns(".git", ".venv", "node_modules", "__pycache__", ".pytest_cache", ".ruff_cache",
                                  "build", "dist", "*.egg-info", ".mutants-*")
 REQUIRED = ("id", "file", "original", "replacement", "protects", "tests")
-PYTEST = ("-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "--no-header", "-o", "console_output_style=classic")
 TIMEOUT_S = 300
 
 
@@ -134,27 +135,51 @@ def load(catalogue: Path, root: Path) -> list[Mutant]:
     return mutants
 
 
-def _pytest(tree: Path, node_ids: list[str]) -> tuple[int, str]:
-    env = {**os.environ, "PYTHONPATH": str(tree), "PYTHONDONTWRITEBYTECODE": "1"}
-    try:
-        done = subprocess.run([sys.executable, *PYTEST, *node_ids], cwd=tree, env=env, capture_output=True,
-                              text=True, timeout=TIMEOUT_S, check=False)
-    except subprocess.TimeoutExpired:
-        return -1, f"timed out after {TIMEOUT_S} s"
-    return done.returncode, (done.stdout + done.stderr).strip()
+class Worker:
+    """A pytest runner for one scratch tree: tests/mutants/forkserver.py, which imports the third-party
+    libraries once and forks a fresh pytest per job (the product and the tests are imported by each job,
+    so each sees the tree as it is then, mutant included)."""
+
+    def __init__(self, tree: Path) -> None:
+        self.tree = tree
+        env = {**os.environ, "PYTHONPATH": str(tree), "PYTHONDONTWRITEBYTECODE": "1"}
+        self.process = subprocess.Popen([sys.executable, str(FORKSERVER)], cwd=tree, env=env, text=True,
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        self.log = tree.parent / f"{tree.name}.log"
+
+    def pytest(self, node_ids: list[str]) -> tuple[int, str]:
+        """(pytest's exit code or -1 on timeout, its output)."""
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.process.stdin.write(json.dumps({"tests": node_ids, "log": str(self.log), "timeout": TIMEOUT_S}) + "\n")
+        self.process.stdin.flush()
+        answer = self.process.stdout.readline()
+        if not answer:
+            raise RuntimeError("the mutant worker died")
+        rc = int(json.loads(answer)["rc"])
+        output = self.log.read_text(encoding="utf-8", errors="replace").strip()
+        return rc, output if rc != -1 else f"timed out after {TIMEOUT_S} s\n{output}"
+
+    def close(self) -> None:
+        if self.process.stdin is not None:
+            self.process.stdin.close()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
 
 
 def _last_lines(text: str, count: int = 12) -> str:
     return "\n".join(text.splitlines()[-count:])
 
 
-def _run_one(tree: Path, mutant: Mutant) -> Outcome:
-    path = tree / mutant.file
+def _run_one(worker: Worker, mutant: Mutant) -> Outcome:
+    path = worker.tree / mutant.file
     original = path.read_text(encoding="utf-8")
     started = time.monotonic()
     try:
         path.write_text(original.replace(mutant.original, mutant.replacement, 1), encoding="utf-8")
-        rc, output = _pytest(tree, mutant.tests)
+        rc, output = worker.pytest(mutant.tests)
     finally:
         path.write_text(original, encoding="utf-8")
     seconds = time.monotonic() - started
@@ -168,11 +193,11 @@ def _run_one(tree: Path, mutant: Mutant) -> Outcome:
     return Outcome(mutant, status, seconds, "" if status in ("killed", "equivalent") else _last_lines(output))
 
 
-def _baseline(tree: Path, node_ids: list[str]) -> list[str]:
+def _baseline(worker: Worker, node_ids: list[str]) -> list[str]:
     """Node ids that do not pass on the unmutated tree (with pytest's words), or []."""
     if not node_ids:
         return []
-    rc, output = _pytest(tree, ["--maxfail=1000", *node_ids])
+    rc, output = worker.pytest(["--maxfail=1000", *node_ids])
     return [] if rc == 0 else [f"pytest exit code {rc}:\n{_last_lines(output, 30)}"]
 
 
@@ -182,17 +207,17 @@ def run(mutants: list[Mutant], root: Path, jobs: int, echo: Callable[[str], None
     result = Run()
     jobs = max(1, min(jobs, len(mutants)))
     scratch = Path(tempfile.mkdtemp(prefix="oauth-facade-mutants-"))
+    workers: list[Worker] = []
     try:
-        trees = []
         for index in range(jobs):
             tree = scratch / f"tree{index}"
             shutil.copytree(root, tree, ignore=IGNORED, symlinks=True)
-            trees.append(tree)
+            workers.append(Worker(tree))
         node_ids = sorted({node for mutant in mutants for node in mutant.tests})
         halves = [node_ids[index::jobs] for index in range(jobs)]
         echo(f"baseline: {len(node_ids)} tests on the unmutated tree")
-        failures: list[list[str]] = [[] for _ in trees]
-        threads = [threading.Thread(target=lambda i=i: failures[i].extend(_baseline(trees[i], halves[i])))
+        failures: list[list[str]] = [[] for _ in workers]
+        threads = [threading.Thread(target=lambda i=i: failures[i].extend(_baseline(workers[i], halves[i])))
                    for i in range(jobs)]
         for thread in threads:
             thread.start()
@@ -207,24 +232,26 @@ def run(mutants: list[Mutant], root: Path, jobs: int, echo: Callable[[str], None
             work.put(mutant)
         lock = threading.Lock()
 
-        def worker(tree: Path) -> None:
+        def drain(worker: Worker) -> None:
             while True:
                 try:
                     mutant = work.get_nowait()
                 except queue.Empty:
                     return
-                outcome = _run_one(tree, mutant)
+                outcome = _run_one(worker, mutant)
                 with lock:
                     result.outcomes.append(outcome)
                     echo(f"[{len(result.outcomes):>3}/{len(mutants)}] {outcome.status:<17} "
                          f"{outcome.seconds:5.1f}s  {mutant.id}")
 
-        threads = [threading.Thread(target=worker, args=(tree,)) for tree in trees]
+        threads = [threading.Thread(target=drain, args=(worker,)) for worker in workers]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
     finally:
+        for worker in workers:
+            worker.close()
         shutil.rmtree(scratch, ignore_errors=True)
     order = {mutant.id: index for index, mutant in enumerate(mutants)}
     result.outcomes.sort(key=lambda o: order[o.mutant.id])
@@ -267,6 +294,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--report-dir", type=Path, default=None, help="default: ROOT/build/mutants")
     parser.add_argument("--check", action="store_true", help="only check the catalogue (no tests run)")
     args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so the scratch trees are removed on the way out
     root = args.root.resolve()
     try:
         mutants = load(args.catalogue, root)

@@ -55,6 +55,46 @@ async def test_an_https_loopback_registration_admits_no_http_loopback_port(facad
     assert facade.idp_state.authorize_requests == []
 
 
+@pytest.mark.parametrize("asked", ["http://127.0.0.1:6000/callback?next=https://evil.example",
+                                   "http://127.0.0.1:6000/callback?x=1", "http://127.0.0.1:6000/other"])
+async def test_a_loopback_redirect_may_vary_its_port_and_nothing_else(facade: Facade, asked: str) -> None:
+    """RFC 8252 §7.3 frees the port of a loopback redirect URI, not its path or query: a client registered
+    with http://127.0.0.1:5599/callback sent to another port with a query (or another path) gets an HTML
+    error page, no redirect; the same URI on another port alone is fine."""
+    client = facade.client()
+    client.redirect_uri = "http://127.0.0.1:5599/callback"
+    await client.register()
+    response, _ = await client.start(redirect_uri=asked)
+    assert response.status == 400 and "Location" not in response.headers
+    assert html_error(await response.text()) == "invalid_request"
+    assert facade.idp_state.authorize_requests == []
+    response, _ = await client.start(redirect_uri="http://127.0.0.1:6000/callback")
+    assert response.status == 302
+
+
+@pytest.mark.parametrize("uri", ["https://app.example/*", "https://app.example/cb?to=*",
+                                 "http://127.0.0.1:5599/*/callback"])
+async def test_a_wildcard_redirect_uri_is_refused_as_a_wildcard(facade: Facade, uri: str) -> None:
+    """A `*` in the path or query (which the URI syntax allows) would be stored and matched literally, yet
+    the client meant a pattern: refused at registration, 400 invalid_redirect_uri saying so, nothing
+    stored."""
+    before = await snapshot(facade.redis)
+    status, document = await _register(facade, [uri])
+    assert (status, document["error"]) == (400, "invalid_redirect_uri"), document
+    assert "wildcard" in document["error_description"], document
+    assert await snapshot(facade.redis) == before
+
+
+@pytest.mark.parametrize(("uri", "scheme"), [("javascript:/alert(1)", "javascript"), ("data:/text", "data"),
+                                             ("vbscript:/msgbox", "vbscript"), ("blob:/x", "blob")])
+async def test_a_script_scheme_is_refused_by_name(facade: Facade, uri: str, scheme: str) -> None:
+    """A script scheme in the private-use form (`javascript:/...`, which the URI parser accepts) is refused
+    naming the scheme, not merely for lacking a dot: the refusal must not depend on that other rule."""
+    status, document = await _register(facade, [uri])
+    assert (status, document["error"]) == (400, "invalid_redirect_uri"), document
+    assert f"must not use the {scheme}: scheme" in document["error_description"], document
+
+
 async def test_a_real_secret_moved_onto_another_family_changes_nothing(facade: Facade) -> None:
     """The refresh token's MAC covers its family id: the secret part of one family's real, current token
     put after another family's id was never issued for that family, so it is invalid_grant and changes
