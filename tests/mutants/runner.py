@@ -61,18 +61,19 @@ class Mutant:
     protects: str
     tests: list[str]
     equivalent: str | None = None
+    survives: str | None = None  # a known survivor: the test still to write (the list may only shrink)
 
 
 @dataclass
 class Outcome:
     mutant: Mutant
-    status: str  # killed | survived | equivalent | equivalent-killed | error
+    status: str  # killed | survived | equivalent | equivalent-killed | known-survivor | survivor-killed | error
     seconds: float
     detail: str = ""
 
     @property
     def ok(self) -> bool:
-        return self.status in ("killed", "equivalent")
+        return self.status in ("killed", "equivalent", "known-survivor")
 
 
 @dataclass
@@ -108,7 +109,7 @@ def load(catalogue: Path, root: Path) -> list[Mutant]:
     for index, entry in enumerate(entries):
         name = entry.get("id", f"entry #{index + 1}")
         missing = [key for key in REQUIRED if key not in entry or (key != "replacement" and not entry[key])]
-        unknown = sorted(set(entry) - {*REQUIRED, "equivalent"})
+        unknown = sorted(set(entry) - {*REQUIRED, "equivalent", "survives"})
         if missing or unknown:
             problems.append(f"{name}: missing {missing}" if missing else f"{name}: unknown keys {unknown}")
             continue
@@ -188,9 +189,12 @@ def _run_one(worker: Worker, mutant: Mutant) -> Outcome:
         return Outcome(mutant, "error", seconds, f"pytest exit code {rc}:\n{_last_lines(output)}")
     if mutant.equivalent is not None:
         status = "equivalent-killed" if killed else "equivalent"
+    elif mutant.survives is not None:
+        status = "survivor-killed" if killed else "known-survivor"
     else:
         status = "killed" if killed else "survived"
-    return Outcome(mutant, status, seconds, "" if status in ("killed", "equivalent") else _last_lines(output))
+    return Outcome(mutant, status, seconds,
+                   "" if status in ("killed", "equivalent", "known-survivor") else _last_lines(output))
 
 
 def _baseline(worker: Worker, node_ids: list[str]) -> list[str]:
@@ -274,10 +278,16 @@ def report(result: Run) -> str:
         for o in bad:
             what = {"survived": "SURVIVED: no listed test fails without this defence; write the test",
                     "equivalent-killed": "KILLED although marked equivalent: remove the `equivalent` mark",
+                    "survivor-killed": "KILLED although marked `survives`: remove the mark (the test exists now)",
                     "error": "ERROR running its tests"}[o.status]
             lines += [f"- {o.mutant.id} ({o.mutant.file}): {what}", f"  protects: {o.mutant.protects}"]
             if o.detail:
                 lines += ["  " + line for line in o.detail.splitlines()]
+        lines.append("")
+    known = [o for o in result.outcomes if o.status == "known-survivor"]
+    if known:
+        lines += [f"## Known survivors: {len(known)} tests still to write (counted as not killed)", ""]
+        lines += [f"- {o.mutant.id} ({o.mutant.file}): {o.mutant.survives}" for o in known]
         lines.append("")
     lines += ["## Every mutant", "", "| status | seconds | id | protects |", "|---|---|---|---|"]
     for o in result.outcomes:

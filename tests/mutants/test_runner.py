@@ -158,3 +158,16 @@ def test_the_catalogue_runs_as_written() -> None:
     for mutant in mutants:
         assert mutant.file.startswith("proxy/"), mutant.id
         assert all(node.startswith("tests/") and "::" in node for node in mutant.tests), mutant.id
+
+
+def test_a_known_survivor_is_reported_and_may_only_be_removed(project: Path) -> None:
+    """A surviving mutant marked `survives` (the test still to write) does not fail the run but counts as
+    not killed and is listed; once a test kills it, the stale mark fails the run, so the list only shrinks."""
+    marked = SURVIVES + 'survives = "write a test with a negative age"\n'
+    done = _run(project, KILLED + marked)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Mutation score: 50.0% (1 of 2 killed" in done.stdout
+    assert "- negative-ages (pkg/check.py): write a test with a negative age" in done.stdout
+    done = _run(project, KILLED.replace("[[mutant]]", "[[mutant]]\nsurvives = \"stale\"", 1))
+    assert done.returncode == 1
+    assert "KILLED although marked `survives`" in done.stdout
