@@ -157,7 +157,7 @@ def test_the_catalogue_runs_as_written() -> None:
     assert len([m for m in mutants if m.equivalent is None]) >= 60
     for mutant in mutants:
         assert mutant.file.startswith("proxy/"), mutant.id
-        assert all(node.startswith("tests/") and "::" in node for node in mutant.tests), mutant.id
+        assert all(node.startswith("tests/") for node in mutant.tests), mutant.id
 
 
 def test_a_known_survivor_is_reported_and_may_only_be_removed(project: Path) -> None:
