@@ -10,7 +10,7 @@ TEST_STAMP := $(VENV)/.installed-test
 
 .DEFAULT_GOAL := help
 .PHONY: help run test test-fast interop lint system-deps redis-server interop-deps bench bench-gateway clean \
-	test-containers container-deps
+	test-containers container-deps test-mutants
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -111,6 +111,10 @@ test-containers: container-deps ## Build the image, run the compose stack under 
 	tests/containers/prepare.sh
 	@$(PY) -m pytest tests/containers $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no container tests: failing on purpose"; exit 1; fi; exit $$rc
+# Each defence mutant of tests/mutants/catalogue.toml applied in a scratch copy of the tree, its tests run:
+# fails unless every one is killed (docs/mutants.md). MUTANTS_ARGS e.g. `--only code-single-use --jobs 1`.
+test-mutants: $(TEST_STAMP) system-deps ## Remove each defence in turn (tests/mutants/catalogue.toml); fail unless a test catches it
+	$(PY) -m tests.mutants.runner $(MUTANTS_ARGS)
 
 lint: $(TEST_STAMP) ## ruff
 	$(VENV)/bin/ruff check proxy tests

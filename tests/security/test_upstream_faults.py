@@ -134,6 +134,7 @@ async def test_a_token_endpoint_that_went_down_mid_flow(make_facade: FacadeFacto
     ("aud is another client", {"id_token_claims": {"aud": "someone-else"}}),
     ("iss is another issuer", {"id_token_claims": {"iss": "https://evil.example"}}),
     ("wrong nonce", {"wrong_nonce": True}),
+    ("no nonce", {"id_token_claims": {"nonce": None}}),
     ("non-ASCII nonce", {"id_token_claims": {"nonce": "nonce-é-\u202e"}}),
     ("expired", {"id_token_claims": {"exp": int(time.time()) - 3600}}),
     ("issued in the future", {"id_token_claims": {"iat": int(time.time()) + 3600}}),
