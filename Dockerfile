@@ -4,7 +4,10 @@ ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY proxy ./proxy
-RUN python -m venv /venv && /venv/bin/pip install '.[speed]'
+# The facade depends on the verifier distribution (verifier/): installed from the source tree with it.
+COPY verifier/pyproject.toml verifier/README.md ./verifier/
+COPY verifier/oauth_facade_verifier ./verifier/oauth_facade_verifier
+RUN python -m venv /venv && /venv/bin/pip install ./verifier '.[speed]'
 
 FROM python:3.11-slim
 COPY --from=build /venv /venv

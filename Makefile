@@ -15,10 +15,11 @@ TEST_STAMP := $(VENV)/.installed-test
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml
+# The facade depends on the verifier distribution in verifier/ (not on PyPI yet): both installed in one pip run.
+$(STAMP): pyproject.toml verifier/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[speed]'
+	$(PY) -m pip install --quiet -e ./verifier -e '.[speed]'
 	touch $(STAMP)
 
 # The demo MCP server (proxy/devmcp) on 127.0.0.1:8081, behind the facade's gateway at http://127.0.0.1:8080/mcp.
@@ -46,7 +47,7 @@ redis-server: system-deps ## Install a real redis-server (and the other test pro
 
 # What the suite, lint and bench need on top of serving.
 $(TEST_STAMP): $(STAMP)
-	$(PY) -m pip install --quiet -e '.[test,speed]'
+	$(PY) -m pip install --quiet -e './verifier[mcp]' -e '.[test,speed]'
 	touch $(TEST_STAMP)
 
 interop-deps: ## Install node (where missing) and the interop suite's npm packages, pinned by package-lock.json
@@ -117,7 +118,7 @@ test-mutants: $(TEST_STAMP) system-deps ## Remove each defence in turn (tests/mu
 	$(PY) -m tests.mutants.runner $(MUTANTS_ARGS)
 
 lint: $(TEST_STAMP) ## ruff
-	$(VENV)/bin/ruff check proxy tests
+	$(VENV)/bin/ruff check proxy tests verifier
 
 bench: $(TEST_STAMP) system-deps ## Run the benchmark suite (writes bench/results/)
 	$(PY) -m bench $(BENCH_ARGS)

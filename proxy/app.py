@@ -44,6 +44,7 @@ from proxy.token.revoke import revoke
 from proxy.token.userinfo import userinfo
 from proxy.upstream import Upstream, profile_for
 from proxy.upstream.profiles import coherent, upstream_client_secret, upstream_issuer, uses_dev_idp
+from proxy.web import tracing
 from proxy.web.middleware import ISSUER, edge
 from proxy.web.routes import Route, add_routes
 
@@ -134,9 +135,11 @@ def client_directory(settings: Settings, store: Store, registry: ClientRegistry,
     return ClientDirectory(store, registry, cimd)
 
 
-def create_app(settings: Settings, *, redis: Any = None, cimd_resolve: Resolve | None = None) -> web.Application:
+def create_app(settings: Settings, *, redis: Any = None, cimd_resolve: Resolve | None = None,
+               tracer_provider: Any = None) -> web.Application:
     """The facade. `redis` injects a client (tests); otherwise PROXY_REDIS_URL decides. `cimd_resolve`
-    injects the DNS answers of document hosts (tests); the fetch path is otherwise the same."""
+    injects the DNS answers of document hosts (tests); the fetch path is otherwise the same.
+    `tracer_provider` injects an OpenTelemetry TracerProvider (tests); otherwise the OTEL_* variables decide."""
     try:
         registry = load_registry(settings.clients_file, scopes=allowed_scopes(settings),
                                  resources=settings.effective_resources)
@@ -147,14 +150,20 @@ def create_app(settings: Settings, *, redis: Any = None, cimd_resolve: Resolve |
         resource_servers = load_resource_servers(settings)
     except ResourceServersFileError as exc:
         raise SettingsError(f"PROXY_RESOURCE_SERVERS_FILE: {exc}") from None
-    app = web.Application(middlewares=[edge], client_max_size=settings.max_body_bytes)
+    provider = tracer_provider if tracer_provider is not None else tracing.from_environment()
+    app = web.Application(middlewares=[*tracing.middlewares(provider), edge], client_max_size=settings.max_body_bytes)
+    app.cleanup_ctx.append(tracing.lifetime(provider, owned=tracer_provider is None))
+    if provider is not None:
+        app[tracing.TRACER_PROVIDER] = provider
     app[SETTINGS] = coherent(settings)  # the profile-dependent rules: SettingsError before anything starts
     app[ISSUER] = settings.issuer
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
         client = redis if redis is not None else connect(settings.redis_url, timeout_s=settings.redis_timeout_s)
         timeout = aiohttp.ClientTimeout(total=settings.upstream_timeout_s)
-        http = aiohttp.ClientSession(timeout=timeout, connector=aiohttp.TCPConnector(limit=256, ttl_dns_cache=300))
+        http = aiohttp.ClientSession(timeout=timeout, connector=aiohttp.TCPConnector(limit=256, ttl_dns_cache=300),
+                                     trace_configs=tracing.client_trace_configs(app, "upstream"))
+        tracing.trace_redis(client, provider)
         try:
             store = Store(client, prefix=settings.redis_prefix, code_ttl_s=settings.code_ttl_s,
                           transaction_ttl_s=settings.transaction_ttl_s, client_ttl_s=settings.client_ttl_s,
@@ -179,6 +188,8 @@ def create_app(settings: Settings, *, redis: Any = None, cimd_resolve: Resolve |
             await http.close()
             if redis is None:
                 await client.aclose()
+            else:
+                tracing.untrace_redis(client, provider)
 
     app.cleanup_ctx.append(resources)
     app.cleanup_ctx.append(guard_context(settings))  # the resource side (gateway, forward-auth)

@@ -8,6 +8,8 @@ tests/test_log_events.py collects each `log.<level>("event", ...)` call in proxy
     startup.in_memory_store         no PROXY_REDIS_URL: state lives in this process only
     startup.dev_idp                 the bundled development IdP is the upstream
     startup.http_issuer             the issuer is plain http
+    startup.tracing                 OTEL_* variables turned OpenTelemetry tracing on: the exporters
+    startup.tracing_unavailable     OTEL_* variables ask for traces but the `otel` extra is not installed
     request                         one line per answered request: method, path, status, duration_ms
     request.failed                  an OAuth error with a detail or a 5xx: error, status, detail
     request.aborted                 the client went away before the answer

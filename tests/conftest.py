@@ -161,7 +161,7 @@ async def make_facade(redis_client: Any, aiohttp_server: Any) -> AsyncIterator[F
     sessions: list[aiohttp.ClientSession] = []
 
     async def factory(idp: dict[str, Any] | None = None, redis: Any = None, port: int | None = None,
-                      **overrides: Any) -> Facade:
+                      tracer_provider: Any = None, **overrides: Any) -> Facade:
         port = port or free_port()
         issuer = f"http://127.0.0.1:{port}"
         idp_config = DevIdpConfig(issuer="", client_id="facade", client_secret="facade secret+1",
@@ -176,7 +176,7 @@ async def make_facade(redis_client: Any, aiohttp_server: Any) -> AsyncIterator[F
         }
         values.update(overrides)
         settings = Settings(_env_file=None, **values)  # type: ignore[call-arg]
-        app = create_app(settings, redis=redis if redis is not None else redis_client)
+        app = create_app(settings, redis=redis if redis is not None else redis_client, tracer_provider=tracer_provider)
         server = await aiohttp_server(app, port=port)
         http = aiohttp.ClientSession()
         sessions.append(http)

@@ -269,15 +269,18 @@ def make_dry_run(target: str, tmp_path: Path) -> str:
 
 
 def test_make_run_installs_only_what_serving_needs(tmp_path: Path) -> None:
-    """`make run` installs the package with its speed extra, never the test extra (pytest, ruff, mcp)."""
+    """`make run` installs the package with its speed extra and the verifier distribution it depends on
+    (verifier/), never the test extra (pytest, ruff, mcp)."""
     commands = make_dry_run("run", tmp_path)
     installs = [line for line in commands.splitlines() if "pip install" in line and "--upgrade pip" not in line]
-    assert installs == [f"{tmp_path / 'venv'}/bin/python -m pip install --quiet -e '.[speed]'"]
+    assert installs == [f"{tmp_path / 'venv'}/bin/python -m pip install --quiet -e ./verifier -e '.[speed]'"]
     assert "oauth-facade serve" in commands
 
 
 def test_make_test_adds_the_test_extra(tmp_path: Path) -> None:
-    """`make test` installs what serving needs and then the test extra."""
+    """`make test` installs what serving needs and then the test extra, with the verifier distribution
+    (editable, so its tests run against verifier/ as it is)."""
     commands = make_dry_run("test", tmp_path)
     assert "-e '.[speed]'" in commands and "-e '.[test,speed]'" in commands
+    assert "-e './verifier[mcp]'" in commands
 

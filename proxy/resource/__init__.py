@@ -1,1 +1,14 @@
-""""""
+"""The resource side: gateway, forward-auth and the admission they share.
+
+Token validation itself (core), the Python verifier and the ASGI middleware live in the
+`oauth-facade-verifier` distribution (verifier/ in this repository), which MCP servers install without the
+facade. Their old import paths keep working: `proxy.resource.core`, `proxy.resource.verifier` and
+`proxy.resource.asgi` are those very modules (one module object each, so classes and exceptions are shared).
+"""
+
+import sys
+
+from oauth_facade_verifier import asgi, core, verifier
+
+for _name, _module in (("core", core), ("verifier", verifier), ("asgi", asgi)):
+    sys.modules[f"{__name__}.{_name}"] = _module

@@ -33,6 +33,7 @@ from proxy.resource.policy import Policy, ProtectedResource, build_policy
 from proxy.settings import Settings
 from proxy.state import SERVICES
 from proxy.store import Store
+from proxy.web import tracing
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
@@ -116,8 +117,10 @@ class Refusal(Exception):
 
     def response(self) -> web.Response:
         body = json.dumps({"error": self.error, "error_description": self.description}).encode()
-        return web.Response(status=self.status, body=body, content_type="application/json",
-                            headers={**self.headers, **NO_STORE})
+        response = web.Response(status=self.status, body=body, content_type="application/json",
+                                headers={**self.headers, **NO_STORE})
+        response[tracing.OAUTH_ERROR] = self.error
+        return response
 
 
 def bearer_token(authorization: str | None) -> str | None:
@@ -197,7 +200,8 @@ def guard_context(settings: Settings) -> Any:
         connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, keepalive_timeout=30)
         backends = aiohttp.ClientSession(timeout=timeout, connector=connector, auto_decompress=False,
                                          cookie_jar=aiohttp.DummyCookieJar(),
-                                         skip_auto_headers=("User-Agent", "Accept-Encoding"))
+                                         skip_auto_headers=("User-Agent", "Accept-Encoding"),
+                                         trace_configs=tracing.client_trace_configs(app, "gateway"))
         app[GUARD] = Guard(settings, s.store, keys, build_policy(settings, s.scopes), backends,
                            VerifiedTokens(), FamilyClaims())
         try:

@@ -23,6 +23,7 @@ from proxy.log import get_logger
 from proxy.web import ratelimit
 from proxy.web.render import NO_STORE, error_page, error_redirect, json_response
 from proxy.web.routes import POLICY, REDIRECT_TARGET, Handler, Policy
+from proxy.web.tracing import OAUTH_ERROR
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _DEFAULT = Policy(endpoint="other", errors="json", cors=False, no_store=False, static=False)
@@ -34,6 +35,12 @@ log = get_logger()
 
 
 def render_error(request: web.Request, error: OAuthError, policy: Policy) -> web.Response:
+    response = _rendered(request, error, policy)
+    response[OAUTH_ERROR] = error.error  # for the request span (proxy/web/tracing.py)
+    return response
+
+
+def _rendered(request: web.Request, error: OAuthError, policy: Policy) -> web.Response:
     target = request.get(REDIRECT_TARGET)
     if policy.errors == "redirect" and target is not None and error.redirectable:
         return error_redirect(error, target[0], target[1], request.app[ISSUER])

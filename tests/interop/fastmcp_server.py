@@ -21,9 +21,7 @@ from fastmcp import FastMCP
 from fastmcp.server.auth import RemoteAuthProvider
 from fastmcp.server.auth.providers.jwt import JWTVerifier
 from fastmcp.server.dependencies import get_access_token, get_http_request
-
-from proxy.resource.asgi import BearerAuth, principal_of
-from proxy.resource.verifier import FacadeTokenVerifier
+from oauth_facade_verifier import BearerAuth, FacadeTokenVerifier, principal_of
 
 
 def build(issuer: str, resource: str, mode: str) -> Any:

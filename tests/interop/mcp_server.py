@@ -24,9 +24,7 @@ import uvicorn
 from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver import Context, MCPServer
-
-from proxy.resource.asgi import BearerAuth, principal_of
-from proxy.resource.verifier import FacadeTokenVerifier
+from oauth_facade_verifier import BearerAuth, FacadeTokenVerifier, principal_of
 
 REQUIRED_SCOPES = ["openid"]
 TOOL_SCOPES = {"admin": ["mcp:admin"]}

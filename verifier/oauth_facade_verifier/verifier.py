@@ -2,7 +2,7 @@
 
 `FacadeTokenVerifier` implements the MCP Python SDK's `TokenVerifier` protocol
 (`mcp.server.auth.provider`: `async def verify_token(token) -> AccessToken | None`) on top of
-`proxy.resource.core.verify_access_token`, so an SDK server checks tokens exactly as the facade's own
+`oauth_facade_verifier.core.verify_access_token`, so an SDK server checks tokens exactly as the facade's own
 gateway does. It needs no store: a revoked token stays accepted until its `exp` (README, "Protect your
 MCP server"); keep `PROXY_ACCESS_TOKEN_TTL_S` short or put the gateway in front where that matters.
 
@@ -28,7 +28,7 @@ from urllib.parse import urlsplit, urlunsplit
 from joserfc import jwk
 from joserfc.errors import JoseError
 
-from proxy.resource.core import Principal, TokenRejected, UnknownKey, verify_access_token
+from oauth_facade_verifier.core import Principal, TokenRejected, UnknownKey, verify_access_token
 
 if TYPE_CHECKING:
     from mcp.server.auth.provider import AccessToken
@@ -128,7 +128,7 @@ class FacadeTokenVerifier:
 
     async def principal(self, token: str) -> Principal:
         """The validated caller, or `TokenRejected` (401). Scopes are the caller's to require: the SDK's
-        `AuthSettings.required_scopes`, or `proxy.resource.asgi.BearerAuth` with MCP's 403 challenge."""
+        `AuthSettings.required_scopes`, or `oauth_facade_verifier.asgi.BearerAuth` with MCP's 403 challenge."""
         keys = await self._current_keys()
         try:
             principal = self._verify(token, keys)

@@ -23,9 +23,9 @@ import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
 from typing import Any, Protocol
 
-from proxy import strictjson
-from proxy.resource.core import InsufficientScope, Principal, TokenRejected, challenge, require_scopes
-from proxy.resource.verifier import KeysUnavailable
+from oauth_facade_verifier import strictjson
+from oauth_facade_verifier.core import InsufficientScope, Principal, TokenRejected, challenge, require_scopes
+from oauth_facade_verifier.verifier import KeysUnavailable
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
