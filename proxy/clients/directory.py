@@ -61,6 +61,14 @@ class ClientDirectory:
         hashes = [client.secret_hash for client in self.registry.clients.values() if client.secret_hash]
         return decoy_like(hashes[0]) if hashes else None
 
+    def registration_of(self, client_id: object) -> str | None:
+        """The client id whose stored registration must still exist for the client's access tokens to be
+        honoured (a DCR client's), or None when nothing in the store stands for the client (pre-registered,
+        a metadata-document URL). A deleted or expired registration takes its tokens' standing along."""
+        if not isinstance(client_id, str) or is_client_id_url(client_id) or self.registry.get(client_id):
+            return None
+        return client_id
+
     def preregistered(self, client_id: str) -> PreRegisteredClient | None:
         return self.registry.get(client_id)
 

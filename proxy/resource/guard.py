@@ -19,6 +19,7 @@ from aiohttp import web
 from joserfc import jwk
 
 from proxy.claims import identity_claims
+from proxy.clients.directory import ClientDirectory
 from proxy.errors import StoreUnavailable
 from proxy.resource import identity
 from proxy.resource.core import (
@@ -99,6 +100,7 @@ class Guard:
     backends: aiohttp.ClientSession  # one pooled session for every gateway backend
     verified: VerifiedTokens
     families: FamilyClaims
+    clients: ClientDirectory  # whose registration must still exist for a token to count
 
 
 GUARD: web.AppKey[Guard] = web.AppKey("resource_guard", Guard)
@@ -145,7 +147,8 @@ async def admit(guard: Guard, resource: ProtectedResource, authorization: str | 
             principal = verify_access_token(token, keys=guard.keys, issuer=guard.settings.issuer,
                                             resource=resource.url)
             guard.verified.put(token, resource.url, principal)
-        if not await guard.store.access_token_live(principal.jti, principal.family):
+        if not await guard.store.access_token_live(principal.jti, principal.family,
+                                                   guard.clients.registration_of(principal.client_id)):
             raise TokenRejected("the token was revoked")
     except TokenRejected as rejected:
         header = challenge(resource.metadata_url, scopes=guard.policy.base_scopes, error="invalid_token",
@@ -199,7 +202,7 @@ def guard_context(settings: Settings) -> Any:
                                          cookie_jar=aiohttp.DummyCookieJar(),
                                          skip_auto_headers=("User-Agent", "Accept-Encoding"))
         app[GUARD] = Guard(settings, s.store, keys, build_policy(settings, s.scopes), backends,
-                           VerifiedTokens(), FamilyClaims())
+                           VerifiedTokens(), FamilyClaims(), s.clients)
         try:
             yield
         finally:

@@ -44,6 +44,8 @@ async def _work(calls: list[tuple[int, int, int]], facade: Facade, path: str, fo
 
 async def test_token_runs_scrypt_for_an_unknown_client_id_as_for_a_known_one(
         make_facade: FacadeFactory, tmp_path: Path, derivations: list[Any]) -> None:
+    """A wrong secret for an id that does not exist, or a near miss of a real one, by Basic or in the form, runs
+    one scrypt derivation with the configured cost, exactly as a wrong secret for a confidential client does."""
     facade = await make_facade(clients_file=str(clients_file(tmp_path)))
     form = {"grant_type": "client_credentials"}
     known = await _work(derivations, facade, "/token", form, {"Authorization": form_basic("reporting-job", "guess")})
@@ -61,6 +63,8 @@ async def test_token_runs_scrypt_for_an_unknown_client_id_as_for_a_known_one(
 
 async def test_resource_server_authentication_runs_scrypt_for_an_unknown_id_too(
         make_facade: FacadeFactory, tmp_path: Path, derivations: list[Any]) -> None:
+    """At /introspect and at token exchange an unknown resource-server id costs the scrypt work of a known id's
+    wrong secret."""
     path = tmp_path / "resource-servers.toml"
     path.write_text(f'[[resource_server]]\nid = "rs-a"\nsecret_hash = "{hash_secret("right")}"\n'
                     'resources = ["https://mcp.example.com/mcp"]\ntoken_exchange = true\n')

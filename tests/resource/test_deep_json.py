@@ -47,6 +47,7 @@ def test_the_strict_reader_refuses_depth_beyond_its_limit_as_a_value_error() -> 
 
 
 def test_a_deep_metadata_document_is_refused_as_invalid() -> None:
+    """A client metadata document nested 2,200 deep is DocumentInvalid, not a RecursionError."""
     url = "https://app.example.com/client.json"
     body = json.dumps({"client_id": url, "client_name": "x", "redirect_uris": ["https://app.example.com/cb"]})
     with pytest.raises(DocumentInvalid):
@@ -55,6 +56,7 @@ def test_a_deep_metadata_document_is_refused_as_invalid() -> None:
 
 async def test_the_gateway_answers_a_deep_body_400_and_a_deep_token_header_401(make_gateway: GatewayFactory
                                                                                 ) -> None:
+    """Gateway: a deep JSON-RPC body with a good token is a JSON-RPC parse error (400); a deep token header 401."""
     facade: Facade = await make_gateway()
     token = (await token_for(facade))["access_token"]
     headers = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
@@ -70,6 +72,7 @@ async def test_the_gateway_answers_a_deep_body_400_and_a_deep_token_header_401(m
 
 
 async def test_forward_auth_answers_a_deep_token_header_401(make_facade: object) -> None:
+    """Forward-auth: a token whose header is nested 2,200 deep is 401 invalid_token, not a 500."""
     facade: Facade = await make_facade(resources="https://mcp.example.com/mcp",  # type: ignore[operator]
                                        trusted_proxies="127.0.0.1")
     token = (await facade.client().signed_in(resource="https://mcp.example.com/mcp"))["access_token"]

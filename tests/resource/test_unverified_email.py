@@ -17,6 +17,7 @@ RESOURCE = "https://mcp.example.com/mcp"
 
 @pytest.mark.parametrize("verified", [False, None, "false"])
 async def test_the_gateway_sends_no_unverified_email(make_gateway: GatewayFactory, verified: Any) -> None:
+    """email_verified false, absent, or the string "false": the backend's email header is empty, the rest set."""
     facade = await make_gateway(idp={"id_token_claims": {"email_verified": verified}})
     token = (await token_for(facade, scope="openid email profile"))["access_token"]
     async with mcp_client(facade.url + "/mcp", token, {"X-Auth-Request-Email": "root@evil.example"}) as mcp:
@@ -28,6 +29,7 @@ async def test_the_gateway_sends_no_unverified_email(make_gateway: GatewayFactor
 
 async def test_forward_auth_sends_a_verified_email_and_withholds_an_unverified_one(
         make_facade: FacadeFactory) -> None:
+    """Forward-auth's 200 carries the email only for a verified address, otherwise an empty header."""
     answers = {}
     for verified in (True, False):
         facade = await make_facade(resources=RESOURCE, trusted_proxies="127.0.0.1",
