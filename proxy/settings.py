@@ -184,6 +184,9 @@ class Settings(BaseSettings):
         "(504 after); a response stream itself may last as long as it needs.")
     gateway_max_body_bytes: int = Field(
         4 * 1024 * 1024, gt=0, description="Largest MCP request body the gateway forwards; larger get 413.")
+    gateway_backend_cookies: bool = Field(
+        False, description="`on`: pass gateway backends' Set-Cookie headers to clients. Off by default: the "
+        "gateway answers on the facade's own origin, where its consent and sign-in cookies live.")
     tool_scopes: WordList = Field(
         (), description="Per-tool scope policy: `TOOL=SCOPE[+SCOPE]` pairs, e.g. `deploy=mcp:deploy`: "
         "`tools/call` of that tool needs those scopes (403 insufficient_scope; gateway and forward-auth).")

@@ -78,7 +78,8 @@ async def forward_auth(request: web.Request) -> web.Response:
         return Refusal(403, "invalid_target", "The original request is not for a resource this server protects."
                        ).response()
     method = (request.headers.get("X-Forwarded-Method") or request.method).upper()
-    if method == "OPTIONS":  # CORS preflights carry no credentials (Fetch §4.8)
+    if method == "OPTIONS" and "Origin" in request.headers and "Access-Control-Request-Method" in request.headers:
+        # A CORS preflight carries no credentials (Fetch §4.8); any other OPTIONS is a request like the rest.
         return web.Response(status=200, headers=dict.fromkeys(identity.NAMES, ""))
     try:
         principal = await admit(guard, resource, request.headers.get("Authorization"), _needed(request, method))

@@ -157,6 +157,13 @@ async def admit(guard: Guard, resource: ProtectedResource, authorization: str | 
     except StoreUnavailable:
         raise Refusal(503, "temporarily_unavailable", "The token store is unavailable; retry later.",
                       {"Retry-After": "2"}) from None
+    require(guard, resource, principal, needed)
+    return principal
+
+
+def require(guard: Guard, resource: ProtectedResource, principal: Principal, needed: Iterable[str]) -> None:
+    """403 `insufficient_scope` (a `Refusal`) unless an admitted caller's token carries every needed scope;
+    the challenge names them all (MCP 2026-07-28, RFC 6750 §3.1)."""
     try:
         require_scopes(principal, needed)
     except InsufficientScope as lacking:
@@ -164,7 +171,6 @@ async def admit(guard: Guard, resource: ProtectedResource, authorization: str | 
                            description="This operation needs more scope.")
         raise Refusal(403, "insufficient_scope", "This operation needs the scope " + " ".join(lacking.required)
                       + ".", {"WWW-Authenticate": header}) from None
-    return principal
 
 
 async def identity_of(guard: Guard, principal: Principal) -> dict[str, str]:

@@ -142,7 +142,7 @@ async def test_client_credentials_issues_a_client_token_without_refresh(facade: 
     assert status == 200, body
     assert "refresh_token" not in body and "id_token" not in body
     claims = jwt.decode(body["access_token"], await client.jwks()).claims
-    assert claims["sub"] == "reporting-job" and claims["client_id"] == "reporting-job"
+    assert claims["sub"] == "client:reporting-job" and claims["client_id"] == "reporting-job"
     assert claims["aud"] == facade.url + "/mcp"
     async with facade.http.get(facade.url + "/.well-known/oauth-authorization-server") as response:
         assert "client_credentials" in (await response.json())["grant_types_supported"]
