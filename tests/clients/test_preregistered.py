@@ -188,7 +188,7 @@ async def test_public_dcr_clients_are_unchanged(facade: Facade) -> None:
 
 async def test_secret_guessing_is_rate_limited_before_the_secret_is_checked(make_facade: FacadeFactory,
                                                                             tmp_path: Path) -> None:
-    """Wrong secrets count against the /token limits (per address and per client) before the slow
+    """Wrong secrets count against the /token limits (per address, and per client from that address) before the slow
     scrypt check runs: past the limit the answer is 429, even for the right secret."""
     facade = await make_facade(clients_file=str(clients_file(tmp_path)), rate_limits=True,
                                rate_limit_token_per_min=3)
