@@ -19,6 +19,19 @@ PROFILE_CLAIMS = ("name", "family_name", "given_name", "middle_name", "nickname"
 RELEASED_BY: Mapping[str, tuple[str, ...]] = MappingProxyType({"email": EMAIL_CLAIMS, "profile": PROFILE_CLAIMS})
 
 
+#: client_credentials tokens' `sub` namespace (`client:<client_id>`): no user's can fall in it, since a
+#: sign-in whose upstream `sub` does is refused, so a backend keying data on `sub` never mixes the two.
+MACHINE_SUBJECT_PREFIX = "client:"
+
+
+def machine_subject(client_id: str) -> str:
+    return MACHINE_SUBJECT_PREFIX + client_id
+
+
+def is_machine_subject(sub: str) -> bool:
+    return sub.startswith(MACHINE_SUBJECT_PREFIX)
+
+
 def identity_claims(claims: Mapping[str, Any], scope: str) -> dict[str, Any]:
     """The subset of the user's `claims` that `scope` (space-separated) releases; `sub` is never here."""
     words = scope.split()

@@ -136,16 +136,17 @@ class Settings(BaseSettings):
     rate_limit_register_per_network_per_hour: int = Field(
         1000, gt=0, description="POST /register per hour from one network (IPv4 /24, IPv6 /56).")
     rate_limit_authorize_per_min: int = Field(
-        120, gt=0, description="GET /authorize per minute from one address, and for one client_id; "
+        120, gt=0, description="GET /authorize per minute from one address; "
         "also POST /consent and GET /callback per minute from one address.")
     rate_limit_token_per_min: int = Field(
-        300, gt=0, description="POST /token per minute from one address, and for one client_id; "
+        300, gt=0, description="POST /token per minute from one address; "
         "also POST /revoke per minute from one address.")
     rate_limit_introspect_per_min: int = Field(
         1200, gt=0, description="POST /introspect per minute from one address.")
     rate_limit_userinfo_per_min: int = Field(300, gt=0, description="GET/POST /userinfo per minute from one address.")
     rate_limit_auth_failures_per_min: int = Field(
-        10, gt=0, description="Wrong credentials at /introspect and /metrics per minute from one address; "
+        10, gt=0, description="Wrong credentials at /introspect and /metrics per minute from one address, and "
+        "wrong client or resource-server secrets at /token per minute for one client from one address; "
         "beyond, 429 there (even with the right one) until the minute ends.")
     max_registrations_per_hour: int = Field(
         10000, gt=0, description="Registrations per hour, all addresses together, kept PROXY_UNUSED_CLIENT_TTL_S "
@@ -184,6 +185,9 @@ class Settings(BaseSettings):
         "(504 after); a response stream itself may last as long as it needs.")
     gateway_max_body_bytes: int = Field(
         4 * 1024 * 1024, gt=0, description="Largest MCP request body the gateway forwards; larger get 413.")
+    gateway_backend_cookies: bool = Field(
+        False, description="`on`: pass gateway backends' Set-Cookie headers to clients. Off by default: the "
+        "gateway answers on the facade's own origin, where its consent and sign-in cookies live.")
     tool_scopes: WordList = Field(
         (), description="Per-tool scope policy: `TOOL=SCOPE[+SCOPE]` pairs, e.g. `deploy=mcp:deploy`: "
         "`tools/call` of that tool needs those scopes (403 insufficient_scope; gateway and forward-auth).")

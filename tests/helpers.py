@@ -166,3 +166,30 @@ class Client:
         digest = hashlib.sha256(access_token.encode()).digest()
         assert claims["at_hash"] == base64.urlsafe_b64encode(digest[:16]).rstrip(b"=").decode()
         return claims
+
+
+async def stored_state(redis: Any) -> dict[str, tuple[str, Any, int]]:
+    """Every key with its type, value (strings, hashes, sets, lists, sorted sets) and TTL: a request that
+    must change no stored state is checked on contents and lifetimes, not on key names alone."""
+    state: dict[str, tuple[str, Any, int]] = {}
+    for key in sorted(await redis.keys("*")):
+        kind = await redis.type(key)
+        kind = kind.decode() if isinstance(kind, bytes) else kind
+        value: Any = {"string": redis.get, "hash": redis.hgetall, "set": redis.smembers}.get(kind)
+        if value is not None:
+            value = await value(key)
+        elif kind == "list":
+            value = await redis.lrange(key, 0, -1)
+        elif kind == "zset":
+            value = await redis.zrange(key, 0, -1, withscores=True)
+        state[key] = (kind, value, await redis.ttl(key))
+    return state
+
+
+def assert_unchanged(before: dict[str, tuple[str, Any, int]], after: dict[str, tuple[str, Any, int]]) -> None:
+    """Same keys, same values, and no lifetime extended or shortened beyond the seconds that passed."""
+    assert sorted(after) == sorted(before)
+    for key, (kind, value, ttl) in before.items():
+        assert after[key][:2] == (kind, value), key
+        later = after[key][2]
+        assert (later == ttl == -1) or (ttl - 3 <= later <= ttl), (key, ttl, later)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import Facade
-from tests.helpers import query_of
+from tests.helpers import assert_unchanged, query_of, stored_state
 
 
 async def assert_html_error(facade: Facade, path: str, needle: str) -> None:
@@ -63,7 +63,7 @@ async def test_errors_after_the_redirect_uri_is_trusted_go_back_to_the_client(
     """RFC 6749 §4.1.2.1 with state, plus the RFC 9207 iss; nothing is stored."""
     client = facade.client()
     await client.register()
-    before = await facade.keys()
+    before = await stored_state(facade.redis)
     response, auth = await client.start(**extra)
     assert response.status == 302
     location = response.headers["Location"]
@@ -74,7 +74,7 @@ async def test_errors_after_the_redirect_uri_is_trusted_go_back_to_the_client(
     assert params["state"] == auth.state
     assert params["iss"] == facade.url
     assert "code" not in params
-    assert await facade.keys() == before
+    assert_unchanged(before, await stored_state(facade.redis))
 
 
 async def test_unknown_scopes_are_dropped_not_fatal(facade: Facade) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import Facade
+from tests.helpers import assert_unchanged, stored_state
 
 
 async def post(facade: Facade, body: Any, *, raw: bytes | None = None) -> tuple[int, dict[str, Any], Any]:
@@ -103,12 +104,12 @@ async def test_acceptable_redirect_uris(facade: Facade, uri: str) -> None:
 async def test_unacceptable_redirect_uris_are_invalid_redirect_uri(facade: Facade, uri: str) -> None:
     """RFC 7591 §3.2.2: http off loopback, fragments, wildcards, userinfo, dotless private-use schemes,
     relative and empty URIs are invalid_redirect_uri with a description, and nothing is stored."""
-    before = await facade.keys()
+    before = await stored_state(facade.redis)
     status, document, _ = await post(facade, {"redirect_uris": ["https://ok.example/cb", uri]})
     assert status == 400
     assert document["error"] == "invalid_redirect_uri"
     assert document["error_description"]
-    assert await facade.keys() == before
+    assert_unchanged(before, await stored_state(facade.redis))
 
 
 async def test_missing_redirect_uris_is_invalid_redirect_uri(facade: Facade) -> None:

@@ -7,7 +7,7 @@ from urllib.parse import quote, quote_plus
 import pytest
 
 from tests.conftest import Facade
-from tests.helpers import Authorization, Client, basic
+from tests.helpers import Authorization, Client, assert_unchanged, basic, stored_state
 
 
 async def ready(facade: Facade) -> tuple[Client, Authorization]:
@@ -67,11 +67,11 @@ async def test_bad_redemptions_fail_and_leave_the_code_usable(facade: Facade, fi
                                                               error: str) -> None:
     """A failed attempt changes no stored state: the rightful holder can still redeem."""
     client, auth = await ready(facade)
-    before = await facade.keys()
+    before = await stored_state(facade.redis)
     status, body, response = await client.token(code_form(client, auth, **{field: value}))
     assert (status, body["error"]) == (400, error)
     assert response.headers["Cache-Control"] == "no-store"
-    assert await facade.keys() == before
+    assert_unchanged(before, await stored_state(facade.redis))
     status, _ = await client.exchange(auth)
     assert status == 200
 

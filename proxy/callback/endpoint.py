@@ -13,6 +13,7 @@ import secrets
 
 from aiohttp import web
 
+from proxy.claims import is_machine_subject
 from proxy.errors import (
     AccessDenied,
     InvalidRequest,
@@ -115,6 +116,9 @@ async def callback(request: web.Request) -> web.Response:
         identity = await s.upstream.identity(tokens, record["up_nonce"], client_id=areq.client_id)
     except UpstreamError as exc:
         raise _redemption_failed(judged(exc, "callback")) from exc
+    if is_machine_subject(identity.sub):  # it would be that machine client at every backend
+        log.warning("callback.reserved_subject", client_id=areq.client_id)
+        raise AccessDenied("This account cannot sign in here.")
     expect_refresh_token(s.upstream.profile, s.settings, tokens, await s.upstream.advertised_scopes())
 
     _family, code = new_code()

@@ -9,13 +9,14 @@ no endpoint after /authorize depends on the document host being up.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from proxy.clients.basic import parse_basic_header
 from proxy.clients.cimd import CimdResolver
 from proxy.clients.document import is_client_id_url
 from proxy.clients.registry import ClientRegistry, PreRegisteredClient
-from proxy.clients.secrets import verify_secret_async
+from proxy.clients.secrets import decoy_like, verify_secret_async
 from proxy.errors import InvalidClient, InvalidRequest
 from proxy.store import Store
 
@@ -52,6 +53,22 @@ class ClientDirectory:
             return True
         return await self.store.load_client(client_id) is not None
 
+    @cached_property
+    def _decoy(self) -> str | None:
+        """What a secret sent for any other client id is checked against (and ignored): with a confidential
+        client configured, a wrong secret for an id that does not exist must cost what one for that client
+        costs, or timing tells which ids exist (issue 22 finding 7). None when no client has a secret."""
+        hashes = [client.secret_hash for client in self.registry.clients.values() if client.secret_hash]
+        return decoy_like(hashes[0]) if hashes else None
+
+    def registration_of(self, client_id: object) -> str | None:
+        """The client id whose stored registration must still exist for the client's access tokens to be
+        honoured (a DCR client's), or None when nothing in the store stands for the client (pre-registered,
+        a metadata-document URL). A deleted or expired registration takes its tokens' standing along."""
+        if not isinstance(client_id, str) or is_client_id_url(client_id) or self.registry.get(client_id):
+            return None
+        return client_id
+
     def preregistered(self, client_id: str) -> PreRegisteredClient | None:
         return self.registry.get(client_id)
 
@@ -80,6 +97,8 @@ class ClientDirectory:
         (form-urlencoded Basic, §2.3.1) or client_secret_post, checked in constant time, and with one
         method per request (§2.3: MUST NOT use more than one)."""
         pre = self.registry.get(credentials.client_id)
+        if (pre is None or pre.secret_hash is None) and credentials.secret and self._decoy is not None:
+            await verify_secret_async(credentials.secret, self._decoy)  # same work as a confidential client's
         if pre is not None and pre.secret_hash is not None:
             if credentials.two_methods:
                 raise InvalidRequest("Use one client authentication method: Basic or client_secret, not both.")

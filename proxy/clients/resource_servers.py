@@ -20,10 +20,11 @@ import hashlib
 import hmac
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from proxy.clients.basic import parse_basic_header
-from proxy.clients.secrets import hash_problem, verify_secret_async
+from proxy.clients.secrets import decoy_like, hash_problem, verify_secret_async
 from proxy.clients.tomlfile import array_of_tables
 from proxy.errors import InvalidClient
 from proxy.resources import normalise
@@ -115,6 +116,12 @@ class ResourceServers:
     legacy_secret: str | None = field(default=None, repr=False)
     _verified: dict[str, str] = field(default_factory=dict, repr=False)  # id -> sha256 of a verified secret
 
+    @cached_property
+    def _decoy(self) -> str | None:
+        """Checked (and ignored) for an unknown id, so timing does not tell which ids exist (issue 22 #7)."""
+        hashes = [server.secret_hash for server in self.named.values() if server.secret_hash]
+        return decoy_like(hashes[0]) if hashes else None
+
     @property
     def offers_introspection(self) -> bool:
         return bool(self.named) or self.legacy_secret is not None
@@ -160,6 +167,8 @@ class ResourceServers:
         server = self.named.get(server_id)
         if server is not None and await self._check(server, secret):
             return server
+        if server is None and self._decoy is not None:  # an unknown id costs what a wrong secret costs
+            await verify_secret_async(secret, self._decoy)
         legacy = self._legacy(secret)
         if legacy is not None:
             return legacy

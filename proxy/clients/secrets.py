@@ -59,6 +59,14 @@ def verify_secret(secret: str, stored: str) -> bool:
     return hmac.compare_digest(actual, expected)
 
 
+def decoy_like(stored: str) -> str:
+    """A hash with `stored`'s cost parameters and a random key no secret derives to (2^-256): checking a
+    secret against it for an unknown id costs what a wrong secret for a known id costs, so the answer's
+    timing does not tell which ids exist. The outcome is ignored by the caller anyway."""
+    parts = stored.split("$")
+    return "$".join([*parts[:4], _b64(random.token_bytes(16)), _b64(random.token_bytes(KEY_BYTES))])
+
+
 async def verify_secret_async(secret: str, stored: str) -> bool:
     return await asyncio.to_thread(verify_secret, secret, stored)
 

@@ -24,6 +24,23 @@ from proxy.resource.guard import GUARD, Refusal, admit, identity_of
 from proxy.resource.messages import decode_header_value
 
 _DOT_SEGMENT = re.compile(r"(^|/)\.\.?(/|$)")
+_SLASHES = re.compile(r"/{2,}")
+
+
+def routed_path(path: str) -> str | None:
+    """The raw request path as nginx and Caddy route it: every %-escape decoded (`%61`, `%2F` included),
+    runs of slashes merged. None when no proxy could route it as one path: an escape that is not UTF-8,
+    or a dot segment, raw or encoded (the proxies resolve them; refusing is simpler than agreeing).
+
+    Judging the raw bytes let `/mcp/%61dmin` and `/mcp//admin` pass as `/mcp` while both proxies route
+    them to a `/mcp/admin` location (issue 22 finding 1)."""
+    try:
+        decoded = unquote(path, errors="strict")
+    except UnicodeDecodeError:
+        return None
+    if _DOT_SEGMENT.search(decoded):
+        return None
+    return _SLASHES.sub("/", decoded)
 
 
 def _trusted_peer(request: web.Request, networks: tuple[str, ...]) -> bool:
@@ -69,16 +86,24 @@ async def forward_auth(request: web.Request) -> web.Response:
         # `//other/mcp`: urlsplit reads `other` as a host and `/mcp` as the path; nginx routes `/other/mcp`.
         return Refusal(403, "invalid_request", "The proxy sent no usable X-Forwarded-Uri or X-Original-URI."
                        ).response()
-    path = urlsplit(uri).path
-    if _DOT_SEGMENT.search(unquote(path)):
-        return Refusal(403, "invalid_request", "The original path has dot segments.").response()
+    path = routed_path(urlsplit(uri).path)
+    if path is None:
+        return Refusal(403, "invalid_request", "The original path has dot segments or undecodable escapes."
+                       ).response()
     proto = request.headers.get("X-Forwarded-Proto")
-    resource = guard.policy.by_host_and_path(proto.lower() if proto else None, host, path.rstrip("/") or "/")
+    scheme = proto.lower() if proto else None
+    resource = guard.policy.by_host_and_path(scheme, host, path.rstrip("/") or "/")
     if resource is None:
         return Refusal(403, "invalid_target", "The original request is not for a resource this server protects."
                        ).response()
+    folded = guard.policy.by_host_and_path(scheme, host, path.lower().rstrip("/") or "/")
+    if folded is not None and folded is not resource:
+        # Caddy's path matcher ignores case: `/mcp/ADMIN` goes where `/mcp/admin` goes.
+        return Refusal(403, "invalid_request", "The original path names a protected resource in another case."
+                       ).response()
     method = (request.headers.get("X-Forwarded-Method") or request.method).upper()
-    if method == "OPTIONS":  # CORS preflights carry no credentials (Fetch §4.8)
+    if method == "OPTIONS" and "Origin" in request.headers and "Access-Control-Request-Method" in request.headers:
+        # A CORS preflight carries no credentials (Fetch §4.8); any other OPTIONS is a request like the rest.
         return web.Response(status=200, headers=dict.fromkeys(identity.NAMES, ""))
     try:
         principal = await admit(guard, resource, request.headers.get("Authorization"), _needed(request, method))

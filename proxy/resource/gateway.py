@@ -22,7 +22,7 @@ from yarl import URL
 
 from proxy.log import get_logger
 from proxy.resource import identity
-from proxy.resource.guard import GUARD, Refusal, admit, identity_of
+from proxy.resource.guard import GUARD, Refusal, admit, identity_of, require
 from proxy.resource.messages import BadMessage, calls_in, check_routing_headers
 from proxy.resource.policy import ProtectedResource
 from proxy.web.ratelimit import source_address
@@ -32,14 +32,25 @@ log = get_logger()
 # RFC 9110 §7.6.1 hop-by-hop fields, plus what this hop sets itself.
 HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
                         "transfer-encoding", "upgrade", "proxy-connection"})
-NOT_FORWARDED = HOP_BY_HOP | {"host", "authorization", "cookie", "content-length", "expect", "forwarded",
-                              "x-forwarded-for", "x-forwarded-host", "x-forwarded-proto"}
+# Headers frameworks and servers believe for the client's address, scheme, port or path: this hop is the
+# only one that may say, so a client's own are dropped (compared with `_` read as `-`, as CGI/WSGI do).
+CLIENT_CLAIMED = frozenset({"x-real-ip", "true-client-ip", "x-client-ip", "x-cluster-client-ip", "cf-connecting-ip",
+                            "fastly-client-ip", "x-forwarded-port", "x-forwarded-prefix", "x-forwarded-server",
+                            "x-forwarded-ssl", "x-forwarded-scheme", "x-url-scheme", "x-original-url",
+                            "x-original-uri", "x-rewrite-url"})
+NOT_FORWARDED = HOP_BY_HOP | CLIENT_CLAIMED | {"host", "authorization", "cookie", "content-length", "expect",
+                                              "forwarded", "x-forwarded-for", "x-forwarded-host", "x-forwarded-proto"}
 NOT_RETURNED = HOP_BY_HOP | {"content-length"}
+#: The gateway answers on the facade's own origin, where its consent and sign-in cookies live: a backend's
+#: cookies pass only with PROXY_GATEWAY_BACKEND_COOKIES=on.
+COOKIES = "set-cookie"
 #: Answers up to this size with a Content-Length are relayed in one piece (the common JSON reply).
 BUFFERED_MAX = 64 * 1024
 #: How often an idle stream checks that its client is still connected.
 DISCONNECT_POLL_S = 1.0
 ROUTING_HEADERS = ("mcp-method", "mcp-name", "mcp-protocol-version")
+#: Bodies larger than this are parsed in a worker thread, so one big call does not stall every other.
+PARSED_ON_LOOP_MAX = 64 * 1024
 
 
 class BackendFailed(Refusal):
@@ -67,12 +78,22 @@ async def _body(request: web.Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+async def _needed(request: web.Request, body: bytes) -> tuple[str, ...]:
+    """The scopes the body's calls need, once its routing headers agree with it (`BadMessage` otherwise)."""
+    duplicated = _duplicate_routing_header(request)
+    if duplicated is not None:
+        raise BadMessage(-32020, f"The {duplicated} header is sent more than once.")
+    calls = calls_in(body) if len(body) <= PARSED_ON_LOOP_MAX else await asyncio.to_thread(calls_in, body)
+    check_routing_headers(calls, request.headers.get("Mcp-Method"), request.headers.get("Mcp-Name"))
+    return request.app[GUARD].policy.needed((call.method, call.name) for call in calls)
+
+
 def _forwarded_headers(request: web.Request, resource: ProtectedResource, identity_headers: dict[str, str],
                        trusted_proxies: tuple[str, ...]) -> CIMultiDict[str]:
     headers: CIMultiDict[str] = CIMultiDict()
     for name, value in request.headers.items():
         lower = name.lower()
-        if lower in NOT_FORWARDED or identity.is_identity_header(lower):
+        if lower in NOT_FORWARDED or lower.replace("_", "-") in NOT_FORWARDED or identity.is_identity_header(lower):
             continue
         headers.add(name, value)
     headers.update(identity_headers)
@@ -118,26 +139,17 @@ async def _forward(request: web.Request) -> web.StreamResponse:
     resource = guard.policy.gateway_by_path[request.path.rstrip("/")]
     assert resource.backend is not None
     body = b""
-    needed: tuple[str, ...] = ()
-    malformed: BadMessage | None = None
     try:
+        # The token comes from the headers: a stranger's request is answered before a byte of its body is
+        # read or parsed (a 4 MB body cost 0.47 s of event-loop time; a slow sender held the request).
+        principal = await admit(guard, resource, request.headers.get("Authorization"))
         if request.method == "POST":
             body = await _body(request, guard.settings.gateway_max_body_bytes)
             try:
-                duplicated = _duplicate_routing_header(request)
-                if duplicated is not None:
-                    raise BadMessage(-32020, f"The {duplicated} header is sent more than once.")
-                calls = calls_in(body)
-                check_routing_headers(calls, request.headers.get("Mcp-Method"), request.headers.get("Mcp-Name"))
-                needed = guard.policy.needed((call.method, call.name) for call in calls)
+                needed = await _needed(request, body)
             except BadMessage as error:
-                malformed = error  # answered once the token is known good: 401 comes before 400
-        principal = await admit(guard, resource, request.headers.get("Authorization"), needed)
-    except Refusal as refusal:
-        return refusal.response()
-    if malformed is not None:
-        return _bad_message(malformed)
-    try:
+                return _bad_message(error)
+            require(guard, resource, principal, needed)
         identity_headers = await identity_of(guard, principal)
     except Refusal as refusal:
         return refusal.response()
@@ -158,10 +170,10 @@ async def _forward(request: web.Request) -> web.StreamResponse:
     return await _relay(request, upstream)
 
 
-def _returned_headers(upstream: aiohttp.ClientResponse) -> CIMultiDict[str]:
+def _returned_headers(upstream: aiohttp.ClientResponse, cookies: bool) -> CIMultiDict[str]:
     headers: CIMultiDict[str] = CIMultiDict()
     for name, value in upstream.headers.items():
-        if name.lower() not in NOT_RETURNED:
+        if name.lower() not in NOT_RETURNED and (cookies or name.lower() != COOKIES):
             headers.add(name, value)
     headers.update(CORS)
     return headers
@@ -170,6 +182,7 @@ def _returned_headers(upstream: aiohttp.ClientResponse) -> CIMultiDict[str]:
 async def _relay(request: web.Request, upstream: aiohttp.ClientResponse) -> web.StreamResponse:
     """The backend's answer to the client: in one piece when small and sized, else chunk by chunk."""
     length = upstream.content_length
+    cookies = request.app[GUARD].settings.gateway_backend_cookies
     streaming = "text/event-stream" in upstream.headers.get("Content-Type", "")
     if not streaming and length is not None and length <= BUFFERED_MAX:
         try:
@@ -180,8 +193,8 @@ async def _relay(request: web.Request, upstream: aiohttp.ClientResponse) -> web.
             return BackendFailed(502, "backend_unavailable", "The MCP server broke off its answer.").response()
         finally:
             upstream.release()
-        return web.Response(status=upstream.status, body=body, headers=_returned_headers(upstream))
-    response = web.StreamResponse(status=upstream.status, headers=_returned_headers(upstream))
+        return web.Response(status=upstream.status, body=body, headers=_returned_headers(upstream, cookies))
+    response = web.StreamResponse(status=upstream.status, headers=_returned_headers(upstream, cookies))
     if length is not None:
         response.content_length = length
     try:

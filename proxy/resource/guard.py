@@ -19,6 +19,7 @@ from aiohttp import web
 from joserfc import jwk
 
 from proxy.claims import identity_claims
+from proxy.clients.directory import ClientDirectory
 from proxy.errors import StoreUnavailable
 from proxy.resource import identity
 from proxy.resource.core import (
@@ -100,6 +101,7 @@ class Guard:
     backends: aiohttp.ClientSession  # one pooled session for every gateway backend
     verified: VerifiedTokens
     families: FamilyClaims
+    clients: ClientDirectory  # whose registration must still exist for a token to count
 
 
 GUARD: web.AppKey[Guard] = web.AppKey("resource_guard", Guard)
@@ -148,7 +150,8 @@ async def admit(guard: Guard, resource: ProtectedResource, authorization: str | 
             principal = verify_access_token(token, keys=guard.keys, issuer=guard.settings.issuer,
                                             resource=resource.url)
             guard.verified.put(token, resource.url, principal)
-        if not await guard.store.access_token_live(principal.jti, principal.family):
+        if not await guard.store.access_token_live(principal.jti, principal.family,
+                                                   guard.clients.registration_of(principal.client_id)):
             raise TokenRejected("the token was revoked")
     except TokenRejected as rejected:
         header = challenge(resource.metadata_url, scopes=guard.policy.base_scopes, error="invalid_token",
@@ -157,6 +160,13 @@ async def admit(guard: Guard, resource: ProtectedResource, authorization: str | 
     except StoreUnavailable:
         raise Refusal(503, "temporarily_unavailable", "The token store is unavailable; retry later.",
                       {"Retry-After": "2"}) from None
+    require(guard, resource, principal, needed)
+    return principal
+
+
+def require(guard: Guard, resource: ProtectedResource, principal: Principal, needed: Iterable[str]) -> None:
+    """403 `insufficient_scope` (a `Refusal`) unless an admitted caller's token carries every needed scope;
+    the challenge names them all (MCP 2026-07-28, RFC 6750 §3.1)."""
     try:
         require_scopes(principal, needed)
     except InsufficientScope as lacking:
@@ -164,7 +174,6 @@ async def admit(guard: Guard, resource: ProtectedResource, authorization: str | 
                            description="This operation needs more scope.")
         raise Refusal(403, "insufficient_scope", "This operation needs the scope " + " ".join(lacking.required)
                       + ".", {"WWW-Authenticate": header}) from None
-    return principal
 
 
 async def identity_of(guard: Guard, principal: Principal) -> dict[str, str]:
@@ -203,7 +212,7 @@ def guard_context(settings: Settings) -> Any:
                                          skip_auto_headers=("User-Agent", "Accept-Encoding"),
                                          trace_configs=tracing.client_trace_configs(app, "gateway"))
         app[GUARD] = Guard(settings, s.store, keys, build_policy(settings, s.scopes), backends,
-                           VerifiedTokens(), FamilyClaims())
+                           VerifiedTokens(), FamilyClaims(), s.clients)
         try:
             yield
         finally:

@@ -30,15 +30,20 @@ def header_value(value: object) -> str:
     return quote(value, safe=_SAFE) if isinstance(value, str) else ""
 
 
-#: The sign-in claims the headers carry (each only when the token's scopes release it).
-CLAIMS = ("email", "preferred_username")
+#: The sign-in claims the headers carry (each only when the token's scopes release it); email_verified
+#: decides whether the email is sent at all.
+CLAIMS = ("email", "email_verified", "preferred_username")
 
 
 def identity_headers(principal: Principal, claims: Mapping[str, Any]) -> dict[str, str]:
-    """`claims`: the caller's released identity claims (the access token carries none itself)."""
+    """`claims`: the caller's released identity claims (the access token carries none itself).
+
+    The email only when the IdP said `email_verified: true`, as oauth2-proxy (whose header names these
+    are) does: backends key accounts and allow-lists on it, and an unverified address is anyone's."""
+    verified = claims.get("email_verified") is True
     return {
         USER: header_value(principal.sub),
-        EMAIL: header_value(claims.get("email")),
+        EMAIL: header_value(claims.get("email")) if verified else "",
         USERNAME: header_value(claims.get("preferred_username")),
         CLIENT_ID: header_value(principal.client_id),
         SCOPES: " ".join(principal.scopes),

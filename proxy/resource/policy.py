@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from proxy.resource.core import OFFLINE_ACCESS
+from proxy.resource.messages import call_needs
 from proxy.resources import normalise
 from proxy.settings import Settings, gateway_pair
 
@@ -59,9 +60,8 @@ class Policy:
         """Scopes the given (method, name) calls need: each called tool's. Plain access needs a valid token
         for the resource and no particular scope (clients asked for nothing still get in)."""
         needed: list[str] = []
-        for method, name in calls:
-            if method == TOOLS_CALL and name is not None:
-                needed.extend(self.tool_scopes.get(name, ()))
+        for method, name in calls:  # exact names; other spellings of a guarded one fail closed
+            needed.extend(call_needs(method, name, self.tool_scopes))
         return tuple(dict.fromkeys(needed))
 
 

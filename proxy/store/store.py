@@ -333,16 +333,20 @@ class Store:
         async with _redis_errors("revoke_access_token"):
             await self.redis.set(self.key("revoked", jti), "1", ex=max(1, remaining_s))
 
-    async def access_token_live(self, jti: str, family: str | None) -> bool:
+    async def access_token_live(self, jti: str, family: str | None, registration: str | None = None) -> bool:
         """False when the token itself was revoked, or its family was revoked or reached its absolute
-        expiry (a family that ends takes its access tokens' standing at /userinfo and /introspect along)."""
+        expiry (a family that ends takes its access tokens' standing at /userinfo and /introspect along),
+        or, when `registration` names a DCR client id, that client's registration no longer exists."""
         async with _redis_errors("access_token_live"):
-            pipe = self.redis.pipeline(transaction=False)  # one round trip; two slots on a Cluster is fine
+            pipe = self.redis.pipeline(transaction=False)  # one round trip; several slots on a Cluster is fine
             pipe.exists(self.key("revoked", jti))
+            if registration is not None:
+                pipe.exists(self.key("client", registration))
             if family:
                 pipe.hget(self.family_key(family), "abs_exp")
-            revoked, *abs_exp = await pipe.execute()
-        return not revoked and all(_before(value) for value in abs_exp)
+            revoked, *rest = await pipe.execute()
+        registered = rest.pop(0) if registration is not None else True
+        return not revoked and bool(registered) and all(_before(value) for value in rest)
 
     # -- signing keys shared by replicas ----------------------------------------------------------
     async def shared_keyset(self, candidate: str) -> str:

@@ -23,6 +23,7 @@ async def live_access_token(s: Services, token: str) -> dict[str, Any] | None:
     exp = claims.get("exp")
     if not isinstance(exp, int) or exp <= time.time():
         return None
-    if not await s.store.access_token_live(str(claims.get("jti")), claims.get("sid")):
+    if not await s.store.access_token_live(str(claims.get("jti")), claims.get("sid"),
+                                           s.clients.registration_of(claims.get("client_id"))):
         return None
     return claims

@@ -14,7 +14,7 @@ from typing import Any
 from aiohttp import web
 
 from proxy.clients.resource_servers import claimed_id
-from proxy.errors import InvalidRequest, UnauthorizedClient, UnsupportedGrantType
+from proxy.errors import InvalidClient, InvalidRequest, UnauthorizedClient, UnsupportedGrantType
 from proxy.state import Services, services
 from proxy.token.clientauth import unknown_client
 from proxy.token.families import revoke_held_family
@@ -47,7 +47,11 @@ async def token(request: web.Request) -> web.Response:
         return await _token_exchange(request, s, params)
     credentials = s.clients.identify(request.headers.get("Authorization"), params)
     await ratelimit.admit(request, "token", credentials.client_id)  # counted before the (slow) secret check
-    client_id = await s.clients.verify(credentials)  # a confidential client proves its secret
+    try:
+        client_id = await s.clients.verify(credentials)  # a confidential client proves its secret
+    except InvalidClient:
+        await ratelimit.client_credential_failed(request, credentials.client_id)
+        raise
     if not await s.clients.known_at_token(client_id):  # also renews a DCR registration's lifetime
         if grant_type == refresh_token.GRANT_TYPE and params.get("refresh_token"):
             await revoke_held_family(s, params["refresh_token"], client_id, reason="client_gone")
@@ -62,7 +66,13 @@ async def token(request: web.Request) -> web.Response:
 async def _token_exchange(request: web.Request, s: Services, params: dict[str, str]) -> web.Response:
     """The caller authenticates as a resource server (a registered MCP client cannot: invalid_client)."""
     header = request.headers.get("Authorization", "")
-    await ratelimit.admit(request, "token", claimed_id(header, params))  # counted before the (slow) secret check
-    caller = await s.resource_servers.authenticate(header, params)
+    claimed = claimed_id(header, params)
+    await ratelimit.admit(request, "token", claimed)  # counted before the (slow) secret check
+    try:
+        caller = await s.resource_servers.authenticate(header, params)
+    except InvalidClient:
+        if claimed:
+            await ratelimit.client_credential_failed(request, claimed)
+        raise
     body = await token_exchange.handle(s, caller, params)
     return json_response(body, headers=NO_STORE)

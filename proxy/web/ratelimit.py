@@ -2,15 +2,22 @@
 
     endpoint      counted per        limit: PROXY_RATE_LIMIT_...
     /register     address; network   REGISTER_PER_MIN; REGISTER_PER_NETWORK_PER_HOUR
-    /authorize    address, client_id AUTHORIZE_PER_MIN
+    /authorize    address            AUTHORIZE_PER_MIN
     /consent      address            AUTHORIZE_PER_MIN
     /callback     address            AUTHORIZE_PER_MIN
-    /token        address, client_id TOKEN_PER_MIN
+    /token        address            TOKEN_PER_MIN
     /revoke       address            TOKEN_PER_MIN
     /introspect   address            INTROSPECT_PER_MIN
     /userinfo     address            USERINFO_PER_MIN
-    wrong credentials at /introspect and /metrics: per address, AUTH_FAILURES_PER_MIN, checked before
-    the credential, so an address over the limit learns nothing more, not even from the right secret.
+    wrong credentials at /introspect and /metrics: per address, AUTH_FAILURES_PER_MIN; wrong client or
+    resource-server secrets at /token: per (client, address), AUTH_FAILURES_PER_MIN. Both are checked
+    before the credential, so an address over the limit learns nothing more, not even from the right
+    secret.
+
+No bucket is counted per client across addresses before the request has proved anything: a client_id
+is shared (Claude's metadata-document URL by all its users, a connector by an organisation, a resource
+server by its replicas), so such a bucket let one address lock every user of the client out (issue 22
+finding 2). A secret guessed from many addresses is bounded per address, and by scrypt's cost.
 
 /register, /authorize and /token count in their handlers (they know the client); the others in the
 middleware (`admit_route`), before the handler runs.
@@ -145,9 +152,14 @@ async def _enforce(request: web.Request, buckets: list[tuple[str, int, int]],
         raise RateLimited(max(waits))
 
 
+def _client_failures(client_id: str, address: str) -> str:
+    return f"auth-failed:client:{digest(client_id)[:32]}:ip:{address}"
+
+
 async def admit(request: web.Request, endpoint: Endpoint, client_id: str | None = None) -> None:
-    """Count this request against its source address (and client, when known); 429 beyond the limit.
-    /register is counted against the address's network too."""
+    """Count this request against its source address; 429 beyond the limit. /register is counted against
+    the address's network too. At /token, `client_id` (the one claimed, before its secret is checked)
+    names the (client, address) wrong-secret gate, read here and counted by `client_credential_failed`."""
     settings = services(request).settings
     if not settings.rate_limits:
         return
@@ -157,9 +169,18 @@ async def admit(request: web.Request, endpoint: Endpoint, client_id: str | None 
     if endpoint == "register":
         buckets.append((f"register:net:{network_of(address)}", HOUR_S,
                         settings.rate_limit_register_per_network_per_hour))
-    if client_id:
-        buckets.append((f"{endpoint}:client:{digest(client_id)[:32]}", MINUTE_S, limit))
-    await _enforce(request, buckets)
+    peeked = ([(_client_failures(client_id, address), MINUTE_S, settings.rate_limit_auth_failures_per_min)]
+              if endpoint == "token" and client_id else [])
+    await _enforce(request, buckets, peeked)
+
+
+async def client_credential_failed(request: web.Request, client_id: str) -> None:
+    """A wrong secret for `client_id` (a client or a resource server) at /token: counted against that
+    client from this address only, so the client's users elsewhere are never refused for it."""
+    settings = services(request).settings
+    if settings.rate_limits:
+        address = source_address(request, settings.trusted_proxies)
+        await services(request).store.hits([(_client_failures(client_id, address), MINUTE_S)])
 
 
 async def admit_route(request: web.Request, endpoint: str) -> None:

@@ -142,7 +142,7 @@ async def test_client_credentials_issues_a_client_token_without_refresh(facade: 
     assert status == 200, body
     assert "refresh_token" not in body and "id_token" not in body
     claims = jwt.decode(body["access_token"], await client.jwks()).claims
-    assert claims["sub"] == "reporting-job" and claims["client_id"] == "reporting-job"
+    assert claims["sub"] == "client:reporting-job" and claims["client_id"] == "reporting-job"
     assert claims["aud"] == facade.url + "/mcp"
     async with facade.http.get(facade.url + "/.well-known/oauth-authorization-server") as response:
         assert "client_credentials" in (await response.json())["grant_types_supported"]
@@ -188,7 +188,7 @@ async def test_public_dcr_clients_are_unchanged(facade: Facade) -> None:
 
 async def test_secret_guessing_is_rate_limited_before_the_secret_is_checked(make_facade: FacadeFactory,
                                                                             tmp_path: Path) -> None:
-    """Wrong secrets count against the /token limits (per address and per client) before the slow
+    """Wrong secrets count against the /token limits (per address, and per client from that address) before the slow
     scrypt check runs: past the limit the answer is 429, even for the right secret."""
     facade = await make_facade(clients_file=str(clients_file(tmp_path)), rate_limits=True,
                                rate_limit_token_per_min=3)

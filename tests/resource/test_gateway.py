@@ -72,6 +72,14 @@ async def test_backend_never_sees_the_token_cookies_or_a_spoofed_identity(gatewa
                 not in [n.title() for n in identity.NAMES]]
 
 
+async def _answered(gateway: Facade, token: str) -> int:
+    """The status of an MCP `initialize` through the gateway: 200 when the token is admitted."""
+    initialize = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "test", "version": "1"}}}
+    status, _, _ = await _post(gateway, "/mcp", initialize, token)
+    return status
+
+
 async def test_revocation_is_seen_by_the_gateway_before_exp(gateway: Facade) -> None:
     """A token revoked at /revoke, and every token of a family whose refresh token is revoked, is refused
     at once (401 invalid_token) although its `exp` is an hour away; an unrevoked one still passes: 200

@@ -16,7 +16,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,10 +53,11 @@ def _wait_port(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
 
 
 @contextmanager
-def nginx(port: int, facade: str, backend: str) -> Iterator[None]:
+def nginx(port: int, facade: str, backend: str, edit: Callable[[str], str] = str) -> Iterator[None]:
+    """`edit` changes the documented site before the placeholders are replaced (a test's extra location)."""
     binary = program("nginx")
     workdir = Path(tempfile.mkdtemp(prefix="facade-nginx-"))
-    site = _replace((DOCS / "nginx.conf").read_text(), {
+    site = _replace(edit((DOCS / "nginx.conf").read_text()), {
         "listen 80;": f"listen 127.0.0.1:{port};", "127.0.0.1:8080": facade, "127.0.0.1:3000": backend})
     (workdir / "mcp.conf").write_text(site)
     temp = "".join(f"{name}_temp_path {workdir / name};\n" for name in ("client_body", "proxy", "fastcgi", "uwsgi",
@@ -78,10 +79,11 @@ def nginx(port: int, facade: str, backend: str) -> Iterator[None]:
 
 
 @contextmanager
-def caddy(port: int, facade: str, backend: str) -> Iterator[None]:
+def caddy(port: int, facade: str, backend: str, edit: Callable[[str], str] = str) -> Iterator[None]:
+    """`edit` changes the documented site before the placeholders are replaced (a test's extra route)."""
     binary = program("caddy")
     workdir = Path(tempfile.mkdtemp(prefix="facade-caddy-"))
-    site = _replace((DOCS / "Caddyfile").read_text(), {
+    site = _replace(edit((DOCS / "Caddyfile").read_text()), {
         "mcp.example.com {": f"http://127.0.0.1:{port} {{", "127.0.0.1:8080": facade, "127.0.0.1:3000": backend})
     (workdir / "Caddyfile").write_text("{\n\tadmin off\n\tauto_https off\n}\n\n" + site)
     log = workdir / "caddy.log"

@@ -81,6 +81,15 @@ async def test_only_hashes_of_codes_and_refresh_tokens_are_stored(make_facade: F
         secrets[f"{step} access token"] = flow[step]["access_token"]
     for name, value in secrets.items():
         assert value not in dump, f"{name} is stored in clear"
+    # What is stored still opens for the real secrets (a store that kept nothing would pass the above):
+    # the pending code redeems, the current refresh token rotates, and its access token reaches /userinfo.
+    status, body = await client.exchange(pending)
+    assert status == 200, body
+    status, body = await client.refresh(flow["second"]["refresh_token"])
+    assert status == 200, body
+    async with facade.http.get(facade.url + "/userinfo",
+                               headers={"Authorization": f"Bearer {body['access_token']}"}) as response:
+        assert response.status == 200 and (await response.json())["sub"] == "demo-user"
 
 
 def test_secret_comparison_is_constant_time_and_total() -> None:

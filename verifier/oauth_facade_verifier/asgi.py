@@ -25,6 +25,7 @@ from typing import Any, Protocol
 
 from oauth_facade_verifier import strictjson
 from oauth_facade_verifier.core import InsufficientScope, Principal, TokenRejected, challenge, require_scopes
+from oauth_facade_verifier.messages import call_needs
 from oauth_facade_verifier.verifier import KeysUnavailable
 
 Scope = MutableMapping[str, Any]
@@ -123,6 +124,9 @@ class BearerAuth:
         await self.app(scope, receive if body is None else _replay(body, receive), send)
 
     def _is_public(self, path: str) -> bool:
+        """Judged on the path as a router or proxy resolving dot segments and merging slashes routes it:
+        `/.well-known/oauth-protected-resource/../../mcp` is `/mcp`, which needs a token."""
+        path = _normalised(path)
         return any(path == prefix or path.startswith(prefix.rstrip("/") + "/") for prefix in self.public_paths)
 
     @staticmethod
@@ -173,12 +177,12 @@ class BearerAuth:
             raise _BadRequest(400, "the request body is not JSON") from exc
         needs: list[str] = []
         for message in document if isinstance(document, list) else [document]:
-            if not isinstance(message, dict) or message.get("method") != "tools/call":
+            if not isinstance(message, dict) or not isinstance(message.get("method"), str):
                 continue
             params = message.get("params")
             name = params.get("name") if isinstance(params, dict) else None
-            if isinstance(name, str):
-                needs.extend(self.tool_scopes.get(name, ()))
+            # Exact names; `Tools/Call` or `DEPLOY` fail closed (a folding app would run the guarded tool).
+            needs.extend(call_needs(message["method"], name if isinstance(name, str) else None, self.tool_scopes))
         return tuple(needs)
 
     async def _refuse(self, send: Send, status: int, *, error: str | None = None, description: str | None = None,
@@ -199,6 +203,20 @@ class BearerAuth:
             *headers,
         ]})
         await send({"type": "http.response.body", "body": payload})
+
+
+def _normalised(path: str) -> str:
+    """RFC 3986 §5.2.4 dot segments removed, runs of slashes merged (what nginx does before routing)."""
+    segments: list[str] = []
+    for segment in path.split("/"):
+        if segment in ("", "."):
+            continue
+        if segment == "..":
+            if segments:
+                segments.pop()
+            continue
+        segments.append(segment)
+    return "/" + "/".join(segments) + ("/" if path.endswith(("/", "/.", "/..")) and segments else "")
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:

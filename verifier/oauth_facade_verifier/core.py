@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import math
 import re
 import time
@@ -31,6 +30,8 @@ from typing import Any
 
 from joserfc import jwk, jws
 from joserfc.errors import JoseError
+
+from oauth_facade_verifier import strictjson
 
 #: RFC 9068 §2.1 says `at+jwt`; RFC 7515 §4.1.9 lets the `application/` prefix be omitted or not.
 ACCESS_TOKEN_TYPES = frozenset({"at+jwt", "application/at+jwt"})
@@ -226,7 +227,7 @@ def _b64decode(segment: str) -> bytes:
 
 def _json_object(data: bytes, what: str) -> dict[str, Any]:
     try:
-        value = json.loads(data)
+        value = strictjson.loads(data)  # one depth limit and unique member names for every reader
     except (ValueError, UnicodeDecodeError) as exc:
         raise TokenRejected(f"the token {what} is not JSON") from exc
     if not isinstance(value, dict):

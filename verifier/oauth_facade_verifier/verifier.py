@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import http.client
-import json
 import time
 import urllib.request
 from collections.abc import Awaitable, Callable
@@ -28,6 +27,7 @@ from urllib.parse import urlsplit, urlunsplit
 from joserfc import jwk
 from joserfc.errors import JoseError
 
+from oauth_facade_verifier import strictjson
 from oauth_facade_verifier.core import Principal, TokenRejected, UnknownKey, verify_access_token
 
 if TYPE_CHECKING:
@@ -81,7 +81,7 @@ async def fetch_json(url: str, *, timeout_s: float = 5.0) -> Any:
             raise OSError(f"{url}: {exc!r}") from exc
         if len(body) > MAX_DOCUMENT_BYTES:
             raise ValueError(f"{url} answered more than {MAX_DOCUMENT_BYTES} bytes")
-        return json.loads(body)
+        return strictjson.loads(body)
 
     return await asyncio.to_thread(get)
 

@@ -1,8 +1,8 @@
 """grant_type=client_credentials (RFC 6749 §4.4; MCP's client-credentials extension, SEP-1046).
 
 Only for pre-registered confidential clients that list the grant (the endpoint has checked the
-secret). The access token's `sub` is the client itself, its audience one configured resource the
-client may use (RFC 8707), and there is no refresh token (§4.4.3) and no id_token.
+secret). The access token's `sub` is the client itself, as `client:<client_id>` (never a user's), its
+audience one configured resource the client may use (RFC 8707), and there is no refresh token (§4.4.3) and no id_token.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import time
 from typing import Any
 
 from proxy import scopes
+from proxy.claims import machine_subject
 from proxy.errors import InvalidScope, InvalidTarget, UnauthorizedClient
 from proxy.log import get_logger
 from proxy.resources import normalise
@@ -43,7 +44,7 @@ async def handle(s: Services, client_id: str, form: dict[str, str]) -> dict[str,
         raise InvalidScope("The client may not request this scope.")
     scope = " ".join(requested or offered)
     now = int(time.time())
-    claims = {"iss": s.settings.issuer, "sub": client_id, "aud": resource, "client_id": client_id,
+    claims = {"iss": s.settings.issuer, "sub": machine_subject(client_id), "aud": resource, "client_id": client_id,
               "scope": scope, "iat": now, "exp": now + s.settings.access_token_ttl_s,
               "jti": secrets.token_urlsafe(16)}
     log.info("token.issued", grant_type=GRANT_TYPE, client_id=client_id)

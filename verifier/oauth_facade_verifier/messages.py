@@ -10,10 +10,12 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+import unicodedata
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from proxy import strictjson
+from oauth_facade_verifier import strictjson
 
 #: JSON-RPC error code for routing headers that disagree with the body (MCP 2026-07-28, HEADER_MISMATCH).
 HEADER_MISMATCH = -32020
@@ -70,6 +72,31 @@ def calls_in(body: bytes) -> list[Call]:
             name = value
         calls.append(Call(method, name, message.get("id")))
     return calls
+
+
+TOOLS_CALL = "tools/call"
+
+
+def _folded(text: str) -> str:
+    return unicodedata.normalize("NFKC", text).casefold()
+
+
+def call_needs(method: str, name: str | None, tool_scopes: Mapping[str, Iterable[str]]) -> list[str]:
+    """The scopes one call needs under a per-tool policy. Names are matched exactly; a spelling that only
+    case or Unicode compatibility folding makes equal (`Tools/Call`, `DEPLOY`, fullwidth letters) fails
+    closed, since a server that folds names would run the guarded tool: another spelling of `tools/call`
+    needs every tool's scopes, another spelling of a guarded tool's name that tool's scopes."""
+    if method != TOOLS_CALL:
+        if _folded(method) == TOOLS_CALL:
+            return [scope for scopes in tool_scopes.values() for scope in scopes]
+        return []
+    if name is None:
+        return []
+    exact = tool_scopes.get(name)
+    if exact is not None:
+        return list(exact)
+    folded = _folded(name)
+    return [scope for tool, scopes in tool_scopes.items() if _folded(tool) == folded for scope in scopes]
 
 
 def decode_header_value(value: str) -> str:
