@@ -25,6 +25,9 @@ from proxy.clients.registry import ClientRegistry, ClientsFileError, load_regist
 from proxy.clients.resource_servers import ResourceServersFileError, load_resource_servers
 from proxy.discovery.documents import base_path, build_documents
 from proxy.discovery.endpoints import DOCUMENTS, JWKS_BYTES, jwks, well_known
+from proxy.enterprise.discovery import locator_for
+from proxy.enterprise.idps import EnterpriseIdps, configured_idps
+from proxy.enterprise.verify import Enterprise
 from proxy.keys import Keyset, generate, parse_keys, render_jwks
 from proxy.log import get_logger
 from proxy.ops.exposition import metrics
@@ -134,6 +137,13 @@ def client_directory(settings: Settings, store: Store, registry: ClientRegistry,
     return ClientDirectory(store, registry, cimd)
 
 
+def enterprise(settings: Settings, store: Store, idps: EnterpriseIdps, resolve: Resolve) -> Enterprise:
+    """The trusted IdPs, and their keys fetched through the one SSRF-pinned fetcher (as CIMD documents)."""
+    if not idps.configured:
+        return Enterprise()
+    return Enterprise(idps, locator_for(settings, resolve))
+
+
 def create_app(settings: Settings, *, redis: Any = None, cimd_resolve: Resolve | None = None) -> web.Application:
     """The facade. `redis` injects a client (tests); otherwise PROXY_REDIS_URL decides. `cimd_resolve`
     injects the DNS answers of document hosts (tests); the fetch path is otherwise the same."""
@@ -147,6 +157,7 @@ def create_app(settings: Settings, *, redis: Any = None, cimd_resolve: Resolve |
         resource_servers = load_resource_servers(settings)
     except ResourceServersFileError as exc:
         raise SettingsError(f"PROXY_RESOURCE_SERVERS_FILE: {exc}") from None
+    idps = configured_idps(settings)
     app = web.Application(middlewares=[edge], client_max_size=settings.max_body_bytes)
     app[SETTINGS] = coherent(settings)  # the profile-dependent rules: SettingsError before anything starts
     app[ISSUER] = settings.issuer
@@ -169,9 +180,10 @@ def create_app(settings: Settings, *, redis: Any = None, cimd_resolve: Resolve |
             directory = client_directory(settings, store, registry, cimd_resolve or system_resolve)
             app[SERVICES] = Services(settings, store, keyset, upstream, scopes,
                                      resource_table(settings.effective_resources), _consent_secret(keyset), directory,
-                                     resource_servers=resource_servers)
+                                     resource_servers=resource_servers,
+                                     enterprise=enterprise(settings, store, idps, cimd_resolve or system_resolve))
             app[DOCUMENTS] = build_documents(settings, keyset.algs, list(scopes), can_client_credentials,
-                                             resource_servers=resource_servers)
+                                             resource_servers=resource_servers, enterprise_idps=idps.configured)
             app[JWKS_BYTES] = keyset.jwks_bytes
             _startup_warnings(settings)
             yield

@@ -23,12 +23,16 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
+from proxy.clients.fetch import system_resolve
 from proxy.clients.registry import ClientsFileError, load_registry
 from proxy.clients.resource_servers import ResourceServers, ResourceServersFileError, load_resource_servers
 from proxy.discovery.documents import authorization_server_metadata
+from proxy.enterprise import probe as enterprise_probe
+from proxy.enterprise.discovery import locator_for
+from proxy.enterprise.idps import EnterpriseIdps, configured_idps
 from proxy.errors import UpstreamError, UpstreamRefused
 from proxy.keys import KeyFileError, Keyset
-from proxy.settings import Settings
+from proxy.settings import Settings, SettingsError
 from proxy.store.connect import masked, probe
 from proxy.upstream import Upstream, profile_for
 from proxy.upstream.client import upstream_errors
@@ -240,6 +244,7 @@ class OperatorFiles:
 
     client_credentials: bool
     resource_servers: ResourceServers | None
+    enterprise_idps: EnterpriseIdps | None = None
 
 
 def check_files(settings: Settings, scopes: tuple[str, ...], report: Report) -> OperatorFiles:
@@ -258,7 +263,23 @@ def check_files(settings: Settings, scopes: tuple[str, ...], report: Report) -> 
     except ResourceServersFileError as exc:
         report.problem(f"PROXY_RESOURCE_SERVERS_FILE: {exc}")
         servers = None
-    return OperatorFiles(client_credentials, servers)
+    try:
+        idps: EnterpriseIdps | None = configured_idps(settings)
+    except SettingsError as exc:
+        report.problem(str(exc))
+        idps = None
+    return OperatorFiles(client_credentials, servers, idps)
+
+
+async def check_enterprise_idps(settings: Settings, idps: EnterpriseIdps | None, report: Report) -> None:
+    """Each trusted enterprise IdP's key set, located and fetched as the jwt-bearer grant will."""
+    if idps is None or not idps.configured:
+        return
+    found = await enterprise_probe.probe(idps, locator_for(settings, system_resolve))
+    for note in found.notes:
+        report.note(note)
+    for problem in found.problems:
+        report.problem(problem)
 
 
 async def check(settings: Settings, out: TextIO | None = None, err: TextIO | None = None) -> int:
@@ -276,10 +297,13 @@ async def check(settings: Settings, out: TextIO | None = None, err: TextIO | Non
             upstream = await check_upstream(settings, http, report)
     scopes = list(profile_for(settings).offered_scopes(settings))
     files = check_files(settings, tuple(scopes), report)
+    await check_enterprise_idps(settings, files.enterprise_idps, report)
     for note in report.notes:
         print(f"note: {note}", file=err)
     metadata = authorization_server_metadata(settings, algs, scopes, files.client_credentials,
-                                             resource_servers=files.resource_servers or ResourceServers())
+                                             resource_servers=files.resource_servers or ResourceServers(),
+                                             enterprise_idps=bool(files.enterprise_idps and
+                                                                  files.enterprise_idps.configured))
     document: dict[str, Any] = {"authorization_server": metadata}
     if upstream is not None:
         document["upstream"] = upstream

@@ -173,6 +173,10 @@ class Settings(BaseSettings):
         True, description="`off`: no POST /register and no `registration_endpoint` (clients use CIMD).")
     clients_file: Path | None = Field(
         None, description="TOML file of pre-registered clients (`[[client]]`; see README, Client registration).")
+    enterprise_idps_file: Path | None = Field(
+        None, description="TOML file of trusted enterprise IdPs (`[[idp]]`): whose Identity Assertion JWT "
+        "Authorization Grants (ID-JAG, MCP Enterprise-Managed Authorization) the jwt-bearer grant accepts; "
+        "see README, Enterprise IdPs. Unset: the grant is off and not advertised.")
 
     # -- protecting MCP servers (gateway, forward-auth) -------------------------------------------
     gateway_backends: WordList = Field(

@@ -8,6 +8,7 @@ from aiohttp import web
 
 from proxy.clients.directory import ClientDirectory
 from proxy.clients.resource_servers import ResourceServers
+from proxy.enterprise.verify import Enterprise
 from proxy.keys import Keyset
 from proxy.settings import Settings
 from proxy.store import Store
@@ -25,6 +26,7 @@ class Services:
     consent_secret: bytes
     clients: ClientDirectory  # who a client_id is: pre-registered, CIMD URL or DCR registration
     resource_servers: ResourceServers = field(default_factory=ResourceServers)  # /introspect, token exchange
+    enterprise: Enterprise = field(default_factory=Enterprise)  # trusted enterprise IdPs (jwt-bearer, ID-JAG)
 
 
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings", Settings)

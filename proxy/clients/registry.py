@@ -7,7 +7,8 @@
     secret_hash = "scrypt$14$8$1$…"         # optional: `oauth-facade clients hash-secret`
     scopes = ["openid", "offline_access"]   # optional: default every scope the facade grants
     resources = ["https://mcp.example.com/mcp"]  # optional: default every configured resource
-    grant_types = ["authorization_code", "refresh_token"]  # + "client_credentials" (needs a secret)
+    grant_types = ["authorization_code", "refresh_token"]  # + "client_credentials" (needs a secret),
+                                            # + "urn:ietf:params:oauth:grant-type:jwt-bearer" (ID-JAG)
     skip_consent = false                    # first-party clients only
 
 A client with `secret_hash` is confidential: /token requires its secret (client_secret_basic or
@@ -27,7 +28,8 @@ from proxy.clients.secrets import hash_problem
 from proxy.clients.tomlfile import array_of_tables
 
 CLIENT_ID = re.compile(r"^[A-Za-z0-9._~-]{1,128}$")
-GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
+JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"  # ID-JAG (PROXY_ENTERPRISE_IDPS_FILE)
+GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials", JWT_BEARER)
 KNOWN_KEYS = frozenset({"id", "name", "redirect_uris", "secret_hash", "scopes", "resources", "grant_types",
                         "skip_consent"})
 

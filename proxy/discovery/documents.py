@@ -11,6 +11,8 @@ from proxy.clients.resource_servers import ResourceServers, load_resource_server
 from proxy.settings import Settings
 
 TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"  # RFC 8693 §2.1
+JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"  # RFC 7523 §2.1
+ID_JAG_PROFILE = "urn:ietf:params:oauth:grant-profile:id-jag"  # draft-ietf-oauth-identity-assertion-authz-grant
 
 AUTH_METHODS = ["none", "client_secret_basic", "client_secret_post"]
 CLAIMS = ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "azp", "at_hash", "sid",
@@ -25,7 +27,8 @@ def base_path(settings: Settings) -> str:
 
 def authorization_server_metadata(settings: Settings, signing_algs: list[str], scopes: list[str],
                                   client_credentials: bool = False, *,
-                                  resource_servers: ResourceServers | None = None) -> dict[str, Any]:
+                                  resource_servers: ResourceServers | None = None,
+                                  enterprise_idps: bool = False) -> dict[str, Any]:
     """RFC 8414 §2 and OIDC Discovery §3 in one document, served under both well-known names.
 
     `registration_endpoint` only while DCR is on; `client_id_metadata_document_supported` (CIMD §6)
@@ -61,6 +64,9 @@ def authorization_server_metadata(settings: Settings, signing_algs: list[str], s
     if settings.cimd:
         document["client_id_metadata_document_supported"] = True
     _resource_server_features(document, settings, resource_servers)
+    if enterprise_idps:  # MCP Enterprise-Managed Authorization §6: only while some IdP is trusted
+        document["grant_types_supported"].append(JWT_BEARER)
+        document["authorization_grant_profiles_supported"] = [ID_JAG_PROFILE]
     return document
 
 
@@ -98,9 +104,10 @@ class Documents:
 
 
 def build_documents(settings: Settings, signing_algs: list[str], scopes: list[str],
-                    client_credentials: bool = False, *, resource_servers: ResourceServers | None = None) -> Documents:
+                    client_credentials: bool = False, *, resource_servers: ResourceServers | None = None,
+                    enterprise_idps: bool = False) -> Documents:
     metadata = authorization_server_metadata(settings, signing_algs, scopes, client_credentials,
-                                             resource_servers=resource_servers)
+                                             resource_servers=resource_servers, enterprise_idps=enterprise_idps)
     as_body = _bytes(metadata)
     prefix = base_path(settings)
     paths: dict[str, bytes] = {}

@@ -18,7 +18,7 @@ from proxy.errors import InvalidRequest, UnauthorizedClient, UnsupportedGrantTyp
 from proxy.state import Services, services
 from proxy.token.clientauth import unknown_client
 from proxy.token.families import revoke_held_family
-from proxy.token.grants import authorization_code, client_credentials, refresh_token, token_exchange
+from proxy.token.grants import authorization_code, client_credentials, jwt_bearer, refresh_token, token_exchange
 from proxy.web import ratelimit
 from proxy.web.forms import form
 from proxy.web.render import NO_STORE, json_response
@@ -29,7 +29,17 @@ GRANTS: dict[str, Grant] = {
     authorization_code.GRANT_TYPE: authorization_code.handle,
     refresh_token.GRANT_TYPE: refresh_token.handle,
     client_credentials.GRANT_TYPE: client_credentials.handle,  # pre-registered confidential clients only
+    jwt_bearer.GRANT_TYPE: jwt_bearer.handle,  # ID-JAG, while PROXY_ENTERPRISE_IDPS_FILE lists an IdP
 }
+
+
+def _offered(s: Services, grant_type: str) -> bool:
+    """Grants that exist only in some deployments answer unsupported_grant_type elsewhere."""
+    if grant_type == client_credentials.GRANT_TYPE:
+        return s.clients.offers_client_credentials
+    if grant_type == jwt_bearer.GRANT_TYPE:
+        return s.enterprise.idps.configured
+    return True
 
 
 @acts_upstream_for_client
@@ -40,7 +50,7 @@ async def token(request: web.Request) -> web.Response:
     if not grant_type:
         raise InvalidRequest("The grant_type parameter is missing.")
     handle = GRANTS.get(grant_type)
-    if handle is None or (grant_type == client_credentials.GRANT_TYPE and not s.clients.offers_client_credentials):
+    if handle is None or not _offered(s, grant_type):
         if grant_type != token_exchange.GRANT_TYPE or not s.resource_servers.offers_token_exchange:
             raise UnsupportedGrantType()
     if grant_type == token_exchange.GRANT_TYPE:  # RFC 8693: resource servers only, never MCP clients
