@@ -141,7 +141,7 @@ def enterprise(settings: Settings, store: Store, idps: EnterpriseIdps, resolve: 
     """The trusted IdPs, and their keys fetched through the one SSRF-pinned fetcher (as CIMD documents)."""
     if not idps.configured:
         return Enterprise()
-    return Enterprise(idps, locator_for(settings, resolve))
+    return Enterprise(idps, locator_for(settings, resolve), replay=store)
 
 
 def create_app(settings: Settings, *, redis: Any = None, cimd_resolve: Resolve | None = None) -> web.Application:

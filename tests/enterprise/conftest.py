@@ -28,8 +28,8 @@ from tests.helpers import basic, query_of, s256
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 IDP_CLIENT, IDP_SECRET = "mcp-client-at-idp", "idp-secret-1"
 IDP_REDIRECT = "https://client.example/callback"
-AGENT, AGENT_SECRET = "agent", "agent secret+1"
-OTHER, OTHER_SECRET = "other-agent", "other secret+1"
+AGENT, AGENT_SECRET = "agent", "agent-secret-1"
+OTHER, OTHER_SECRET = "other-agent", "other-secret-1"
 
 
 @dataclass
