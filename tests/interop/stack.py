@@ -233,3 +233,19 @@ def running_stack() -> Iterator[InteropStack]:
         for service in reversed(stack.services):
             service.stop()
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+@contextmanager
+def protected_mcp_server(issuer: str, resource: str) -> Iterator[Service]:
+    """The suite's MCP server (mcp_server.py) alone, for a facade the test runs itself (the enterprise
+    tests' in-process facade); `resource` is http://127.0.0.1:<free port>/<path>."""
+    workdir = Path(tempfile.mkdtemp(prefix="facade-interop-mcp-"))
+    port = str(int(resource.split(":")[2].split("/")[0]))
+    service = _start("mcp-server", [sys.executable, str(HERE / "mcp_server.py"), port, issuer, resource],
+                     _env({}), workdir, workdir)
+    try:
+        _wait(service, resource, method="POST", expect=401)
+        yield service
+    finally:
+        service.stop()
+        shutil.rmtree(workdir, ignore_errors=True)

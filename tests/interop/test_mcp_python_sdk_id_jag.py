@@ -11,10 +11,7 @@ call. When its token expires it asks for a fresh ID-JAG: the facade issues no re
 from __future__ import annotations
 
 import importlib.metadata
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx2
@@ -34,7 +31,7 @@ from tests.enterprise.conftest import (  # noqa: F401  (fixtures)
     enterprise_pki,
     make_enterprise_facade,
 )
-from tests.processes import stop
+from tests.interop.stack import protected_mcp_server
 
 pytestmark = pytest.mark.interop
 SDK = f"mcp (Python SDK) {importlib.metadata.version('mcp')}"
@@ -58,32 +55,11 @@ class MemoryStorage:
         return None
 
 
-@pytest.fixture
-def mcp_port() -> int:
-    return free_port()
-
-
-def start_mcp_server(port: int, issuer: str, resource: str) -> Iterator[subprocess.Popen[bytes]]:
-    process = subprocess.Popen([sys.executable, str(HERE / "mcp_server.py"), str(port), issuer, resource],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        assert process.poll() is None, process.stderr.read().decode() if process.stderr else ""
-        try:
-            if httpx2.post(resource, json={}, timeout=1).status_code == 401:
-                break
-        except httpx2.HTTPError:
-            time.sleep(0.1)
-    else:
-        raise AssertionError(f"the MCP server did not answer 401 at {resource}")
-    yield process
-
-
 async def test_identity_assertion_provider_gets_a_token_and_calls_a_tool(
-        make_enterprise_facade: EnterpriseFacade, enterprise_idp: EnterpriseIdp, mcp_port: int) -> None:  # noqa: F811
+        make_enterprise_facade: EnterpriseFacade, enterprise_idp: EnterpriseIdp) -> None:  # noqa: F811
     """401 -> the configured issuer's metadata -> jwt-bearer with the ID-JAG (client_secret_post) -> the
     tool call succeeds as the IdP's user; after expiry the SDK presents a fresh ID-JAG (no refresh token)."""
-    resource = f"http://127.0.0.1:{mcp_port}/mcp"
+    resource = f"http://127.0.0.1:{free_port()}/mcp"
     facade = await make_enterprise_facade(resources=resource)
     enterprise_idp.config.id_jag_client_id = AGENT
     asked: list[tuple[str, str]] = []
@@ -96,9 +72,7 @@ async def test_identity_assertion_provider_gets_a_token_and_calls_a_tool(
     provider = IdentityAssertionOAuthProvider(server_url=resource, storage=storage, client_id=AGENT,
                                               client_secret=AGENT_SECRET, issuer=facade.url,
                                               assertion_provider=assertion_provider, scope="openid mcp:read")
-    server = start_mcp_server(mcp_port, facade.url, resource)
-    process = next(server)
-    try:
+    with protected_mcp_server(facade.url, resource):
         async with httpx2.AsyncClient(auth=provider, timeout=30) as http, \
                 Client(streamable_http_client(resource, http_client=http)) as client:
             result = await client.call_tool("whoami", {})
@@ -114,7 +88,3 @@ async def test_identity_assertion_provider_gets_a_token_and_calls_a_tool(
             result = await client.call_tool("whoami", {})
             assert not result.is_error, f"{SDK}: {result}"
             assert len(asked) == 2 and storage.tokens.access_token != first
-    finally:
-        stop(process)
-        if process.stderr:
-            process.stderr.close()
