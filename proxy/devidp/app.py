@@ -30,7 +30,7 @@ from urllib.parse import parse_qsl, unquote, urlencode
 from aiohttp import web
 from joserfc import jwk, jwt
 
-from proxy.devidp.idjag import ID_JAG_TOKEN_TYPE, TOKEN_EXCHANGE, exchange_for_id_jag
+from proxy.devidp.idjag import DEMO_CLIENT_ID, ID_JAG_TOKEN_TYPE, TOKEN_EXCHANGE, exchange_for_id_jag
 
 DEMO_USER = {"sub": "demo-user", "email": "demo@example.com", "email_verified": True, "name": "Demo User",
              "preferred_username": "demo"}
@@ -58,9 +58,10 @@ class DevIdpConfig:
     id_token_claims: dict[str, Any] = field(default_factory=dict)  # override claims; None removes one
     id_token_alg_none: bool = False  # an unsigned id_token (alg: none)
     discovery_overrides: dict[str, Any] = field(default_factory=dict)  # e.g. a token_endpoint on a closed port
-    # As an enterprise IdP (SEP-990 leg 1, see idjag.py): the client_id stamped into ID-JAGs (None: this
-    # IdP's own client_id), the JOSE header and claims overridden in each (None removes a claim).
-    id_jag_client_id: str | None = None
+    # As an enterprise IdP (SEP-990 leg 1, see idjag.py): the client_id it stamps into every ID-JAG (the
+    # client's id at the facade; `make run`'s demo client by default), the JOSE header and claims
+    # overridden in each (None removes a claim).
+    id_jag_client_id: str = DEMO_CLIENT_ID
     id_jag_header: dict[str, Any] = field(default_factory=dict)
     id_jag_claims: dict[str, Any] = field(default_factory=dict)
     id_jag_foreign_key: bool = False  # sign ID-JAGs with a key that is not in /jwks

@@ -33,6 +33,7 @@ ID_JAG_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:id-jag"
 ID_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:id_token"
 ID_JAG_TYP = "oauth-id-jag+jwt"
 IDENTITY_CLAIMS = ("email", "email_verified", "name", "preferred_username")
+DEMO_CLIENT_ID = "enterprise-demo"  # config/enterprise-demo.clients.toml registers it at the facade
 
 
 def _error(error: str, description: str) -> web.Response:
@@ -69,7 +70,7 @@ def exchange_for_id_jag(config: DevIdpConfig, state: DevIdpState, form: dict[str
     now = int(time.time())
     claims: dict[str, Any] = {
         "jti": secrets.token_urlsafe(16), "iss": config.issuer, "sub": user["sub"], "aud": audience,
-        "client_id": config.id_jag_client_id or config.client_id, "iat": now, "exp": now + config.id_jag_ttl_s,
+        "client_id": config.id_jag_client_id, "iat": now, "exp": now + config.id_jag_ttl_s,
         **{name: user[name] for name in IDENTITY_CLAIMS if name in user},
     }
     if "auth_time" in user:

@@ -7,6 +7,7 @@ import time
 
 from joserfc import jwk, jwt
 
+from proxy.devidp.idjag import DEMO_CLIENT_ID
 from tests.enterprise.conftest import IDP_CLIENT, EnterpriseIdp
 
 
@@ -21,7 +22,7 @@ async def test_an_id_token_is_exchanged_for_an_id_jag_with_the_drafts_claims(ent
     assert token.header["typ"] == "oauth-id-jag+jwt"
     claims = token.claims
     assert claims["iss"] == enterprise_idp.url and claims["sub"] == "bob" and claims["aud"] == "https://as.example"
-    assert claims["client_id"] == IDP_CLIENT and claims["resource"] == "https://mcp.example/mcp"
+    assert claims["client_id"] == DEMO_CLIENT_ID and claims["resource"] == "https://mcp.example/mcp"
     assert claims["scope"] == "mcp:read" and claims["jti"]
     assert 0 < claims["exp"] - time.time() <= 300
 
