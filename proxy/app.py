@@ -21,13 +21,14 @@ from proxy.clients.cache import DocumentCache
 from proxy.clients.cimd import CimdResolver
 from proxy.clients.directory import ClientDirectory
 from proxy.clients.fetch import Fetcher, Resolve, system_resolve
+from proxy.clients.jwks import KeySets
 from proxy.clients.registry import ClientRegistry, ClientsFileError, load_registry
 from proxy.clients.resource_servers import ResourceServersFileError, load_resource_servers
 from proxy.discovery.documents import base_path, build_documents
 from proxy.discovery.endpoints import DOCUMENTS, JWKS_BYTES, jwks, well_known
 from proxy.enterprise.discovery import locator_for
 from proxy.enterprise.idps import EnterpriseIdps, configured_idps
-from proxy.enterprise.verify import Enterprise
+from proxy.enterprise.runtime import Enterprise
 from proxy.keys import Keyset, generate, parse_keys, render_jwks
 from proxy.log import get_logger
 from proxy.ops.exposition import metrics
@@ -141,7 +142,9 @@ def enterprise(settings: Settings, store: Store, idps: EnterpriseIdps, resolve: 
     """The trusted IdPs, and their keys fetched through the one SSRF-pinned fetcher (as CIMD documents)."""
     if not idps.configured:
         return Enterprise()
-    return Enterprise(idps, locator_for(settings, resolve), replay=store)
+    locator = locator_for(settings, resolve)
+    key_sets = KeySets(store.redis, store.prefix, locator.fetcher)
+    return Enterprise(idps, locator, key_sets, replay=store)
 
 
 def create_app(settings: Settings, *, redis: Any = None, cimd_resolve: Resolve | None = None) -> web.Application:

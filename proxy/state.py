@@ -8,7 +8,7 @@ from aiohttp import web
 
 from proxy.clients.directory import ClientDirectory
 from proxy.clients.resource_servers import ResourceServers
-from proxy.enterprise.verify import Enterprise
+from proxy.enterprise.runtime import Enterprise
 from proxy.keys import Keyset
 from proxy.settings import Settings
 from proxy.store import Store

@@ -7,9 +7,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from proxy.clients.fetch import FetchFailed, FetchRefused
+from proxy.clients.jwks import KeySetUnusable, public_key_set
 from proxy.enterprise.discovery import DiscoveryFailed, JwksLocator
 from proxy.enterprise.idps import EnterpriseIdps
-from proxy.enterprise.keys import KeySetUnusable, public_key_set
 
 
 @dataclass
@@ -37,6 +37,6 @@ async def probe(idps: EnterpriseIdps, locator: JwksLocator) -> Findings:
             found.problems.append(f"PROXY_ENTERPRISE_IDPS_FILE: idp {idp.issuer}: its key set is unusable: {exc}")
             continue
         who = "any client" if not idp.clients else ", ".join(sorted(idp.clients))
-        found.notes.append(f"enterprise idp {idp.issuer}: {len(keys)} key(s) from {uri}; presented by {who}; "
+        found.notes.append(f"enterprise idp {idp.issuer}: {len(keys.keys)} key(s) from {uri}; presented by {who}; "
                            f"subjects {idp.subject}")
     return found

@@ -6,6 +6,7 @@ exactly as an MCP client does at Okta."""
 
 from __future__ import annotations
 
+import functools
 import secrets
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -17,7 +18,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from proxy.clients.secrets import hash_secret
+from proxy.clients.secrets import hash_secret as slow_hash
 from proxy.devidp import DevIdpConfig, create_devidp_app
 from proxy.devidp.app import CONFIG, STATE, DevIdpState
 from proxy.devidp.idjag import ID_JAG_TOKEN_TYPE, ID_TOKEN_TYPE, TOKEN_EXCHANGE
@@ -94,6 +95,9 @@ async def enterprise_idp(enterprise_pki: TestPKI) -> AsyncIterator[EnterpriseIdp
     yield idp
     await idp.http.close()
     await runner.cleanup()
+
+
+hash_secret = functools.cache(slow_hash)  # scrypt once per secret per session
 
 
 def clients_toml(resources: list[str] | None = None) -> str:

@@ -93,12 +93,19 @@ async def test_the_request_resource_names_it_when_the_assertion_has_none(setup: 
     assert (await access_claims(facade, body["access_token"]))["aud"] == facade.url + "/mcp"
 
 
+async def state(facade: Facade) -> dict[str, str | None]:
+    """Every stored key and value except the cache of the IdP's public key set (proxy/clients/jwks.py),
+    which a refused assertion may fill like any other request: it holds no grant."""
+    keys = sorted(key for key in await facade.keys() if ":jwks:" not in key and ":jwks-fetch:" not in key)
+    return {key: await facade.redis.dump(key) for key in keys}
+
+
 async def refused(facade: Facade, assertion: str, client: str | None = AGENT, **params: str) -> str:
     """Presenting `assertion` is 400 invalid_grant and leaves the store exactly as it was; the description."""
-    before = await facade.keys()
+    before = await state(facade)
     status, body = await present(facade, assertion, client, **params)
     assert (status, body["error"]) == (400, "invalid_grant"), body
-    assert await facade.keys() == before
+    assert await state(facade) == before
     return str(body["error_description"])
 
 
@@ -127,6 +134,9 @@ async def test_a_signature_by_another_key_is_refused(setup: Setup) -> None:
     facade, idp = setup
     idp.config.id_jag_foreign_key = True
     assertion = await idp.id_jag(facade.url, resource=facade.url + "/mcp")
+    assert "kid" in await refused(facade, assertion)  # a kid the IdP's JWKS does not hold (after a refetch)
+    idp.config.id_jag_header = {"kid": idp.state.keys[0].kid}  # another key claiming the IdP key's kid
+    assertion = await idp.id_jag(facade.url, resource=facade.url + "/mcp")
     assert "signature" in await refused(facade, assertion)
 
 
@@ -147,10 +157,10 @@ async def test_an_assertion_for_another_client_is_refused(setup: Setup) -> None:
 
 
 async def test_an_expired_or_overlong_assertion_is_refused(setup: Setup) -> None:
-    """exp in the past, or an iat far before exp (an ID-JAG is short-lived), or iat in the future."""
+    """exp in the past, or more than 10 minutes ahead (an ID-JAG is short-lived), or iat in the future."""
     facade, idp = setup
     now = int(time.time())
-    for claims in ({"exp": now - 120, "iat": now - 400}, {"iat": now - 3600, "exp": now + 60},
+    for claims in ({"exp": now - 120, "iat": now - 400}, {"iat": now, "exp": now + 3600},
                    {"iat": now + 600, "exp": now + 700}):
         idp.config.id_jag_claims = claims
         assertion = await idp.id_jag(facade.url, resource=facade.url + "/mcp")

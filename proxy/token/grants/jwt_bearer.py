@@ -27,10 +27,10 @@ from typing import Any
 
 from proxy.clients.document import is_client_id_url
 from proxy.enterprise import idjag
-from proxy.enterprise.verify import spend_jti, verified_id_jag
 from proxy.errors import ClientDocumentUnusable, InvalidClient, InvalidRequest, UnauthorizedClient
 from proxy.log import get_logger
 from proxy.state import Services
+from proxy.token import id_jag
 
 GRANT_TYPE = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 log = get_logger()
@@ -58,12 +58,13 @@ async def handle(s: Services, client_id: str, form: dict[str, str]) -> dict[str,
     if not assertion:
         raise InvalidRequest("The assertion parameter is missing.")
     client_resources, client_scopes = await _client_limits(s, client_id)
-    idp, claims = await verified_id_jag(s.enterprise, assertion)
+    found = await id_jag.verified(s.enterprise, assertion, s.settings.issuer)
+    idp, claims = found.idp, found.claims
     idjag.check_audience(claims, s.settings.issuer)
     idjag.check_client(claims, idp, client_id)
     granted = idjag.authorization(claims, idp, form, resources=s.resources, offered=s.scopes,
                                   client_resources=client_resources, client_scopes=client_scopes)
-    await spend_jti(s.enterprise, idp, claims)  # last: a refused assertion leaves no trace
+    await id_jag.spend(s.enterprise, found.pending)  # last: a refused assertion leaves no trace
     now = int(time.time())
     lifetime = s.settings.access_token_ttl_s
     token: dict[str, Any] = {"iss": s.settings.issuer, "sub": granted.subject, "aud": granted.resource,
