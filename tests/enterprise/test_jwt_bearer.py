@@ -4,6 +4,7 @@ with 400 invalid_grant and nothing stored."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -12,6 +13,7 @@ import pytest
 from aiohttp import web
 from joserfc import jwk, jwt
 
+from proxy.devidp.app import rotate_key
 from tests.clients import tls
 from tests.conftest import Facade, free_port
 from tests.enterprise.conftest import (
@@ -273,3 +275,37 @@ async def test_a_public_cimd_client_presents_an_assertion_naming_its_url(
     status, body = await present(facade, assertion, None, client_id=cimd_host)
     assert status == 200, body
     assert (await access_claims(facade, body["access_token"]))["client_id"] == cimd_host
+
+
+async def test_a_rotated_idp_key_is_found_by_one_refetch(setup: Setup) -> None:
+    """The IdP rotates its key: an ID-JAG with the new kid makes the facade refetch the JWKS (at most once
+    per refetch interval, shared by replicas) and is accepted."""
+    facade, idp = setup
+    assert facade.services.enterprise.key_sets is not None
+    facade.services.enterprise.key_sets.refetch_interval_s = 1
+    status, _ = await present(facade, await idp.id_jag(facade.url, resource=facade.url + "/mcp"))
+    assert status == 200
+    rotate_key(idp.state)
+    await asyncio.sleep(1.1)
+    jwks_fetches = idp.state.arrivals.count("jwks")
+    status, body = await present(facade, await idp.id_jag(facade.url, resource=facade.url + "/mcp"))
+    assert status == 200, body
+    assert idp.state.arrivals.count("jwks") == jwks_fetches + 1
+
+
+@pytest.mark.parametrize("endpoint", ["discovery", "jwks"])
+async def test_an_unreachable_idp_is_a_503_not_a_refusal(setup: Setup, endpoint: str) -> None:
+    """The IdP's discovery document or key set cannot be fetched: 503 temporarily_unavailable with
+    Retry-After (the client retries; its assertion is not spent), nothing stored."""
+    facade, idp = setup
+    assertion = await idp.id_jag(facade.url, resource=facade.url + "/mcp")
+    idp.config.faults = {endpoint: "500"}
+    before = await state(facade)
+    async with facade.http.post(facade.url + "/token", data={"grant_type": JWT_BEARER, "assertion": assertion},
+                                headers={"Authorization": basic(AGENT, AGENT_SECRET)}) as response:
+        assert response.status == 503 and response.headers["Retry-After"]
+        assert (await response.json())["error"] == "temporarily_unavailable"
+    assert await state(facade) == before
+    idp.config.faults = {}
+    status, _ = await present(facade, assertion)  # the same assertion works once the IdP is back
+    assert status == 200
