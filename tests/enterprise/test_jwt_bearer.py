@@ -118,6 +118,7 @@ async def test_an_assertion_of_another_type_is_refused(setup: Setup) -> None:
     assertion = await idp.id_jag(facade.url, resource=facade.url + "/mcp")
     assert "typ" in await refused(facade, assertion)
     assert "typ" in await refused(facade, await idp.id_token())
+    assert not {"discovery", "jwks"} & set(idp.state.arrivals)  # refused before the IdP's keys are sought
 
 
 async def test_an_unlisted_issuer_is_refused(setup: Setup) -> None:
@@ -148,6 +149,9 @@ async def test_an_assertion_for_another_authorization_server_is_refused(setup: S
     assertion = await idp.id_jag("https://other-as.example", resource=facade.url + "/mcp")
     assert "aud" in await refused(facade, assertion)
     assertion = await idp.id_jag(facade.url + "/", resource=facade.url + "/mcp")
+    assert "aud" in await refused(facade, assertion)
+    idp.config.id_jag_claims = {"aud": [facade.url, "https://other-as.example"]}  # one grant for two servers
+    assertion = await idp.id_jag(facade.url, resource=facade.url + "/mcp")
     assert "aud" in await refused(facade, assertion)
 
 
@@ -202,6 +206,8 @@ async def test_scopes_outside_the_intersection_are_refused(setup: Setup) -> None
     facade, idp = setup
     assertion = await idp.id_jag(facade.url, resource=facade.url + "/mcp", scope="mcp:read")
     assert "intersection" in await refused(facade, assertion, scope="mcp:read mcp:write")
+    status, _ = await present(facade, assertion, scope="mcp:read")  # refused above, so still unspent
+    assert status == 200
     assertion = await idp.id_jag(facade.url, resource=facade.url + "/mcp", scope="mcp:read admin")
     assert "intersection" in await refused(facade, assertion, scope="admin")
 
