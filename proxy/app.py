@@ -21,6 +21,7 @@ from proxy.clients.cache import DocumentCache
 from proxy.clients.cimd import CimdResolver
 from proxy.clients.directory import ClientDirectory
 from proxy.clients.fetch import Fetcher, Resolve, system_resolve
+from proxy.clients.jwks import KeySets
 from proxy.clients.registry import ClientRegistry, ClientsFileError, load_registry
 from proxy.clients.resource_servers import ResourceServersFileError, load_resource_servers
 from proxy.discovery.documents import base_path, build_documents
@@ -123,15 +124,21 @@ def _startup_warnings(settings: Settings) -> None:
 
 def client_directory(settings: Settings, store: Store, registry: ClientRegistry, resolve: Resolve) -> ClientDirectory:
     """Pre-registered clients, CIMD (unless PROXY_CIMD=off) with its shared cache, and DCR registrations."""
+    # One outbound fetcher for every URL a client or operator names: documents and key sets alike.
+    fetcher = Fetcher(timeout_s=settings.cimd_fetch_timeout_s, dev_hosts=settings.cimd_dev_hosts,
+                      ca_file=settings.cimd_ca_file, resolve=resolve)
+    key_sets = KeySets(store.redis, settings.redis_prefix, fetcher, cache_s=settings.jwks_cache_s,
+                       refetch_interval_s=settings.jwks_refetch_interval_s)
     cimd = None
     if settings.cimd:
-        fetcher = Fetcher(timeout_s=settings.cimd_fetch_timeout_s, dev_hosts=settings.cimd_dev_hosts,
-                          ca_file=settings.cimd_ca_file, resolve=resolve)
         cimd = CimdResolver(DocumentCache(store.redis, settings.redis_prefix), fetcher,
                             allowed_hosts=settings.cimd_allowed_hosts, floor_s=settings.cimd_cache_min_s,
                             ceiling_s=settings.cimd_cache_max_s, default_s=settings.cimd_cache_default_s,
                             stale_s=settings.cimd_stale_s)
-    return ClientDirectory(store, registry, cimd)
+    # A URL client's key source outlives every grant it can hold: the transaction, the code, the family.
+    keys_ttl = (settings.transaction_ttl_s + settings.code_ttl_s + settings.refresh_token_absolute_ttl_s
+                + 86400)
+    return ClientDirectory(store, registry, cimd, key_sets, client_keys_ttl_s=keys_ttl)
 
 
 def create_app(settings: Settings, *, redis: Any = None, cimd_resolve: Resolve | None = None) -> web.Application:
@@ -171,7 +178,8 @@ def create_app(settings: Settings, *, redis: Any = None, cimd_resolve: Resolve |
                                      resource_table(settings.effective_resources), _consent_secret(keyset), directory,
                                      resource_servers=resource_servers)
             app[DOCUMENTS] = build_documents(settings, keyset.algs, list(scopes), can_client_credentials,
-                                             resource_servers=resource_servers)
+                                             resource_servers=resource_servers,
+                                             private_key_jwt=directory.offers_private_key_jwt)
             app[JWKS_BYTES] = keyset.jwks_bytes
             _startup_warnings(settings)
             yield
