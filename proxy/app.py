@@ -127,24 +127,30 @@ def _startup_warnings(settings: Settings) -> None:
 
 def client_directory(settings: Settings, store: Store, registry: ClientRegistry, resolve: Resolve) -> ClientDirectory:
     """Pre-registered clients, CIMD (unless PROXY_CIMD=off) with its shared cache, and DCR registrations."""
+    # One outbound fetcher for every URL a client or operator names: documents and key sets alike.
+    fetcher = Fetcher(timeout_s=settings.cimd_fetch_timeout_s, dev_hosts=settings.cimd_dev_hosts,
+                      ca_file=settings.cimd_ca_file, resolve=resolve)
+    key_sets = KeySets(store.redis, settings.redis_prefix, fetcher, cache_s=settings.jwks_cache_s,
+                       refetch_interval_s=settings.jwks_refetch_interval_s)
     cimd = None
     if settings.cimd:
-        fetcher = Fetcher(timeout_s=settings.cimd_fetch_timeout_s, dev_hosts=settings.cimd_dev_hosts,
-                          ca_file=settings.cimd_ca_file, resolve=resolve)
         cimd = CimdResolver(DocumentCache(store.redis, settings.redis_prefix), fetcher,
                             allowed_hosts=settings.cimd_allowed_hosts, floor_s=settings.cimd_cache_min_s,
                             ceiling_s=settings.cimd_cache_max_s, default_s=settings.cimd_cache_default_s,
                             stale_s=settings.cimd_stale_s)
-    return ClientDirectory(store, registry, cimd)
+    # A URL client's key source outlives every grant it can hold: the transaction, the code, the family.
+    keys_ttl = (settings.transaction_ttl_s + settings.code_ttl_s + settings.refresh_token_absolute_ttl_s
+                + 86400)
+    return ClientDirectory(store, registry, cimd, key_sets, client_keys_ttl_s=keys_ttl)
 
 
-def enterprise(settings: Settings, store: Store, idps: EnterpriseIdps, resolve: Resolve) -> Enterprise:
-    """The trusted IdPs, and their keys fetched through the one SSRF-pinned fetcher (as CIMD documents)."""
+def enterprise(settings: Settings, store: Store, idps: EnterpriseIdps, directory: ClientDirectory,
+               resolve: Resolve) -> Enterprise:
+    """The trusted IdPs; their discovery documents fetched by the one SSRF-pinned fetcher's rules, their
+    key sets through the clients' shared key-set cache."""
     if not idps.configured:
         return Enterprise()
-    locator = locator_for(settings, resolve)
-    key_sets = KeySets(store.redis, store.prefix, locator.fetcher)
-    return Enterprise(idps, locator, key_sets, replay=store)
+    return Enterprise(idps, locator_for(settings, resolve), directory.key_sets, replay=store)
 
 
 def create_app(settings: Settings, *, redis: Any = None, cimd_resolve: Resolve | None = None) -> web.Application:
@@ -184,9 +190,12 @@ def create_app(settings: Settings, *, redis: Any = None, cimd_resolve: Resolve |
             app[SERVICES] = Services(settings, store, keyset, upstream, scopes,
                                      resource_table(settings.effective_resources), _consent_secret(keyset), directory,
                                      resource_servers=resource_servers,
-                                     enterprise=enterprise(settings, store, idps, cimd_resolve or system_resolve))
+                                     enterprise=enterprise(settings, store, idps, directory,
+                                                           cimd_resolve or system_resolve))
             app[DOCUMENTS] = build_documents(settings, keyset.algs, list(scopes), can_client_credentials,
-                                             resource_servers=resource_servers, enterprise_idps=idps.configured)
+                                             resource_servers=resource_servers,
+                                             private_key_jwt=directory.offers_private_key_jwt,
+                                             enterprise_idps=idps.configured)
             app[JWKS_BYTES] = keyset.jwks_bytes
             _startup_warnings(settings)
             yield

@@ -244,16 +244,18 @@ class OperatorFiles:
 
     client_credentials: bool
     resource_servers: ResourceServers | None
+    private_key_jwt: bool = False  # a pre-registered client authenticates with keys
     enterprise_idps: EnterpriseIdps | None = None
 
 
 def check_files(settings: Settings, scopes: tuple[str, ...], report: Report) -> OperatorFiles:
     """PROXY_CLIENTS_FILE and PROXY_RESOURCE_SERVERS_FILE load as `serve` would load them: a file that
     `serve` refuses at start-up is a problem here, named the same way, never a traceback."""
-    client_credentials = False
+    client_credentials = private_key_jwt = False
     try:
         registry = load_registry(settings.clients_file, scopes=scopes, resources=settings.effective_resources)
         client_credentials = any("client_credentials" in c.grant_types for c in registry.clients.values())
+        private_key_jwt = registry.has_private_key_jwt
         if registry.clients:
             report.note(f"clients file: {len(registry.clients)} pre-registered client(s)")
     except ClientsFileError as exc:
@@ -268,7 +270,7 @@ def check_files(settings: Settings, scopes: tuple[str, ...], report: Report) -> 
     except SettingsError as exc:
         report.problem(str(exc))
         idps = None
-    return OperatorFiles(client_credentials, servers, idps)
+    return OperatorFiles(client_credentials, servers, private_key_jwt, idps)
 
 
 async def check_enterprise_idps(settings: Settings, idps: EnterpriseIdps | None, report: Report) -> None:
@@ -302,6 +304,7 @@ async def check(settings: Settings, out: TextIO | None = None, err: TextIO | Non
         print(f"note: {note}", file=err)
     metadata = authorization_server_metadata(settings, algs, scopes, files.client_credentials,
                                              resource_servers=files.resource_servers or ResourceServers(),
+                                             private_key_jwt=settings.cimd or files.private_key_jwt,
                                              enterprise_idps=bool(files.enterprise_idps and
                                                                   files.enterprise_idps.configured))
     document: dict[str, Any] = {"authorization_server": metadata}

@@ -16,7 +16,7 @@ from aiohttp import web
 from proxy.clients.resource_servers import claimed_id
 from proxy.errors import InvalidRequest, UnauthorizedClient, UnsupportedGrantType
 from proxy.state import Services, services
-from proxy.token.clientauth import unknown_client
+from proxy.token.clientauth import authenticate_client, unknown_client
 from proxy.token.families import revoke_held_family
 from proxy.token.grants import authorization_code, client_credentials, jwt_bearer, refresh_token, token_exchange
 from proxy.web import ratelimit
@@ -55,9 +55,14 @@ async def token(request: web.Request) -> web.Response:
             raise UnsupportedGrantType()
     if grant_type == token_exchange.GRANT_TYPE:  # RFC 8693: resource servers only, never MCP clients
         return await _token_exchange(request, s, params)
-    credentials = s.clients.identify(request.headers.get("Authorization"), params)
-    await ratelimit.admit(request, "token", credentials.client_id)  # counted before the (slow) secret check
-    client_id = await s.clients.verify(credentials)  # a confidential client proves its secret
+    # Counted before the (slow) secret or assertion check; a confidential client proves its secret or key.
+    url_client = jwt_bearer.url_client(params) if grant_type == jwt_bearer.GRANT_TYPE else None
+    if url_client is not None:  # a CIMD client may present an ID-JAG without ever visiting /authorize
+        await ratelimit.admit(request, "token", url_client)
+        await jwt_bearer.resolve_document(s, url_client)  # so its document's auth method applies below
+        client_id = await authenticate_client(request, s, params)
+    else:
+        client_id = await authenticate_client(request, s, params, "token")
     if not await s.clients.known_at_token(client_id):  # also renews a DCR registration's lifetime
         if grant_type == refresh_token.GRANT_TYPE and params.get("refresh_token"):
             await revoke_held_family(s, params["refresh_token"], client_id, reason="client_gone")

@@ -5,6 +5,7 @@ with 400 invalid_grant and nothing stored."""
 from __future__ import annotations
 
 import asyncio
+import secrets
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -251,24 +252,41 @@ async def test_the_presenting_client_authenticates_as_registered(setup: Setup) -
     assert status == 400  # (its client_id is the DCR client's, not AGENT's)
 
 
+CLIENT_KEY = jwk.RSAKey.generate_key(2048, parameters={"kid": "client-key-1"})
+
+
 @pytest.fixture
 async def cimd_host(enterprise_pki: tls.TestPKI) -> AsyncIterator[str]:
-    """A Client ID Metadata Document of a public client, at https://localhost:<port>/client.json."""
+    """Client ID Metadata Documents at https://localhost:<port>/: /client.json a public client's, and
+    /signed.json one that declares private_key_jwt with an inline JWKS (ChatGPT's shape, keys inline)."""
     port = free_port()
-    url = f"https://localhost:{port}/client.json"
+    base = f"https://localhost:{port}"
 
-    async def document(_: web.Request) -> web.Response:
-        return web.json_response({"client_id": url, "client_name": "Enterprise CLI",
-                                  "redirect_uris": ["http://127.0.0.1/callback"], "token_endpoint_auth_method": "none",
-                                  "grant_types": ["authorization_code", JWT_BEARER]})
+    async def document(request: web.Request) -> web.Response:
+        url = base + request.path
+        body = {"client_id": url, "client_name": "Enterprise CLI", "redirect_uris": ["http://127.0.0.1/callback"],
+                "token_endpoint_auth_method": "none", "grant_types": ["authorization_code", JWT_BEARER]}
+        if request.path == "/signed.json":
+            body.update(token_endpoint_auth_method="private_key_jwt", token_endpoint_auth_signing_alg="RS256",
+                        jwks={"keys": [CLIENT_KEY.as_dict(private=False)]})
+        return web.json_response(body)
 
     app = web.Application()
     app.router.add_get("/client.json", document)
+    app.router.add_get("/signed.json", document)
     runner = web.AppRunner(app, handle_signals=False)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port, ssl_context=enterprise_pki.server_context()).start()
-    yield url
+    yield base + "/client.json"
     await runner.cleanup()
+
+
+def client_assertion(client_id: str, audience: str) -> str:
+    """RFC 7523 §2.2: iss = sub = the client_id, aud the facade, signed with the client's own key."""
+    now = int(time.time())
+    return jwt.encode({"alg": "RS256", "kid": CLIENT_KEY.kid},
+                      {"iss": client_id, "sub": client_id, "aud": audience, "iat": now, "exp": now + 60,
+                       "jti": secrets.token_urlsafe(12)}, CLIENT_KEY)
 
 
 async def test_a_public_cimd_client_presents_an_assertion_naming_its_url(
@@ -315,3 +333,23 @@ async def test_an_unreachable_idp_is_a_503_not_a_refusal(setup: Setup, endpoint:
     idp.config.faults = {}
     status, _ = await present(facade, assertion)  # the same assertion works once the IdP is back
     assert status == 200
+
+
+async def test_a_private_key_jwt_cimd_client_must_sign_even_on_its_first_request(
+        make_enterprise_facade: EnterpriseFacade, enterprise_idp: EnterpriseIdp, cimd_host: str) -> None:
+    """A document that declares private_key_jwt binds the jwt-bearer request though the client never
+    visited /authorize: without a client assertion 401 invalid_client (never downgraded to none); with
+    one signed by its key, the ID-JAG earns a token."""
+    facade = await make_enterprise_facade()
+    signed = cimd_host.replace("/client.json", "/signed.json")
+    enterprise_idp.config.id_jag_client_id = signed
+    assertion = await enterprise_idp.id_jag(facade.url, resource=facade.url + "/mcp", scope="mcp:read")
+    form = {"grant_type": JWT_BEARER, "assertion": assertion, "client_id": signed}
+    async with facade.http.post(facade.url + "/token", data=form) as response:
+        assert response.status == 401 and (await response.json())["error"] == "invalid_client"
+    form.update(client_assertion_type="urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                client_assertion=client_assertion(signed, facade.url))
+    async with facade.http.post(facade.url + "/token", data=form) as response:
+        body = await response.json()
+        assert response.status == 200, body
+    assert (await access_claims(facade, body["access_token"]))["client_id"] == signed

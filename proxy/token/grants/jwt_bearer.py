@@ -31,24 +31,43 @@ from proxy.errors import ClientDocumentUnusable, InvalidClient, InvalidRequest, 
 from proxy.log import get_logger
 from proxy.state import Services
 from proxy.token import id_jag
+from proxy.token.assertions import AssertionRejected, unverified_claims
 
 GRANT_TYPE = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 log = get_logger()
 
 
-async def _client_limits(s: Services, client_id: str) -> tuple[tuple[str, ...] | None, tuple[str, ...] | None]:
+def url_client(form: dict[str, str]) -> str | None:
+    """The URL client_id (CIMD) a request claims, by `client_id` or by its client assertion's `sub`."""
+    claimed = form.get("client_id")
+    if not claimed and form.get("client_assertion"):
+        try:
+            sub = unverified_claims(form["client_assertion"]).get("sub")
+        except AssertionRejected:
+            return None  # client authentication will refuse it
+        claimed = sub if isinstance(sub, str) else None
+    return claimed if claimed and is_client_id_url(claimed) else None
+
+
+async def resolve_document(s: Services, client_id: str) -> None:
+    """Read a URL client's document (the shared cache first) before it is authenticated, as /authorize
+    does: its `token_endpoint_auth_method` (and keys) then bind this request too, so a document that
+    declares private_key_jwt is never taken for a public client because it never signed anyone in."""
+    if s.clients.cimd is None:
+        raise InvalidClient("URL client ids (CIMD) are not accepted by this server.", challenge=False)
+    try:
+        await s.clients.for_authorization(client_id)
+    except ClientDocumentUnusable as exc:
+        raise InvalidClient(exc.description, challenge=False) from None
+
+
+def _client_limits(s: Services, client_id: str) -> tuple[tuple[str, ...] | None, tuple[str, ...] | None]:
     """(resources, scopes) the presenting client is limited to; refuses a client that may not use the grant."""
     pre = s.clients.preregistered(client_id)
     if pre is not None:
         return pre.resources, pre.scopes  # the endpoint checked that it lists this grant
     if is_client_id_url(client_id):
-        if s.clients.cimd is None:
-            raise InvalidClient("URL client ids (CIMD) are not accepted by this server.", challenge=False)
-        try:
-            await s.clients.cimd.resolve(client_id)
-        except ClientDocumentUnusable as exc:
-            raise InvalidClient(exc.description, challenge=False) from None
-        return None, None
+        return None, None  # its document was resolved and its authentication checked by the endpoint
     raise UnauthorizedClient("Dynamically registered clients may not use the jwt-bearer grant: use a Client ID "
                              "Metadata Document or a client of PROXY_CLIENTS_FILE.")
 
@@ -57,7 +76,7 @@ async def handle(s: Services, client_id: str, form: dict[str, str]) -> dict[str,
     assertion = form.get("assertion")
     if not assertion:
         raise InvalidRequest("The assertion parameter is missing.")
-    client_resources, client_scopes = await _client_limits(s, client_id)
+    client_resources, client_scopes = _client_limits(s, client_id)
     found = await id_jag.verified(s.enterprise, assertion, s.settings.issuer)
     idp, claims = found.idp, found.claims
     idjag.check_audience(claims, s.settings.issuer)
