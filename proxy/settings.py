@@ -168,7 +168,7 @@ class Settings(BaseSettings):
         21600, ge=0, description="How long past its freshness a cached document serves while its host is down.")
     cimd_dev_hosts: WordList = Field(
         (), description="Development only (refused in production): host patterns that may resolve to loopback "
-        "(metadata document and key set hosts).")
+        "(metadata document and key set hosts), and be fetched over plain http (the dev IdP as enterprise IdP).")
     cimd_ca_file: Path | None = Field(
         None, description="Development only (refused in production): extra CA file for document and key set hosts.")
     cimd_access_token_ttl: WordList = Field(
