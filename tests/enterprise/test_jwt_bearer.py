@@ -25,6 +25,7 @@ from tests.enterprise.conftest import (
     OTHER_SECRET,
     EnterpriseFacade,
     EnterpriseIdp,
+    clients_toml,
 )
 from tests.helpers import basic
 
@@ -353,3 +354,16 @@ async def test_a_private_key_jwt_cimd_client_must_sign_even_on_its_first_request
         body = await response.json()
         assert response.status == 200, body
     assert (await access_claims(facade, body["access_token"]))["client_id"] == signed
+
+
+async def test_a_clients_own_access_token_lifetime_applies(make_enterprise_facade: EnterpriseFacade,
+                                                          enterprise_idp: EnterpriseIdp) -> None:
+    """`access_token_ttl_s` of a pre-registered client sets the lifetime of what its ID-JAGs earn."""
+    clients = clients_toml().replace('grant_types = ["' + JWT_BEARER + '"]\n',
+                                     'grant_types = ["' + JWT_BEARER + '"]\naccess_token_ttl_s = 120\n', 1)
+    facade = await make_enterprise_facade(clients=clients)
+    enterprise_idp.config.id_jag_client_id = AGENT
+    status, body = await present(facade, await enterprise_idp.id_jag(facade.url, resource=facade.url + "/mcp"))
+    assert (status, body["expires_in"]) == (200, 120), body
+    claims = await access_claims(facade, body["access_token"])
+    assert claims["exp"] - claims["iat"] == 120

@@ -32,6 +32,7 @@ from proxy.log import get_logger
 from proxy.state import Services
 from proxy.token import id_jag
 from proxy.token.assertions import AssertionRejected, unverified_claims
+from proxy.token.mint import access_token_ttl_s
 
 GRANT_TYPE = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 log = get_logger()
@@ -85,7 +86,7 @@ async def handle(s: Services, client_id: str, form: dict[str, str]) -> dict[str,
                                   client_resources=client_resources, client_scopes=client_scopes)
     await id_jag.spend(s.enterprise, found.pending)  # last: a refused assertion leaves no trace
     now = int(time.time())
-    lifetime = s.settings.access_token_ttl_s
+    lifetime = access_token_ttl_s(s, client_id)  # the client's own lifetime where the operator set one
     token: dict[str, Any] = {"iss": s.settings.issuer, "sub": granted.subject, "aud": granted.resource,
                              "client_id": client_id, "scope": granted.scope, "iat": now, "exp": now + lifetime,
                              "jti": secrets.token_urlsafe(16)}
