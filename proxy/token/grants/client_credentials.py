@@ -39,7 +39,10 @@ async def handle(s: Services, client_id: str, form: dict[str, str]) -> dict[str,
     allowed_resources = client.resources or tuple(s.resources.values())
     resource = _resource(s, form.get("resource"), allowed_resources)
     offered = tuple(word for word in (client.scopes or s.scopes) if word not in USER_SCOPES)
-    requested = scopes.parse(form.get("scope"))
+    # Scopes that mean nothing without a user are left out, not refused: the MCP SDKs' client-credentials
+    # providers ask for the resource metadata's scopes_supported (`openid offline_access`). RFC 6749 §3.3
+    # lets the server ignore part of the request; the response's `scope` says what was granted.
+    requested = [word for word in scopes.parse(form.get("scope")) if word not in USER_SCOPES]
     if any(word not in offered for word in requested):
         raise InvalidScope("The client may not request this scope.")
     scope = " ".join(requested or offered)
