@@ -46,6 +46,7 @@ tests/test_log_events.py collects each `log.<level>("event", ...)` call in proxy
     jwks.failed                     the key set could not be fetched
     jwks.invalid                    the fetched key set is unusable (private or symmetric keys, malformed)
     client.assertion_rejected       a private_key_jwt client assertion failed a check: client_id, reason
+    idjag.rejected                  an ID-JAG (jwt-bearer grant) was refused: client_id, reason
     gateway.backend_timeout         the gateway's MCP backend did not answer in time (504)
     gateway.backend_unavailable     the gateway's MCP backend is unreachable (502)
 

@@ -5,6 +5,7 @@ with 400 invalid_grant and nothing stored."""
 from __future__ import annotations
 
 import asyncio
+import io
 import secrets
 import time
 from collections.abc import AsyncIterator
@@ -157,11 +158,14 @@ async def test_an_assertion_for_another_authorization_server_is_refused(setup: S
     assert "aud" in await refused(facade, assertion)
 
 
-async def test_an_assertion_for_another_client_is_refused(setup: Setup) -> None:
-    """The `client_id` claim must be the authenticated client: another registered client cannot use it."""
+async def test_an_assertion_for_another_client_is_refused(setup: Setup, captured_logs: io.StringIO) -> None:
+    """The `client_id` claim must be the authenticated client: another registered client cannot use it.
+    The operator's log says which client and why, and never holds the assertion."""
     facade, idp = setup
     assertion = await idp.id_jag(facade.url, resource=facade.url + "/mcp")
     assert "client_id" in await refused(facade, assertion, OTHER)
+    logged = captured_logs.getvalue()
+    assert "idjag.rejected" in logged and OTHER in logged and assertion.split(".")[1] not in logged
 
 
 async def test_an_expired_or_overlong_assertion_is_refused(setup: Setup) -> None:

@@ -27,7 +27,7 @@ from typing import Any
 
 from proxy.clients.document import is_client_id_url
 from proxy.enterprise import idjag
-from proxy.errors import ClientDocumentUnusable, InvalidClient, InvalidRequest, UnauthorizedClient
+from proxy.errors import ClientDocumentUnusable, InvalidClient, InvalidGrant, InvalidRequest, UnauthorizedClient
 from proxy.log import get_logger
 from proxy.state import Services
 from proxy.token import id_jag
@@ -74,6 +74,14 @@ def _client_limits(s: Services, client_id: str) -> tuple[tuple[str, ...] | None,
 
 
 async def handle(s: Services, client_id: str, form: dict[str, str]) -> dict[str, Any]:
+    try:
+        return await _grant(s, client_id, form)
+    except InvalidGrant as exc:  # what an operator needs to fix an IdP's setup; never the assertion
+        log.warning("idjag.rejected", client_id=client_id, reason=exc.description)
+        raise
+
+
+async def _grant(s: Services, client_id: str, form: dict[str, str]) -> dict[str, Any]:
     assertion = form.get("assertion")
     if not assertion:
         raise InvalidRequest("The assertion parameter is missing.")
