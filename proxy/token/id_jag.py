@@ -21,8 +21,8 @@ from joserfc.errors import JoseError
 
 from proxy.clients.jwks import KeySetUnavailable, KeySource
 from proxy.enterprise.discovery import DiscoveryFailed
-from proxy.enterprise.idjag import ID_JAG_TYP, check_typ
 from proxy.enterprise.idps import EnterpriseIdp
+from proxy.enterprise.rules import ID_JAG_TYP, check_typ
 from proxy.enterprise.runtime import Enterprise
 from proxy.errors import InvalidGrant, UpstreamUnavailable
 from proxy.token.assertions import AssertionRejected, Expected, unverified_claims, verify_assertion

@@ -26,7 +26,7 @@ import time
 from typing import Any
 
 from proxy.clients.document import is_client_id_url
-from proxy.enterprise import idjag
+from proxy.enterprise import rules
 from proxy.errors import ClientDocumentUnusable, InvalidClient, InvalidGrant, InvalidRequest, UnauthorizedClient
 from proxy.log import get_logger
 from proxy.state import Services
@@ -88,9 +88,9 @@ async def _grant(s: Services, client_id: str, form: dict[str, str]) -> dict[str,
     client_resources, client_scopes = _client_limits(s, client_id)
     found = await id_jag.verified(s.enterprise, assertion, s.settings.issuer)
     idp, claims = found.idp, found.claims
-    idjag.check_audience(claims, s.settings.issuer)
-    idjag.check_client(claims, idp, client_id)
-    granted = idjag.authorization(claims, idp, form, resources=s.resources, offered=s.scopes,
+    rules.check_audience(claims, s.settings.issuer)
+    rules.check_client(claims, idp, client_id)
+    granted = rules.authorization(claims, idp, form, resources=s.resources, offered=s.scopes,
                                   client_resources=client_resources, client_scopes=client_scopes)
     await id_jag.spend(s.enterprise, found.pending)  # last: a refused assertion leaves no trace
     now = int(time.time())
