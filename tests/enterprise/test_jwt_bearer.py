@@ -371,3 +371,13 @@ async def test_a_clients_own_access_token_lifetime_applies(make_enterprise_facad
     assert (status, body["expires_in"]) == (200, 120), body
     claims = await access_claims(facade, body["access_token"])
     assert claims["exp"] - claims["iat"] == 120
+
+
+async def test_two_concurrent_presentations_of_one_id_jag_get_one_token(setup: Setup) -> None:
+    """Both requests pass every check at once; the jti is spent by one atomic SET NX, so exactly one
+    gets an access token and the other invalid_grant."""
+    facade, idp = setup
+    assertion = await idp.id_jag(facade.url, resource=facade.url + "/mcp")
+    answers = await asyncio.gather(present(facade, assertion), present(facade, assertion))
+    assert sorted(status for status, _ in answers) == [200, 400]
+    assert next(body for status, body in answers if status == 400)["error"] == "invalid_grant"
