@@ -21,10 +21,14 @@ from proxy.clients.cache import DocumentCache
 from proxy.clients.cimd import CimdResolver
 from proxy.clients.directory import ClientDirectory
 from proxy.clients.fetch import Fetcher, Resolve, system_resolve
+from proxy.clients.jwks import KeySets
 from proxy.clients.registry import ClientRegistry, ClientsFileError, load_registry
 from proxy.clients.resource_servers import ResourceServersFileError, load_resource_servers
 from proxy.discovery.documents import base_path, build_documents
 from proxy.discovery.endpoints import DOCUMENTS, JWKS_BYTES, jwks, well_known
+from proxy.enterprise.discovery import locator_for
+from proxy.enterprise.idps import EnterpriseIdps, configured_idps
+from proxy.enterprise.runtime import Enterprise
 from proxy.keys import Keyset, generate, parse_keys, render_jwks
 from proxy.log import get_logger
 from proxy.ops.exposition import metrics
@@ -124,15 +128,30 @@ def _startup_warnings(settings: Settings) -> None:
 
 def client_directory(settings: Settings, store: Store, registry: ClientRegistry, resolve: Resolve) -> ClientDirectory:
     """Pre-registered clients, CIMD (unless PROXY_CIMD=off) with its shared cache, and DCR registrations."""
+    # One outbound fetcher for every URL a client or operator names: documents and key sets alike.
+    fetcher = Fetcher(timeout_s=settings.cimd_fetch_timeout_s, dev_hosts=settings.cimd_dev_hosts,
+                      ca_file=settings.cimd_ca_file, resolve=resolve)
+    key_sets = KeySets(store.redis, settings.redis_prefix, fetcher, cache_s=settings.jwks_cache_s,
+                       refetch_interval_s=settings.jwks_refetch_interval_s)
     cimd = None
     if settings.cimd:
-        fetcher = Fetcher(timeout_s=settings.cimd_fetch_timeout_s, dev_hosts=settings.cimd_dev_hosts,
-                          ca_file=settings.cimd_ca_file, resolve=resolve)
         cimd = CimdResolver(DocumentCache(store.redis, settings.redis_prefix), fetcher,
                             allowed_hosts=settings.cimd_allowed_hosts, floor_s=settings.cimd_cache_min_s,
                             ceiling_s=settings.cimd_cache_max_s, default_s=settings.cimd_cache_default_s,
                             stale_s=settings.cimd_stale_s)
-    return ClientDirectory(store, registry, cimd)
+    # A URL client's key source outlives every grant it can hold: the transaction, the code, the family.
+    keys_ttl = (settings.transaction_ttl_s + settings.code_ttl_s + settings.refresh_token_absolute_ttl_s
+                + 86400)
+    return ClientDirectory(store, registry, cimd, key_sets, client_keys_ttl_s=keys_ttl)
+
+
+def enterprise(settings: Settings, store: Store, idps: EnterpriseIdps, directory: ClientDirectory,
+               resolve: Resolve) -> Enterprise:
+    """The trusted IdPs; their discovery documents fetched by the one SSRF-pinned fetcher's rules, their
+    key sets through the clients' shared key-set cache."""
+    if not idps.configured:
+        return Enterprise()
+    return Enterprise(idps, locator_for(settings, resolve), directory.key_sets, replay=store)
 
 
 def create_app(settings: Settings, *, redis: Any = None, cimd_resolve: Resolve | None = None,
@@ -150,6 +169,7 @@ def create_app(settings: Settings, *, redis: Any = None, cimd_resolve: Resolve |
         resource_servers = load_resource_servers(settings)
     except ResourceServersFileError as exc:
         raise SettingsError(f"PROXY_RESOURCE_SERVERS_FILE: {exc}") from None
+    idps = configured_idps(settings)
     provider = tracer_provider if tracer_provider is not None else tracing.from_environment()
     app = web.Application(middlewares=[*tracing.middlewares(provider), edge], client_max_size=settings.max_body_bytes)
     app.cleanup_ctx.append(tracing.lifetime(provider, owned=tracer_provider is None))
@@ -178,9 +198,13 @@ def create_app(settings: Settings, *, redis: Any = None, cimd_resolve: Resolve |
             directory = client_directory(settings, store, registry, cimd_resolve or system_resolve)
             app[SERVICES] = Services(settings, store, keyset, upstream, scopes,
                                      resource_table(settings.effective_resources), _consent_secret(keyset), directory,
-                                     resource_servers=resource_servers)
+                                     resource_servers=resource_servers,
+                                     enterprise=enterprise(settings, store, idps, directory,
+                                                           cimd_resolve or system_resolve))
             app[DOCUMENTS] = build_documents(settings, keyset.algs, list(scopes), can_client_credentials,
-                                             resource_servers=resource_servers)
+                                             resource_servers=resource_servers,
+                                             private_key_jwt=directory.offers_private_key_jwt,
+                                             enterprise_idps=idps.configured)
             app[JWKS_BYTES] = keyset.jwks_bytes
             _startup_warnings(settings)
             yield

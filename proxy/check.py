@@ -23,12 +23,16 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
+from proxy.clients.fetch import system_resolve
 from proxy.clients.registry import ClientsFileError, load_registry
 from proxy.clients.resource_servers import ResourceServers, ResourceServersFileError, load_resource_servers
 from proxy.discovery.documents import authorization_server_metadata
+from proxy.enterprise import probe as enterprise_probe
+from proxy.enterprise.discovery import locator_for
+from proxy.enterprise.idps import EnterpriseIdps, configured_idps
 from proxy.errors import UpstreamError, UpstreamRefused
 from proxy.keys import KeyFileError, Keyset
-from proxy.settings import Settings
+from proxy.settings import Settings, SettingsError
 from proxy.store.connect import masked, probe
 from proxy.upstream import Upstream, profile_for
 from proxy.upstream.client import upstream_errors
@@ -240,15 +244,18 @@ class OperatorFiles:
 
     client_credentials: bool
     resource_servers: ResourceServers | None
+    private_key_jwt: bool = False  # a pre-registered client authenticates with keys
+    enterprise_idps: EnterpriseIdps | None = None
 
 
 def check_files(settings: Settings, scopes: tuple[str, ...], report: Report) -> OperatorFiles:
     """PROXY_CLIENTS_FILE and PROXY_RESOURCE_SERVERS_FILE load as `serve` would load them: a file that
     `serve` refuses at start-up is a problem here, named the same way, never a traceback."""
-    client_credentials = False
+    client_credentials = private_key_jwt = False
     try:
         registry = load_registry(settings.clients_file, scopes=scopes, resources=settings.effective_resources)
         client_credentials = any("client_credentials" in c.grant_types for c in registry.clients.values())
+        private_key_jwt = registry.has_private_key_jwt
         if registry.clients:
             report.note(f"clients file: {len(registry.clients)} pre-registered client(s)")
     except ClientsFileError as exc:
@@ -258,7 +265,23 @@ def check_files(settings: Settings, scopes: tuple[str, ...], report: Report) -> 
     except ResourceServersFileError as exc:
         report.problem(f"PROXY_RESOURCE_SERVERS_FILE: {exc}")
         servers = None
-    return OperatorFiles(client_credentials, servers)
+    try:
+        idps: EnterpriseIdps | None = configured_idps(settings)
+    except SettingsError as exc:
+        report.problem(str(exc))
+        idps = None
+    return OperatorFiles(client_credentials, servers, private_key_jwt, idps)
+
+
+async def check_enterprise_idps(settings: Settings, idps: EnterpriseIdps | None, report: Report) -> None:
+    """Each trusted enterprise IdP's key set, located and fetched as the jwt-bearer grant will."""
+    if idps is None or not idps.configured:
+        return
+    found = await enterprise_probe.probe(idps, locator_for(settings, system_resolve))
+    for note in found.notes:
+        report.note(note)
+    for problem in found.problems:
+        report.problem(problem)
 
 
 async def check(settings: Settings, out: TextIO | None = None, err: TextIO | None = None) -> int:
@@ -276,10 +299,14 @@ async def check(settings: Settings, out: TextIO | None = None, err: TextIO | Non
             upstream = await check_upstream(settings, http, report)
     scopes = list(profile_for(settings).offered_scopes(settings))
     files = check_files(settings, tuple(scopes), report)
+    await check_enterprise_idps(settings, files.enterprise_idps, report)
     for note in report.notes:
         print(f"note: {note}", file=err)
     metadata = authorization_server_metadata(settings, algs, scopes, files.client_credentials,
-                                             resource_servers=files.resource_servers or ResourceServers())
+                                             resource_servers=files.resource_servers or ResourceServers(),
+                                             private_key_jwt=settings.cimd or files.private_key_jwt,
+                                             enterprise_idps=bool(files.enterprise_idps and
+                                                                  files.enterprise_idps.configured))
     document: dict[str, Any] = {"authorization_server": metadata}
     if upstream is not None:
         document["upstream"] = upstream

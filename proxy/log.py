@@ -44,6 +44,12 @@ tests/test_log_events.py collects each `log.<level>("event", ...)` call in proxy
     cimd.refused                    the document's address may not be fetched (SSRF rules)
     cimd.failed                     the document could not be fetched
     cimd.invalid                    the fetched document is not a usable client metadata document
+    jwks.fetched                    a key set (a client's or an operator's jwks_uri) was fetched and is valid
+    jwks.refused                    the key set's address may not be fetched (SSRF rules)
+    jwks.failed                     the key set could not be fetched
+    jwks.invalid                    the fetched key set is unusable (private or symmetric keys, malformed)
+    client.assertion_rejected       a private_key_jwt client assertion failed a check: client_id, reason
+    idjag.rejected                  an ID-JAG (jwt-bearer grant) was refused: client_id, reason
     gateway.backend_timeout         the gateway's MCP backend did not answer in time (504)
     gateway.backend_unavailable     the gateway's MCP backend is unreachable (502)
 
@@ -67,10 +73,11 @@ import structlog
 SECRET_FIELDS = frozenset({
     "access_token", "refresh_token", "id_token", "code", "code_verifier", "client_secret", "password",
     "authorization", "token", "secret", "cookie", "set-cookie", "state", "nonce", "assertion",
+    "client_assertion",
 })
 # Query parameters that carry credentials, scrubbed from any string value that looks like a URL.
 _SECRET_PARAM = re.compile(
-    r"(?i)\b(code|state|nonce|access_token|refresh_token|id_token|client_secret|code_verifier|token)=[^&\s\"']+"
+    r"(?i)\b(code|state|nonce|access_token|refresh_token|id_token|client_secret|code_verifier|token|client_assertion)=[^&\s\"']+"
 )
 _BEARER = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]+")
 # A header line quoted in a library's message (aiohttp names the line it refused), whatever the scheme.

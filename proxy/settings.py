@@ -6,6 +6,7 @@ by ``oauth-facade settings --markdown``), so the names are an interface: rename 
 
 from __future__ import annotations
 
+import fnmatch
 import ipaddress
 import re
 from pathlib import Path
@@ -167,13 +168,27 @@ class Settings(BaseSettings):
     cimd_stale_s: int = Field(
         21600, ge=0, description="How long past its freshness a cached document serves while its host is down.")
     cimd_dev_hosts: WordList = Field(
-        (), description="Development only (refused in production): host patterns that may resolve to loopback.")
+        (), description="Development only (refused in production): host patterns that may resolve to loopback "
+        "(metadata document and key set hosts), and be fetched over plain http (the dev IdP as enterprise IdP).")
     cimd_ca_file: Path | None = Field(
-        None, description="Development only (refused in production): extra CA file for document hosts.")
+        None, description="Development only (refused in production): extra CA file for document and key set hosts.")
+    cimd_access_token_ttl: WordList = Field(
+        (), description="Access-token lifetime of CIMD clients by host: `HOST_PATTERN=SECONDS` pairs, e.g. "
+        "`chatgpt.com=28800`; the first matching pattern wins, other clients get PROXY_ACCESS_TOKEN_TTL_S.")
+    jwks_cache_s: int = Field(
+        3600, gt=0, le=86400, description="How long a key set fetched from a jwks_uri (private_key_jwt clients) "
+        "is used before it is fetched again.")
+    jwks_refetch_interval_s: int = Field(
+        30, gt=0, le=3600, description="At most one refetch of a jwks_uri per this many seconds, across replicas, "
+        "when a JWT names a kid its cached key set lacks (key rotation).")
     dcr: bool = Field(
         True, description="`off`: no POST /register and no `registration_endpoint` (clients use CIMD).")
     clients_file: Path | None = Field(
         None, description="TOML file of pre-registered clients (`[[client]]`; see README, Client registration).")
+    enterprise_idps_file: Path | None = Field(
+        None, description="TOML file of trusted enterprise IdPs (`[[idp]]`): whose Identity Assertion JWT "
+        "Authorization Grants (ID-JAG, MCP Enterprise-Managed Authorization) the jwt-bearer grant accepts; "
+        "see README, Enterprise IdPs. Unset: the grant is off and not advertised.")
 
     # -- protecting MCP servers (gateway, forward-auth) -------------------------------------------
     gateway_backends: WordList = Field(
@@ -204,7 +219,7 @@ class Settings(BaseSettings):
         return value.lower() if isinstance(value, str) else value
 
     @field_validator("upstream_scopes", "scopes", "resources", "trusted_proxies", "gateway_backends", "tool_scopes",
-                     "cimd_allowed_hosts", "cimd_dev_hosts", mode="before")
+                     "cimd_allowed_hosts", "cimd_dev_hosts", "cimd_access_token_ttl", mode="before")
     @classmethod
     def _words(cls, value: object) -> tuple[str, ...]:
         return split_words(value)
@@ -303,6 +318,11 @@ class Settings(BaseSettings):
                                  "(they let client ids reach loopback services)")
         if self.cimd_cache_min_s > self.cimd_cache_max_s:
             raise ValueError("PROXY_CIMD_CACHE_MIN_S must not exceed PROXY_CIMD_CACHE_MAX_S")
+        for entry in self.cimd_access_token_ttl:
+            pattern, _, seconds = entry.rpartition("=")
+            if not pattern or not seconds.isdigit() or not 0 < int(seconds) <= 366 * 86400:
+                raise ValueError(f"PROXY_CIMD_ACCESS_TOKEN_TTL: {entry!r} is not HOST_PATTERN=SECONDS "
+                                 "(seconds between 1 and a year)")
         return self
 
     # -- derived values (the upstream's: ``proxy.upstream.profiles``, which knows each IdP) -----------------
@@ -316,6 +336,14 @@ class Settings(BaseSettings):
         gateway = tuple(gateway_pair(entry)[0] for entry in self.gateway_backends)
         configured = self.resources or (() if gateway else (self.issuer + "/mcp",))
         return tuple(dict.fromkeys((*configured, *gateway)))
+
+    def cimd_access_token_ttl_s(self, host: str) -> int:
+        """The access-token lifetime of a CIMD client from `host` (PROXY_CIMD_ACCESS_TOKEN_TTL, first match)."""
+        for entry in self.cimd_access_token_ttl:
+            pattern, _, seconds = entry.rpartition("=")
+            if fnmatch.fnmatchcase(host, pattern.lower()):
+                return int(seconds)
+        return self.access_token_ttl_s
 
     def url(self, path: str) -> str:
         """An absolute URL of the facade's own."""

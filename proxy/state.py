@@ -7,7 +7,9 @@ from dataclasses import dataclass, field
 from aiohttp import web
 
 from proxy.clients.directory import ClientDirectory
+from proxy.clients.jwks import KeySets
 from proxy.clients.resource_servers import ResourceServers
+from proxy.enterprise.runtime import Enterprise
 from proxy.keys import Keyset
 from proxy.settings import Settings
 from proxy.store import Store
@@ -25,6 +27,12 @@ class Services:
     consent_secret: bytes
     clients: ClientDirectory  # who a client_id is: pre-registered, CIMD URL or DCR registration
     resource_servers: ResourceServers = field(default_factory=ResourceServers)  # /introspect, token exchange
+    enterprise: Enterprise = field(default_factory=Enterprise)  # trusted enterprise IdPs (jwt-bearer, ID-JAG)
+
+    @property
+    def key_sets(self) -> KeySets:
+        """The shared cache of key sets named by jwks_uri (clients' and enterprise IdPs')."""
+        return self.clients.key_sets
 
 
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings", Settings)

@@ -43,7 +43,10 @@ def assert_metadata_rules(metadata: dict[str, Any], issuer: str) -> None:
     assert metadata["code_challenge_methods_supported"] == ["S256"]
     assert set(metadata["grant_types_supported"]) == {"authorization_code", "refresh_token"}
     assert set(metadata["token_endpoint_auth_methods_supported"]) == {
-        "none", "client_secret_basic", "client_secret_post"}
+        "none", "client_secret_basic", "client_secret_post", "private_key_jwt"}  # CIMD on: documents may use keys
+    assert metadata["revocation_endpoint_auth_methods_supported"] == metadata["token_endpoint_auth_methods_supported"]
+    assert set(metadata["token_endpoint_auth_signing_alg_values_supported"]) == {
+        "RS256", "PS256", "ES256", "EdDSA", "Ed25519"}
     assert metadata["id_token_signing_alg_values_supported"] == ["RS256"]
     assert metadata["subject_types_supported"] == ["public"]
     assert {"openid", "offline_access"} <= set(metadata["scopes_supported"])

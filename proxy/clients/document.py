@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from proxy import strictjson
+from proxy.clients.jwks import KeySetUnusable, KeySource, jwks_uri_problem, public_jwks, public_key_set
 from proxy.clients.redirect_uris import RedirectUri, validate_redirect_uri
 from proxy.uris import UriError, parse
 
@@ -21,6 +22,10 @@ MAX_URL = 2000
 MAX_REDIRECT_URIS = 20
 MAX_NAME = 200
 SHARED_SECRET_METHODS = frozenset({"client_secret_basic", "client_secret_post", "client_secret_jwt"})
+PRIVATE_KEY_JWT = "private_key_jwt"
+# What a client may sign its assertions with (proxy/token/assertions.py ALGORITHMS; the shared module
+# cannot import the token package, tests/test_private_key_jwt.py keeps the two equal).
+SIGNING_ALGS = ("RS256", "PS256", "ES256", "EdDSA", "Ed25519")
 # Members echoed from the document (display only, never fetched).
 TEXT_MEMBERS = ("client_uri", "logo_uri", "tos_uri", "policy_uri", "software_id", "software_version", "scope")
 
@@ -79,11 +84,21 @@ class ClientDocument:
     application_type: str
     digest: str
     extra: tuple[tuple[str, str], ...] = ()
+    auth_method: str = "none"  # or private_key_jwt, with exactly one of jwks_uri and jwks (JSON text)
+    jwks_uri: str | None = None
+    jwks: str | None = None
 
     @property
     def host(self) -> str:
         """The client_id's host, shown on the consent page (§8.5 SHOULD)."""
         return urlsplit(self.client_id).hostname or ""
+
+    @property
+    def key_source(self) -> KeySource | None:
+        """Where this client's keys are, when it authenticates with private_key_jwt; None for `none`."""
+        if self.auth_method != PRIVATE_KEY_JWT:
+            return None
+        return KeySource(uri=self.jwks_uri) if self.jwks_uri else KeySource(inline=self.jwks)
 
     @property
     def loopback_only(self) -> bool:
@@ -94,7 +109,7 @@ class ClientDocument:
         """The client as the rest of the facade sees one (the shape of a registration)."""
         client: dict[str, Any] = {
             "client_id": self.client_id, "client_name": self.client_name, "redirect_uris": list(self.redirect_uris),
-            "token_endpoint_auth_method": "none", "grant_types": ["authorization_code", "refresh_token"],
+            "token_endpoint_auth_method": self.auth_method, "grant_types": ["authorization_code", "refresh_token"],
             "response_types": ["code"], "application_type": self.application_type,
             "cimd": {"digest": self.digest, "host": self.host}, "loopback_only": self.loopback_only,
         }
@@ -108,7 +123,9 @@ class ClientDocument:
     def load(cls, data: dict[str, Any]) -> ClientDocument:
         return cls(client_id=data["client_id"], client_name=data["client_name"],
                    redirect_uris=tuple(data["redirect_uris"]), application_type=data["application_type"],
-                   digest=data["digest"], extra=tuple((str(k), str(v)) for k, v in data.get("extra", ())))
+                   digest=data["digest"], extra=tuple((str(k), str(v)) for k, v in data.get("extra", ())),
+                   auth_method=data.get("auth_method", "none"), jwks_uri=data.get("jwks_uri"),
+                   jwks=data.get("jwks"))
 
 
 def _is_loopback(uri: str) -> bool:
@@ -153,11 +170,7 @@ def validate(url: str, body: bytes) -> ClientDocument:
     for member in ("client_secret", "client_secret_expires_at"):
         if member in document:
             raise DocumentInvalid(f"the document must not contain {member} (§4.1)")
-    method = document.get("token_endpoint_auth_method", "none")
-    if method in SHARED_SECRET_METHODS:
-        raise DocumentInvalid("a shared-secret token_endpoint_auth_method is not allowed (§4.1)")
-    if method != "none":
-        raise DocumentInvalid("token_endpoint_auth_method must be none here (no private_key_jwt support)")
+    method, jwks_uri, jwks = _authentication(document)
     name = document.get("client_name")
     if not isinstance(name, str) or not name.strip() or len(name) > MAX_NAME:
         raise DocumentInvalid(f"client_name is required: a string of at most {MAX_NAME} characters")
@@ -173,4 +186,36 @@ def validate(url: str, body: bytes) -> ClientDocument:
                   if isinstance(value := document.get(member), str) and len(value) <= 512)
     digest = hashlib.sha256(json.dumps({"client_name": name, "redirect_uris": redirect_uris},
                                        sort_keys=True).encode()).hexdigest()
-    return ClientDocument(url, name, redirect_uris, application_type, digest, extra)
+    return ClientDocument(url, name, redirect_uris, application_type, digest, extra, method, jwks_uri, jwks)
+
+
+def _authentication(document: dict[str, Any]) -> tuple[str, str | None, str | None]:
+    """(method, jwks_uri, jwks) as the document declares them. `none`, or `private_key_jwt` (RFC 7523
+    §2.2) with its public keys: a `jwks_uri` or an inline `jwks`, exactly one (RFC 7591 §2). The
+    member is one string (RFC 7591 §2): a list offering several methods is refused, never narrowed
+    down to `none` (README: Client registration, private_key_jwt)."""
+    method = document.get("token_endpoint_auth_method", "none")
+    if not isinstance(method, str):
+        raise DocumentInvalid("token_endpoint_auth_method must be one string: none or private_key_jwt")
+    if method in SHARED_SECRET_METHODS:
+        raise DocumentInvalid("a shared-secret token_endpoint_auth_method is not allowed (§4.1)")
+    if method == "none":
+        return method, None, None
+    if method != PRIVATE_KEY_JWT:
+        raise DocumentInvalid("token_endpoint_auth_method must be none or private_key_jwt")
+    alg = document.get("token_endpoint_auth_signing_alg")
+    if alg is not None and alg not in SIGNING_ALGS:
+        raise DocumentInvalid(f"token_endpoint_auth_signing_alg must be one of {', '.join(SIGNING_ALGS)}")
+    jwks_uri, jwks = document.get("jwks_uri"), document.get("jwks")
+    if (jwks_uri is None) == (jwks is None):
+        raise DocumentInvalid("private_key_jwt needs a jwks_uri or a jwks, exactly one (RFC 7591 §2)")
+    if jwks_uri is not None:
+        problem = jwks_uri_problem(jwks_uri)
+        if problem is not None:
+            raise DocumentInvalid(f"the jwks_uri {problem}")
+        return method, jwks_uri, None
+    try:
+        keys = public_key_set(jwks)
+    except KeySetUnusable as exc:
+        raise DocumentInvalid(f"the jwks is unusable: {exc}") from exc
+    return method, None, json.dumps(public_jwks(keys))

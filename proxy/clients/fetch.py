@@ -120,13 +120,20 @@ class Fetcher:
                 raise FetchRefused(f"the host resolves to a {reason} address")
         return addresses
 
-    async def fetch(self, url: str) -> Fetched:
-        """One GET of `url` (already a valid Client Identifier URL)."""
+    def dev_http(self, url: str) -> bool:
+        """Development only (PROXY_CIMD_DEV_HOSTS is refused in production): plain http to a named
+        development host, such as the dev IdP of `make run` acting as an enterprise IdP."""
         parts = urlsplit(url)
         host = (parts.hostname or "").lower()
-        if parts.scheme != "https" or not host:
+        return parts.scheme == "http" and any(fnmatch.fnmatchcase(host, pattern) for pattern in self.dev_hosts)
+
+    async def fetch(self, url: str) -> Fetched:
+        """One GET of `url` (already a valid Client Identifier URL, or an operator's key-set URL)."""
+        parts = urlsplit(url)
+        host = (parts.hostname or "").lower()
+        if not host or (parts.scheme != "https" and not self.dev_http(url)):
             raise FetchRefused("only https URLs are fetched")
-        addresses = await self.vetted_addresses(host, parts.port or 443)
+        addresses = await self.vetted_addresses(host, parts.port or (443 if parts.scheme == "https" else 80))
         connector = aiohttp.TCPConnector(resolver=PinnedResolver(host, addresses), ssl=self._ssl,
                                          use_dns_cache=False, force_close=True, limit=1)
         timeout = aiohttp.ClientTimeout(total=self.timeout_s)

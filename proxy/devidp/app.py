@@ -8,6 +8,10 @@ refuses to exist when ``PROXY_ENV=production``.
 `login_hint` picks another user (`sub` = the hint), so tests can sign in several people. The test knobs
 in `DevIdpConfig` make it misbehave the ways real IdPs do (slow, down, garbage, bad id_tokens), and
 `rotate_key` rotates its signing key, so the facade's fault handling is tested against a real server.
+
+It is also an enterprise IdP (MCP Enterprise-Managed Authorization, idjag.py): its /token exchanges an
+id_token it issued for an Identity Assertion JWT Authorization Grant (RFC 8693, as Okta does), so `make
+run` can show the jwt-bearer grant and the tests have a real issuer of ID-JAGs.
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ from urllib.parse import parse_qsl, unquote, urlencode
 
 from aiohttp import web
 from joserfc import jwk, jwt
+
+from proxy.devidp.idjag import DEMO_CLIENT_ID, ID_JAG_TOKEN_TYPE, TOKEN_EXCHANGE, exchange_for_id_jag
 
 DEMO_USER = {"sub": "demo-user", "email": "demo@example.com", "email_verified": True, "name": "Demo User",
              "preferred_username": "demo"}
@@ -52,6 +58,14 @@ class DevIdpConfig:
     id_token_claims: dict[str, Any] = field(default_factory=dict)  # override claims; None removes one
     id_token_alg_none: bool = False  # an unsigned id_token (alg: none)
     discovery_overrides: dict[str, Any] = field(default_factory=dict)  # e.g. a token_endpoint on a closed port
+    # As an enterprise IdP (SEP-990 leg 1, see idjag.py): the client_id it stamps into every ID-JAG (the
+    # client's id at the facade; `make run`'s demo client by default), the JOSE header and claims
+    # overridden in each (None removes a claim).
+    id_jag_client_id: str = DEMO_CLIENT_ID
+    id_jag_header: dict[str, Any] = field(default_factory=dict)
+    id_jag_claims: dict[str, Any] = field(default_factory=dict)
+    id_jag_foreign_key: bool = False  # sign ID-JAGs with a key that is not in /jwks
+    id_jag_ttl_s: int = 300
 
 
 @dataclass
@@ -127,7 +141,8 @@ async def discovery(request: web.Request) -> web.Response:
         "userinfo_endpoint": issuer + "/userinfo",
         "revocation_endpoint": issuer + "/revoke",
         "response_types_supported": ["code"],
-        "grant_types_supported": ["authorization_code", "refresh_token"],
+        "grant_types_supported": ["authorization_code", "refresh_token", TOKEN_EXCHANGE],
+        "identity_chaining_requested_token_types_supported": [ID_JAG_TOKEN_TYPE],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ["RS256"],
         "code_challenge_methods_supported": ["S256"],
@@ -208,6 +223,8 @@ async def token(request: web.Request) -> web.Response:
             del state.refresh_tokens[presented]
         return web.json_response(_issue(request, grant, with_id_token=False, reuse_refresh=presented),
                                  headers={"Cache-Control": "no-store"})
+    if form.get("grant_type") == TOKEN_EXCHANGE:
+        return exchange_for_id_jag(config, state, form)
     return _oauth_error("unsupported_grant_type")
 
 

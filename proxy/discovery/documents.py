@@ -11,8 +11,14 @@ from proxy.clients.resource_servers import ResourceServers, load_resource_server
 from proxy.settings import Settings
 
 TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"  # RFC 8693 §2.1
+JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"  # RFC 7523 §2.1
+ID_JAG_PROFILE = "urn:ietf:params:oauth:grant-profile:id-jag"  # draft-ietf-oauth-identity-assertion-authz-grant
 
 AUTH_METHODS = ["none", "client_secret_basic", "client_secret_post"]
+PRIVATE_KEY_JWT = "private_key_jwt"
+# What a private_key_jwt client may sign with: proxy/token/assertions.py ALGORITHMS (an endpoint package
+# of its own; tests/test_private_key_jwt.py keeps the two equal).
+ASSERTION_SIGNING_ALGS = ["RS256", "PS256", "ES256", "EdDSA", "Ed25519"]
 CLAIMS = ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "azp", "at_hash", "sid",
           "email", "email_verified", "name", "given_name", "family_name", "preferred_username", "picture",
           "locale", "updated_at"]
@@ -25,12 +31,17 @@ def base_path(settings: Settings) -> str:
 
 def authorization_server_metadata(settings: Settings, signing_algs: list[str], scopes: list[str],
                                   client_credentials: bool = False, *,
-                                  resource_servers: ResourceServers | None = None) -> dict[str, Any]:
+                                  resource_servers: ResourceServers | None = None,
+                                  private_key_jwt: bool | None = None,
+                                  enterprise_idps: bool = False) -> dict[str, Any]:
     """RFC 8414 §2 and OIDC Discovery §3 in one document, served under both well-known names.
 
     `registration_endpoint` only while DCR is on; `client_id_metadata_document_supported` (CIMD §6)
     while URL client ids are accepted, with `none` kept among the auth methods (Claude picks CIMD only
-    when both are present); `client_credentials` when a pre-registered client may use it."""
+    when both are present); `client_credentials` when a pre-registered client may use it;
+    `private_key_jwt` (with the algs an assertion may use) at /token and /revoke when a client can use
+    it: CIMD is on (a document may declare it) or a pre-registered client has keys (`private_key_jwt`
+    None: CIMD decides)."""
     url = settings.url
     grants = ["authorization_code", "refresh_token", *(["client_credentials"] if client_credentials else [])]
     document: dict[str, Any] = {
@@ -60,7 +71,16 @@ def authorization_server_metadata(settings: Settings, signing_algs: list[str], s
         del document["registration_endpoint"]
     if settings.cimd:
         document["client_id_metadata_document_supported"] = True
+    if private_key_jwt if private_key_jwt is not None else settings.cimd:
+        methods = [*AUTH_METHODS, PRIVATE_KEY_JWT]
+        document["token_endpoint_auth_methods_supported"] = methods
+        document["token_endpoint_auth_signing_alg_values_supported"] = ASSERTION_SIGNING_ALGS
+        document["revocation_endpoint_auth_methods_supported"] = methods
+        document["revocation_endpoint_auth_signing_alg_values_supported"] = ASSERTION_SIGNING_ALGS
     _resource_server_features(document, settings, resource_servers)
+    if enterprise_idps:  # MCP Enterprise-Managed Authorization §6: only while some IdP is trusted
+        document["grant_types_supported"].append(JWT_BEARER)
+        document["authorization_grant_profiles_supported"] = [ID_JAG_PROFILE]
     return document
 
 
@@ -98,9 +118,11 @@ class Documents:
 
 
 def build_documents(settings: Settings, signing_algs: list[str], scopes: list[str],
-                    client_credentials: bool = False, *, resource_servers: ResourceServers | None = None) -> Documents:
+                    client_credentials: bool = False, *, resource_servers: ResourceServers | None = None,
+                    private_key_jwt: bool | None = None, enterprise_idps: bool = False) -> Documents:
     metadata = authorization_server_metadata(settings, signing_algs, scopes, client_credentials,
-                                             resource_servers=resource_servers)
+                                             resource_servers=resource_servers, private_key_jwt=private_key_jwt,
+                                             enterprise_idps=enterprise_idps)
     as_body = _bytes(metadata)
     prefix = base_path(settings)
     paths: dict[str, bytes] = {}

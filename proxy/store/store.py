@@ -15,6 +15,9 @@ Keys (after the configurable prefix; ``{F}`` is a grant family id used as a Clus
     revoked:<jti>               revoked access token           the token's remaining lifetime
     keys                        generated signing JWKS         a year, renewed at every start
     rate:<bucket>:<window>      rate-limit counter             the window
+    jti:<sha256(iss, jti)>      a JWT assertion was used       until the assertion's exp (+ leeway)
+    client-keys:<sha256(id)>    a CIMD client's key source     longer than any grant it can hold
+                                (private_key_jwt: jwks_uri or jwks, from its document at /authorize)
 
 Codes and refresh tokens are stored only as SHA-256 hashes; a refresh token is ``<F>.<secret>`` so
 its family is found without an index. The family id is public, so naming a family proves nothing: a
@@ -355,6 +358,29 @@ class Store:
             await self.redis.set(self.key("keys"), candidate, nx=True, ex=KEYSET_TTL_S)
             stored: str = await self.redis.getex(self.key("keys"), ex=KEYSET_TTL_S)
         return stored
+
+    # -- JWT assertions (RFC 7523) ------------------------------------------------------------------
+    async def use_jti(self, issuer: str, jti: str, ttl_ms: int) -> bool:
+        """Record one use of the assertion `jti` of `issuer`; False when it was used before. One key, one
+        SET NX PX: atomic on Redis, Sentinel and Cluster alike, so two replicas never both accept it."""
+        name = digest(json.dumps([issuer, jti]))
+        async with _redis_errors("use_jti"):
+            return bool(await self.redis.set(self.key("jti", name), "1", nx=True, px=max(1, ttl_ms)))
+
+    # -- key sources of CIMD clients that use private_key_jwt ---------------------------------------------
+    async def save_client_keys(self, client_id: str, source: Json | None, ttl_s: int) -> None:
+        """What /token and /revoke require of a CIMD client, from its document as /authorize last read it:
+        `source` (jwks_uri or jwks) when it declares private_key_jwt, else None (the record is removed)."""
+        key = self.key("client-keys", digest(client_id))
+        async with _redis_errors("save_client_keys"):
+            if source is None:
+                await self.redis.delete(key)
+            else:
+                await self.redis.set(key, json.dumps(source), ex=ttl_s)
+
+    async def client_keys(self, client_id: str) -> Json | None:
+        async with _redis_errors("client_keys"):
+            return _load(await self.redis.get(self.key("client-keys", digest(client_id))))
 
     # -- rate limits ---------------------------------------------------------------------------------
     async def hits(self, buckets: list[tuple[str, int]], *, peeked: list[tuple[str, int]] | None = None

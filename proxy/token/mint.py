@@ -17,8 +17,10 @@ import hashlib
 import secrets
 import time
 from typing import Any
+from urllib.parse import urlsplit
 
 from proxy.claims import OPENID, identity_claims
+from proxy.clients.document import is_client_id_url
 from proxy.state import Services
 
 Json = dict[str, Any]
@@ -30,15 +32,28 @@ def at_hash(access_token: str) -> str:
     return base64.urlsafe_b64encode(digest[:16]).rstrip(b"=").decode()
 
 
+def access_token_ttl_s(s: Services, client_id: str) -> int:
+    """This client's access-token lifetime: `access_token_ttl_s` of a pre-registered client, the first
+    PROXY_CIMD_ACCESS_TOKEN_TTL pattern matching a URL client's host, else PROXY_ACCESS_TOKEN_TTL_S.
+    Read at every issue, so a changed setting applies to the next token, never to one already issued."""
+    pre = s.clients.preregistered(client_id)
+    if pre is not None and pre.access_token_ttl_s is not None:
+        return pre.access_token_ttl_s
+    if is_client_id_url(client_id):
+        return s.settings.cimd_access_token_ttl_s((urlsplit(client_id).hostname or "").lower())
+    return s.settings.access_token_ttl_s
+
+
 def access_token(s: Services, grant: Json, *, scope: str, family: str, now: int,
                  upstream: Json | None) -> tuple[str, int]:
     """(token, lifetime). In `upstream` mode the IdP's own token is handed through (README trade-off)."""
     settings = s.settings
+    ttl = access_token_ttl_s(s, grant["client_id"])
     if settings.access_token_mode == "upstream":
         upstream = upstream or {}
         expires_at = upstream.get("expires_at")
-        lifetime = max(0, int(expires_at) - now) if expires_at else settings.access_token_ttl_s
-        return upstream["access_token"], min(lifetime, settings.access_token_ttl_s)
+        lifetime = max(0, int(expires_at) - now) if expires_at else ttl
+        return upstream["access_token"], min(lifetime, ttl)
     claims = {
         "iss": settings.issuer,
         "sub": grant["sub"],
@@ -46,12 +61,12 @@ def access_token(s: Services, grant: Json, *, scope: str, family: str, now: int,
         "client_id": grant["client_id"],
         "scope": scope,
         "iat": now,
-        "exp": now + settings.access_token_ttl_s,
+        "exp": now + ttl,
         "jti": secrets.token_urlsafe(16),
         "sid": family,  # OIDC sid: the facade's session is the refresh family (README: Refresh tokens)
         "auth_time": grant["auth_time"],
     }
-    return s.keyset.sign(claims, typ="at+jwt"), settings.access_token_ttl_s
+    return s.keyset.sign(claims, typ="at+jwt"), ttl
 
 
 def id_token(s: Services, grant: Json, *, access: str, nonce: str | None, family: str, now: int,

@@ -13,7 +13,7 @@ from proxy.errors import InvalidRequest
 from proxy.log import get_logger
 from proxy.state import services
 from proxy.token.bearer import live_access_token
-from proxy.token.clientauth import unknown_client
+from proxy.token.clientauth import authenticate_client, unknown_client
 from proxy.token.families import revoke_held_family
 from proxy.web.forms import form
 from proxy.web.render import NO_STORE
@@ -26,7 +26,7 @@ log = get_logger()
 async def revoke(request: web.Request) -> web.Response:
     s = services(request)
     params = await form(request)
-    client_id = await s.clients.authenticate(request.headers.get("Authorization"), params)
+    client_id = await authenticate_client(request, s, params)
     token = params.get("token")
     if not token:
         raise InvalidRequest("The token parameter is missing.")

@@ -66,7 +66,16 @@ def _doc(**members: object) -> bytes:
     ({"token_endpoint_auth_method": "client_secret_basic"}, "shared-secret"),
     ({"token_endpoint_auth_method": "client_secret_post"}, "shared-secret"),
     ({"token_endpoint_auth_method": "client_secret_jwt"}, "shared-secret"),
-    ({"token_endpoint_auth_method": "private_key_jwt"}, "none"),
+    ({"token_endpoint_auth_method": "private_key_jwt"}, "jwks_uri or a jwks, exactly one"),
+    ({"token_endpoint_auth_method": "private_key_jwt", "jwks_uri": "https://app.example.com/jwks",
+      "jwks": {"keys": []}}, "exactly one"),
+    ({"token_endpoint_auth_method": ["private_key_jwt", "none"]}, "one string"),
+    ({"token_endpoint_auth_method": "tls_client_auth"}, "none or private_key_jwt"),
+    ({"token_endpoint_auth_method": "private_key_jwt", "jwks_uri": "http://app.example.com/jwks"}, "https"),
+    ({"token_endpoint_auth_method": "private_key_jwt", "jwks_uri": "https://app.example.com/jwks",
+      "token_endpoint_auth_signing_alg": "HS256"}, "token_endpoint_auth_signing_alg"),
+    ({"token_endpoint_auth_method": "private_key_jwt", "jwks": {"keys": [{"kty": "oct", "k": "c2VjcmV0"}]}},
+     "private or symmetric"),
     ({"application_type": "web", "redirect_uris": ["com.example.app:/cb"]}, "private-use"),
     ({"application_type": "desktop"}, "application_type"),
 ])
@@ -114,3 +123,23 @@ def test_a_member_named_twice_is_refused(body: bytes) -> None:
     and the facade the last would mean two clients; the facade refuses it instead of picking one."""
     with pytest.raises(DocumentInvalid, match="more than once"):
         validate(URL, body)
+
+
+def test_private_key_jwt_document_with_jwks_uri_or_inline_jwks() -> None:
+    """A ChatGPT-shaped document (private_key_jwt, RS256, jwks_uri) is accepted and says where its keys
+    are; an inline jwks is kept as public JSON. Neither changes the consent digest."""
+    from joserfc import jwk
+
+    from proxy.clients.jwks import KeySource
+
+    document = validate(URL, _doc(token_endpoint_auth_method="private_key_jwt", token_endpoint_auth_signing_alg="RS256",
+                                  jwks_uri="https://app.example.com/oauth/jwks.json"))
+    assert document.record()["token_endpoint_auth_method"] == "private_key_jwt"
+    assert document.key_source == KeySource(uri="https://app.example.com/oauth/jwks.json")
+    key = jwk.generate_key("EC", "P-256", parameters={"kid": "k"})
+    inline = validate(URL, _doc(token_endpoint_auth_method="private_key_jwt",
+                                jwks={"keys": [key.as_dict(private=False)]}))
+    assert inline.key_source is not None and inline.key_source.inline is not None
+    assert json.loads(inline.key_source.inline)["keys"][0]["kid"] == "k"
+    assert document.digest == inline.digest == validate(URL, _doc()).digest
+    assert validate(URL, _doc()).key_source is None

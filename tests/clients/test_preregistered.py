@@ -152,7 +152,7 @@ async def test_client_credentials_issues_a_client_token_without_refresh(facade: 
     ("reporting-job", "bad", {}, 401, "invalid_client"),
     ("claude-connector", SECRET, {}, 400, "unauthorized_client"),  # not allowed the grant
     ("reporting-job", SECRET, {"resource": "https://elsewhere.example/mcp"}, 400, "invalid_target"),
-    ("reporting-job", SECRET, {"scope": "openid"}, 400, "invalid_scope"),  # a user scope, no user
+    ("reporting-job", SECRET, {"scope": "openid unknown:scope"}, 400, "invalid_scope"),  # not offered
 ])
 async def test_client_credentials_refusals(facade: Facade, client_id: str, secret: str, form: dict[str, str],
                                            status: int, error: str) -> None:
@@ -160,6 +160,17 @@ async def test_client_credentials_refusals(facade: Facade, client_id: str, secre
     got, body, _ = await facade.client().token({"grant_type": "client_credentials", **form},
                                                {"Authorization": form_basic(client_id, secret)})
     assert (got, body["error"]) == (status, error)
+
+
+async def test_client_credentials_ignores_user_scopes(facade: Facade) -> None:
+    """The MCP Python SDK's client-credentials providers ask for the resource metadata's scopes_supported
+    (`openid offline_access`): scopes that mean nothing without a user are left out of the grant (RFC 6749
+    §3.3: the server may ignore part of the request, and says so in `scope`), never granted, not refused."""
+    form = {"grant_type": "client_credentials", "scope": "openid offline_access"}
+    status, body, _ = await facade.client().token(form, {"Authorization": form_basic("reporting-job", SECRET)})
+    assert status == 200, body
+    assert not {"openid", "offline_access"} & set(body["scope"].split())
+    assert "refresh_token" not in body and "id_token" not in body
 
 
 async def test_authorization_code_refused_to_a_machine_client(facade: Facade) -> None:

@@ -88,3 +88,62 @@ def test_cli_hash_secret_prints_a_hash_of_the_given_secret() -> None:
                           text=True, check=True)
     secret = made.stderr.strip().rsplit(" ", 1)[-1]
     assert len(secret) == 40 and verify_secret(secret, made.stdout.strip())
+
+
+def _public_jwks() -> str:
+    import json
+
+    from joserfc import jwk
+    return json.dumps({"keys": [jwk.generate_key("RSA", 2048, parameters={"kid": "k1"}).as_dict(private=False)]})
+
+
+def test_a_private_key_jwt_client_loads_with_jwks_uri_inline_json_or_a_table(tmp_path: Path) -> None:
+    """`jwks_uri`, an inline `jwks` as a JSON string, or as a TOML table: each makes a confidential
+    private_key_jwt client (client_credentials allowed), with its own access-token lifetime."""
+    from joserfc import jwk
+    key = jwk.generate_key("EC", "P-256", parameters={"kid": "t1"}).as_dict(private=False)
+    table = ", ".join(f'{name} = "{value}"' for name, value in key.items())
+    registry = load_registry(write(tmp_path, f'''
+[[client]]
+id = "by-uri"
+name = "By URI"
+grant_types = ["client_credentials"]
+jwks_uri = "https://agent.example.com/jwks.json"
+access_token_ttl_s = 600
+
+[[client]]
+id = "inline"
+name = "Inline"
+grant_types = ["client_credentials"]
+jwks = '{_public_jwks()}'
+
+[[client]]
+id = "table"
+name = "Table"
+grant_types = ["client_credentials"]
+jwks = {{ keys = [ {{ {table} }} ] }}
+'''), scopes=SCOPES, resources=RESOURCES)
+    for client_id in ("by-uri", "inline", "table"):
+        client = registry.get(client_id)
+        assert client is not None and client.confidential and client.key_source is not None, client_id
+        assert client.record()["token_endpoint_auth_method"] == "private_key_jwt"
+    by_uri = registry.get("by-uri")
+    assert by_uri is not None and by_uri.access_token_ttl_s == 600
+    assert registry.has_private_key_jwt
+
+
+@pytest.mark.parametrize(("entry", "message"), [
+    ('secret_hash = "{hashed}"\njwks_uri = "https://a.example/jwks"', "not both"),
+    ('jwks_uri = "https://a.example/jwks"\njwks = \'{jwks}\'', "not both"),
+    ('jwks_uri = "http://a.example/jwks"', "https"),
+    ('jwks = \'{{"keys": [{{"kty": "oct", "k": "c2VjcmV0"}}]}}\'', "private or symmetric"),
+    ('jwks = "not json"', "jwks"),
+    ('jwks_uri = "https://a.example/jwks"\naccess_token_ttl_s = 0', "access_token_ttl_s"),
+    ('jwks_uri = "https://a.example/jwks"\naccess_token_ttl_s = "1h"', "access_token_ttl_s"),
+])
+def test_bad_key_entries_name_the_problem(tmp_path: Path, entry: str, message: str) -> None:
+    """Two authentication methods, an http jwks_uri, a secret key in `jwks`, a bad lifetime: refused."""
+    text = entry.format(hashed=hash_secret("s"), jwks=_public_jwks())
+    with pytest.raises(ClientsFileError, match=message):
+        load_registry(write(tmp_path, '[[client]]\nid = "a"\nname = "A"\ngrant_types = ["client_credentials"]\n'
+                            + text + "\n"), scopes=SCOPES, resources=RESOURCES)

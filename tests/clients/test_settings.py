@@ -28,3 +28,15 @@ def test_host_patterns_are_word_lists() -> None:
     """Patterns are given like scopes: space or comma separated."""
     settings = load_settings(_env_file=None, cimd_allowed_hosts="claude.ai, *.vscode.dev")
     assert settings.cimd_allowed_hosts == ("claude.ai", "*.vscode.dev")
+
+
+def test_cimd_access_token_ttl_pairs() -> None:
+    """PROXY_CIMD_ACCESS_TOKEN_TTL: HOST_PATTERN=SECONDS pairs, the first match wins, others get the
+    default; a malformed pair stops the start naming the setting."""
+    settings = load_settings(_env_file=None, cimd_access_token_ttl="chatgpt.com=28800 *.example.com=600")
+    assert settings.cimd_access_token_ttl_s("chatgpt.com") == 28800
+    assert settings.cimd_access_token_ttl_s("a.example.com") == 600
+    assert settings.cimd_access_token_ttl_s("claude.ai") == settings.access_token_ttl_s
+    for bad in ("chatgpt.com", "chatgpt.com=soon", "=60", "chatgpt.com=0"):
+        with pytest.raises(SettingsError, match="PROXY_CIMD_ACCESS_TOKEN_TTL"):
+            load_settings(_env_file=None, cimd_access_token_ttl=bad)

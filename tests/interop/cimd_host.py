@@ -7,6 +7,7 @@ import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiohttp import web
 
@@ -28,6 +29,14 @@ class MetadataHost:
             "grant_types": ["authorization_code", "refresh_token"], "response_types": ["code"],
             "token_endpoint_auth_method": "none"}).encode()
         return url
+
+    def url(self, path: str) -> str:
+        return f"https://localhost:{self.port}{path}"
+
+    def publish_json(self, path: str, document: dict[str, Any]) -> str:
+        """Any JSON at `path` (a private_key_jwt document, a key set); returns its URL."""
+        self.documents[path] = json.dumps(document).encode()
+        return self.url(path)
 
     async def handle(self, request: web.Request) -> web.Response:
         self.fetched.append(request.path)

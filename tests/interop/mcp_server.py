@@ -11,11 +11,14 @@ tells users to:
 - mode `sdk` is the SDK wiring alone, to show that it works without the middleware.
 
 Usage: python tests/interop/mcp_server.py PORT ISSUER RESOURCE [middleware|sdk]
+MCP_REQUIRED_SCOPES (space separated, default `openid`): the scopes every request's token needs; the
+stack's machine endpoint sets it empty (a client_credentials token carries no user scope).
 Ready when POST on RESOURCE answers 401; stops on SIGTERM.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 from urllib.parse import urlsplit
@@ -26,7 +29,7 @@ from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver import Context, MCPServer
 from oauth_facade_verifier import BearerAuth, FacadeTokenVerifier, principal_of
 
-REQUIRED_SCOPES = ["openid"]
+REQUIRED_SCOPES = os.environ.get("MCP_REQUIRED_SCOPES", "openid").split()
 TOOL_SCOPES = {"admin": ["mcp:admin"]}
 
 

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import NoReturn
 
 import pytest
+from joserfc import jwk
 
 from tests.clients.tls import TestPKI, make_pki
 from tests.conftest import free_port
@@ -46,6 +47,7 @@ UPSTREAM_CLIENT_ID = "oauth-facade"
 # oidc-provider's strict RFC 6749 §2.3.1 decoding, or the code exchange fails with invalid_client.
 UPSTREAM_CLIENT_SECRET = "interop secret+1"
 START_TIMEOUT_S = 30.0
+AGENT_CLIENT_ID = "interop-agent"  # a machine client: client_credentials with private_key_jwt
 SETUP_HINT = "run `make interop` (or `make interop-deps`), which installs node and the pinned npm packages"
 
 
@@ -113,10 +115,12 @@ class InteropStack:
     facade: str  # the facade's issuer
     idp: str  # oidc-provider's issuer
     mcp: str  # the protected MCP endpoint (the facade's PROXY_RESOURCES)
+    machine_mcp: str  # a second one, for machine clients (no user scope required): AGENT_CLIENT_ID's resource
     redis_url: str
     node: str
     versions: dict[str, str]
     pki: TestPKI  # the CA the facade trusts for client metadata documents on https://localhost (CIMD)
+    agent_key: jwk.RSAKey  # private key of AGENT_CLIENT_ID, pre-registered for private_key_jwt (client_credentials)
     services: list[Service] = field(default_factory=list)
 
     def logs(self) -> str:
@@ -173,6 +177,13 @@ def _wait(service: Service, url: str, *, method: str = "GET", expect: int = 200)
          f"{service.tail(40)}")
 
 
+def _clients_toml(stack: InteropStack) -> str:
+    """PROXY_CLIENTS_FILE: one machine client whose public key is inline (private_key_jwt)."""
+    public = json.dumps({"keys": [stack.agent_key.as_dict(private=False)]})
+    return (f'[[client]]\nid = "{AGENT_CLIENT_ID}"\nname = "Interop agent"\n'
+            f'grant_types = ["client_credentials"]\nresources = ["{stack.machine_mcp}"]\njwks = \'{public}\'\n')
+
+
 def _facade_command() -> list[str]:
     """`oauth-facade serve`: the console script a user runs (python -m proxy where it is not installed)."""
     script = Path(sys.executable).with_name("oauth-facade")
@@ -186,12 +197,16 @@ def running_stack() -> Iterator[InteropStack]:
     versions = pinned_versions()
     redis = program("redis-server")
     workdir = Path(tempfile.mkdtemp(prefix="facade-interop-"))
-    redis_port, idp_port, facade_port, mcp_port = (free_port() for _ in range(4))
+    redis_port, idp_port, facade_port, mcp_port, machine_port = (free_port() for _ in range(5))
     facade = f"http://127.0.0.1:{facade_port}"
     idp = f"http://127.0.0.1:{idp_port}"
     mcp = f"http://127.0.0.1:{mcp_port}/mcp"
-    stack = InteropStack(facade=facade, idp=idp, mcp=mcp, redis_url=f"redis://127.0.0.1:{redis_port}/0",
-                         node=node, versions=versions, pki=make_pki(workdir, ("localhost",)))
+    stack = InteropStack(facade=facade, idp=idp, mcp=mcp, machine_mcp=f"http://127.0.0.1:{machine_port}/machine",
+                         redis_url=f"redis://127.0.0.1:{redis_port}/0",
+                         node=node, versions=versions, pki=make_pki(workdir, ("localhost",)),
+                         agent_key=jwk.generate_key("RSA", 2048, parameters={"kid": "agent-1"}))
+    clients_file = workdir / "clients.toml"
+    clients_file.write_text(_clients_toml(stack))
     services: dict[str, Service] = {}
 
     def start(key: str, name: str, argv: list[str], env: dict[str, str], cwd: Path) -> None:
@@ -211,7 +226,7 @@ def running_stack() -> Iterator[InteropStack]:
             "PROXY_REDIS_URL": stack.redis_url,
             "PROXY_UPSTREAM_ISSUER": idp, "PROXY_UPSTREAM_CLIENT_ID": UPSTREAM_CLIENT_ID,
             "PROXY_UPSTREAM_CLIENT_SECRET": UPSTREAM_CLIENT_SECRET,
-            "PROXY_RESOURCES": mcp,
+            "PROXY_RESOURCES": f"{mcp} {stack.machine_mcp}",
             # The consent page stays on (the default): the scripted browser answers it.
             "PROXY_RATE_LIMITS": "off",
             # Refresh the upstream grant on every client refresh, so each refresh in the suite also
@@ -221,15 +236,35 @@ def running_stack() -> Iterator[InteropStack]:
             # Client metadata documents (CIMD) served by the tests on https://localhost:<port>, under a CA
             # made for the session: the development exception, as a developer's machine would use it.
             "PROXY_CIMD_DEV_HOSTS": "localhost", "PROXY_CIMD_CA_FILE": str(stack.pki.ca_file),
+            "PROXY_CLIENTS_FILE": str(clients_file),
         }, workdir)  # not the repository: a developer's ./.env must not change what is tested
         start("mcp", "mcp-server", [sys.executable, str(HERE / "mcp_server.py"), str(mcp_port), facade, mcp],
               {}, workdir)
+        start("machine-mcp", "machine-mcp-server", [sys.executable, str(HERE / "mcp_server.py"), str(machine_port),
+                                                    facade, stack.machine_mcp], {"MCP_REQUIRED_SCOPES": ""}, workdir)
         _wait(services["idp"], f"{idp}/.well-known/openid-configuration")
         _wait(services["facade"], f"{facade}/healthz")
         _wait(services["facade"], f"{facade}/readyz")
         _wait(services["mcp"], mcp, method="POST", expect=401)
+        _wait(services["machine-mcp"], stack.machine_mcp, method="POST", expect=401)
         yield stack
     finally:
         for service in reversed(stack.services):
             service.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+@contextmanager
+def protected_mcp_server(issuer: str, resource: str) -> Iterator[Service]:
+    """The suite's MCP server (mcp_server.py) alone, for a facade the test runs itself (the enterprise
+    tests' in-process facade); `resource` is http://127.0.0.1:<free port>/<path>."""
+    workdir = Path(tempfile.mkdtemp(prefix="facade-interop-mcp-"))
+    port = str(int(resource.split(":")[2].split("/")[0]))
+    service = _start("mcp-server", [sys.executable, str(HERE / "mcp_server.py"), port, issuer, resource],
+                     _env({}), workdir, workdir)
+    try:
+        _wait(service, resource, method="POST", expect=401)
+        yield service
+    finally:
+        service.stop()
         shutil.rmtree(workdir, ignore_errors=True)

@@ -1,8 +1,9 @@
 """grant_type=client_credentials (RFC 6749 §4.4; MCP's client-credentials extension, SEP-1046).
 
 Only for pre-registered confidential clients that list the grant (the endpoint has checked the
-secret). The access token's `sub` is the client itself, as `client:<client_id>` (never a user's), its
-audience one configured resource the client may use (RFC 8707), and there is no refresh token (§4.4.3) and no id_token.
+secret, or the private_key_jwt assertion). The access token's `sub` is the client itself, as
+`client:<client_id>` (never a user's), its audience one configured resource the client may use (RFC 8707), and
+there is no refresh token (§4.4.3) and no id_token.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from proxy.errors import InvalidScope, InvalidTarget, UnauthorizedClient
 from proxy.log import get_logger
 from proxy.resources import normalise
 from proxy.state import Services
+from proxy.token.mint import access_token_ttl_s
 
 GRANT_TYPE = "client_credentials"
 USER_SCOPES = frozenset({"openid", "offline_access", "profile", "email"})  # mean nothing without a user
@@ -39,14 +41,17 @@ async def handle(s: Services, client_id: str, form: dict[str, str]) -> dict[str,
     allowed_resources = client.resources or tuple(s.resources.values())
     resource = _resource(s, form.get("resource"), allowed_resources)
     offered = tuple(word for word in (client.scopes or s.scopes) if word not in USER_SCOPES)
-    requested = scopes.parse(form.get("scope"))
+    # Scopes that mean nothing without a user are left out, not refused: the MCP SDKs' client-credentials
+    # providers ask for the resource metadata's scopes_supported (`openid offline_access`). RFC 6749 §3.3
+    # lets the server ignore part of the request; the response's `scope` says what was granted.
+    requested = [word for word in scopes.parse(form.get("scope")) if word not in USER_SCOPES]
     if any(word not in offered for word in requested):
         raise InvalidScope("The client may not request this scope.")
     scope = " ".join(requested or offered)
     now = int(time.time())
+    ttl = access_token_ttl_s(s, client_id)
     claims = {"iss": s.settings.issuer, "sub": machine_subject(client_id), "aud": resource, "client_id": client_id,
-              "scope": scope, "iat": now, "exp": now + s.settings.access_token_ttl_s,
-              "jti": secrets.token_urlsafe(16)}
+              "scope": scope, "iat": now, "exp": now + ttl, "jti": secrets.token_urlsafe(16)}
     log.info("token.issued", grant_type=GRANT_TYPE, client_id=client_id)
     return {"access_token": s.keyset.sign(claims, typ="at+jwt"), "token_type": "Bearer",
-            "expires_in": s.settings.access_token_ttl_s, "scope": scope}
+            "expires_in": ttl, "scope": scope}
