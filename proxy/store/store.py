@@ -10,7 +10,8 @@ Keys (after the configurable prefix; ``{F}`` is a grant family id used as a Clus
     code-used:{F}:<sha256>      marker of a redeemed code      refresh_grace_s + code_ttl_s
     family:{F}                  refresh family (hash)          idle ttl, capped by absolute expiry
                                 cur/prev: token hashes; rot_ms, grace, handed: the last rotation's
-                                grace window; abs_exp: absolute expiry (s); data, up: the grant
+                                grace window; abs_exp: absolute expiry (s); data, up: the grant;
+                                gen, branch: the current token's lineage (absent = 0)
     uplock:{F}                  one upstream refresh at a time the upstream refresh timeout (ms), released after
     revoked:<jti>               revoked access token           the token's remaining lifetime
     keys                        generated signing JWKS         a year, renewed at every start
@@ -82,15 +83,17 @@ class FamilyGrant:
 
 @dataclass(frozen=True, slots=True)
 class RefreshOutcome:
-    """`status`: rotated, grace, unknown, expired, mismatch (another client's) or reuse.
+    """`status`: rotated, resumed, grace, unknown, expired, mismatch (another client's) or reuse.
 
     `sealed` is the successor on grace; on reuse `family.upstream` is what to revoke upstream; `undo` is
-    what `undo_rotation` needs to put a rotation back."""
+    what `undo_rotation` needs to put a rotation back. `resumed` is a rotation from a successor the store
+    had lost (a failover, see scripts.ROTATE_REFRESH); `successor` the token stored by either."""
 
     status: str
     family: FamilyGrant | None = None
     sealed: str | None = None
     undo: tuple[str, ...] | None = None
+    successor: str | None = None
 
 
 class _redis_errors:
@@ -248,24 +251,31 @@ class Store:
 
     # -- refresh families ----------------------------------------------------------------------------
     async def rotate_refresh(self, token: str, new_token: str, sealed_new: str, client_id: str, *,
-                             issued: bool) -> RefreshOutcome:
+                             issued: bool, lineage: tuple[int, int] | None = None,
+                             resumed: tuple[str, str] | None = None) -> RefreshOutcome:
         """One atomic step of RFC 9700 §4.14.2 rotation; see scripts.ROTATE_REFRESH.
 
         `issued`: the token carries the facade's MAC, so if it is not current it is a replay (reuse);
-        without it a token that is not current is unknown and changes nothing."""
+        without it a token that is not current is unknown and changes nothing. `lineage`: its verified
+        (generation, branch), None for a token without one; `resumed`: (token, sealed) of the successor
+        to hand out when the store recognises the token as a successor it lost in a failover (status
+        `resumed`; `RefreshOutcome.successor` says which token now stands)."""
         family = family_of(token)
         if family is None:
             return RefreshOutcome("unknown")
         now_ms = time.time_ns() // 1_000_000
+        generation, branch = (str(lineage[0]), str(lineage[1])) if lineage else ("", "")
+        resumed_token, resumed_sealed = resumed or ("", "")
         async with _redis_errors("rotate_refresh"):
             result = await self._rotate(keys=[self.family_key(family)], args=[
                 digest(token), digest(new_token), sealed_new, now_ms, self.refresh_grace_s * 1000,
-                self.refresh_idle_ttl_s, client_id, "1" if issued else "0"])
+                self.refresh_idle_ttl_s, client_id, "1" if issued else "0", generation, branch,
+                digest(resumed_token) if resumed_token else "", resumed_sealed])
         status = result[0]
-        if status == "rotated":
-            undo = (digest(token), *result[3:7])
+        if status in ("rotated", "resumed"):
             grant = FamilyGrant(json.loads(result[1]), _load(result[2]))
-            return RefreshOutcome("rotated", grant, undo=undo)
+            successor = new_token if status == "rotated" else resumed_token
+            return RefreshOutcome(status, grant, undo=tuple(result[3:10]), successor=successor)
         if status == "grace":
             return RefreshOutcome("grace", FamilyGrant(json.loads(result[1]), _load(result[2])), sealed=result[3])
         if status == "reuse":
@@ -273,7 +283,9 @@ class Store:
         return RefreshOutcome(status)
 
     async def undo_rotation(self, new_token: str, undo: tuple[str, ...]) -> bool:
-        """Put a rotation back; False when it stands (its successor already reached a racer, or was used)."""
+        """Put a rotation back; False when it stands (its successor already reached a racer, or was used).
+
+        `new_token` is the successor the rotation stored (`RefreshOutcome.successor`)."""
         family = family_of(new_token)
         assert family is not None
         now_ms = time.time_ns() // 1_000_000
