@@ -102,8 +102,9 @@ class SentinelSet:
         self.nodes[port] = start_redis(port, workdir=str(self.workdir / str(port)))
 
     def pause(self, port: int, seconds: float) -> None:
-        """Redis stops answering clients (not replication) for `seconds`: CLIENT PAUSE ALL."""
-        cli(port, "client", "pause", str(int(seconds * 1000)), "all")
+        """Redis holds every write command for `seconds` (CLIENT PAUSE WRITE): the facade's requests wait
+        and time out, while reads such as the sentinels' PING go on, so the pause is not a failover."""
+        cli(port, "client", "pause", str(int(seconds * 1000)), "write")
 
     def stop(self) -> None:
         for process in [p for _, p in self.sentinels] + [node.process for node in self.nodes.values()]:

@@ -4,6 +4,7 @@ Keys (after the configurable prefix; ``{F}`` is a grant family id used as a Clus
 
     client:<client_id>          registration JSON              unused_client_ttl_s (or less) until its first
                                                                code redemption, then client_ttl_s, refreshed on use
+                                                               (activated: the JSON ends with a newline)
     tx:<sha256(state)>          sign-in transaction JSON       transaction_ttl_s, taken once (GETDEL)
     consent:<sha256(id)>        pending consent JSON           transaction_ttl_s, taken once (GETDEL)
     code:{F}:<sha256(code)>     authorization code (hash)      code_ttl_s, redeemed once (Lua)
@@ -41,15 +42,28 @@ from proxy.store import scripts
 Json = dict[str, Any]
 KEYSET_TTL_S = 365 * 86400
 
-# KEYS[1] client key; ARGV[1] client_ttl_s, ARGV[2] unused_client_ttl_s. A registration is saved with at
-# most the unused lifetime and only its first code redemption sets the full one, so a remaining lifetime
-# longer than the unused one means "used for a sign-in": only then does a lookup renew it.
+# KEYS[1] client key; ARGV[1] client_ttl_s, ARGV[2] unused_client_ttl_s. A registration used for a
+# sign-in is *activated* (ACTIVATE_CLIENT): its JSON ends with a newline, which JSON readers ignore. Only
+# an activated registration is renewed by a lookup, however short PROXY_CLIENT_TTL_S is and however
+# little of it is left (issue 23: a remaining lifetime was the marker, so a registration with
+# PROXY_CLIENT_TTL_S of a day or less, or in its last day, expired while in use). A remaining lifetime
+# above the unused one still counts, for registrations activated before the marker existed.
 LOAD_CLIENT = """
 local raw = redis.call('GET', KEYS[1])
-if raw and redis.call('TTL', KEYS[1]) > tonumber(ARGV[2]) then
+if raw and (string.sub(raw, -1) == '\\n' or redis.call('TTL', KEYS[1]) > tonumber(ARGV[2])) then
   redis.call('EXPIRE', KEYS[1], ARGV[1])
 end
 return raw
+"""
+
+# KEYS[1] client key; ARGV[1] client_ttl_s. Mark the registration used for a sign-in (append the newline
+# once; the lifetime is kept by APPEND) and keep it client_ttl_s from now. 0 when it is gone.
+ACTIVATE_CLIENT = """
+local raw = redis.call('GET', KEYS[1])
+if not raw then return 0 end
+if string.sub(raw, -1) ~= '\\n' then redis.call('APPEND', KEYS[1], '\\n') end
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+return 1
 """
 
 
@@ -146,6 +160,7 @@ class Store:
         self._set_if_exists = redis.register_script(scripts.SET_IF_EXISTS)
         self._take_family = redis.register_script(scripts.TAKE_FAMILY)
         self._load_client = redis.register_script(LOAD_CLIENT)
+        self._activate_client = redis.register_script(ACTIVATE_CLIENT)
         self._release_lock = redis.register_script(scripts.RELEASE_LOCK)
 
     # -- keys ----------------------------------------------------------------------------------------
@@ -171,6 +186,7 @@ class Store:
         ttl = min(lifetime_s or self.unused_client_ttl_s, self.unused_client_ttl_s)
         async with _redis_errors("save_client"):
             document = record if isinstance(record, str) else json.dumps(record)
+            document = document.rstrip("\n")  # a trailing newline marks an activated one (LOAD_CLIENT)
             await self.redis.execute_command("SET", self.key("client", client_id), document, "EX", ttl)
 
     async def load_client(self, client_id: str) -> Json | None:
@@ -184,7 +200,7 @@ class Store:
     async def activate_client(self, client_id: str) -> None:
         """The registration was used for a sign-in (a code redeemed): keep it PROXY_CLIENT_TTL_S from now."""
         async with _redis_errors("activate_client"):
-            await self.redis.execute_command("EXPIRE", self.key("client", client_id), self.client_ttl_s)
+            await self._activate_client(keys=[self.key("client", client_id)], args=[self.client_ttl_s])
 
     # -- sign-in transactions --------------------------------------------------------------------------
     async def start_transaction(self, state: str, record: Json) -> None:
