@@ -21,7 +21,7 @@ from proxy.metrics import REFRESH_RESUMED, REFRESH_REUSE
 from proxy.resources import normalise
 from proxy.state import Services
 from proxy.store.store import family_of
-from proxy.token.grants.upstream_access import near_expiry, refresh_upstream
+from proxy.token.grants.upstream_access import fresh_upstream, near_expiry, refresh_upstream
 from proxy.token.mint import token_response
 from proxy.token.sealing import ORIGIN, refresh_tokens, seal, unseal
 
@@ -104,6 +104,10 @@ async def handle(s: Services, client_id: str, form: dict[str, str]) -> dict[str,
     if outcome.status == "grace":
         assert outcome.sealed is not None
         new_token = unseal(outcome.sealed, presented, family)
+        if _upstream_with_client(s) and near_expiry(s, upstream):
+            # The racer gets the same successor, never a stale upstream token: refresh it (or take what
+            # the rotation's own upstream refresh stored, under the family's lock).
+            upstream = await fresh_upstream(s, family, step="upstream_refresh")
         log.info("refresh.grace_replay", client_id=client_id)
     else:
         assert outcome.undo is not None
