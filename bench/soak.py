@@ -14,8 +14,11 @@ Reported (printed, and written to bench/results/<stamp>-soak.{md,json}):
 - p50/p99 latency inside and outside the windows, throughput;
 - families resumed after a failover: users whose token shows the family resumed from a token the
   promoted replica had never received (proof the failover really lost rotations).
-A sign-in whose code redemption the promoted replica never received cannot be saved (README: Refresh
-tokens across a Redis failover); such families are reported apart as `signins_lost_in_failover`.
+Two things a failover with asynchronous replication cannot save (README: Refresh tokens across a Redis
+failover) are reported apart, not as goals: a sign-in whose code redemption the promoted replica never
+received (`signins_lost_in_failover`), and two racers of one token split by the failover, one rotated
+on the primary that died, the other on the promoted replica (`racing_pairs_split_by_failover`; the
+family the user keeps then ends as reuse: `families_lost_after_split_pair`).
 Every loop is bounded by the run's duration; every process is stopped at the end.
 """
 
@@ -80,6 +83,8 @@ class Tally:
     families_lost: list[str] = field(default_factory=list)
     signins_lost_in_failover: int = 0
     duplicate_successors: int = 0
+    split_pairs: int = 0
+    lost_after_split: list[str] = field(default_factory=list)
     successors: dict[str, str] = field(default_factory=dict)
     signins: int = 0
     refreshes: int = 0
@@ -90,6 +95,11 @@ class Tally:
 
     def in_fault(self, moment: float) -> bool:
         return any(window.covers(moment) for window in self.windows)
+
+    def failover_overlaps(self, start: float, end: float) -> bool:
+        """True when [start, end] overlapped a failover (from its start to the promotion)."""
+        return any(w.kind == "failover" and w.start <= end and (w.end is None or start <= w.end)
+                   for w in self.windows)
 
     def failover_covers(self, moment: float) -> bool:
         """True when `moment` fell between a failover's start (everything before it was replicated: the
@@ -260,11 +270,11 @@ class Traffic:
         self.tally.signins += 1
         return client_id, tokens["refresh_token"], tokens["access_token"]
 
-    async def refresh(self, client_id: str, token: str) -> tuple[int, Any]:
+    async def refresh(self, client_id: str, token: str, *, record: bool = True) -> tuple[int, Any]:
         status, body, _ = await self.request("POST", self.d.issuer + "/token", data={
             "grant_type": "refresh_token", "refresh_token": token, "client_id": client_id})
         self.tally.refreshes += 1
-        if status == 200:
+        if status == 200 and record:
             self.tally.successor(token, body["refresh_token"])
         return status, body
 
@@ -276,21 +286,35 @@ class Traffic:
                 await asyncio.sleep(0.2)
                 continue
             signed_at = time.monotonic()
+            split = False
             client_id, token, access = signed
             while self.running():
                 await asyncio.sleep(RNG.uniform(0.05, 0.3))
                 if RNG.random() < 0.1:
-                    answers = await asyncio.gather(self.refresh(client_id, token), self.refresh(client_id, token))
+                    pair_started = time.monotonic()
+                    answers = await asyncio.gather(self.refresh(client_id, token, record=False),
+                                                   self.refresh(client_id, token, record=False))
                     status, body = answers[0]
                     if status == 200 and answers[1][0] == 200:
                         self.tally.racing_pairs += 1
+                    successors = {answer["refresh_token"] for code, answer in answers if code == 200}
+                    if len(successors) > 1 and self.tally.failover_overlaps(pair_started, time.monotonic()):
+                        # One racer's rotation reached only the primary that died; the other racer found
+                        # the old token current on the promoted replica (README: what it cannot save).
+                        self.tally.split_pairs += 1
+                        split = True
+                    else:
+                        for code, answer in answers:
+                            if code == 200:
+                                self.tally.successor(token, answer["refresh_token"])
                 else:
                     status, body = await self.refresh(client_id, token)
                 if status != 200:
                     if self.tally.failover_covers(signed_at):
                         self.tally.signins_lost_in_failover += 1  # the family's creation itself was lost
                     else:
-                        self.tally.families_lost.append(f"user {index}: {status} {body}")
+                        lost = self.tally.lost_after_split if split else self.tally.families_lost
+                        lost.append(f"user {index}: {status} {body}")
                     break
                 token, access = body["refresh_token"], body["access_token"]
                 if branch_of(token) > 0:
@@ -381,6 +405,8 @@ def summary(tally: Tally, seconds: float, faults: list[str]) -> dict[str, Any]:
         "5xx_outside_faults": len(stray), "5xx_outside_faults_sample": stray[:5],
         "5xx_in_faults": len(tally.errors_5xx) - len(stray),
         "signins_lost_in_failover": tally.signins_lost_in_failover,
+        "racing_pairs_split_by_failover": tally.split_pairs,
+        "families_lost_after_split_pair": len(tally.lost_after_split),
         "p50_ms_outside": round(percentile(outside, 0.5), 1), "p99_ms_outside": round(percentile(outside, 0.99), 1),
         "p50_ms_in_faults": round(percentile(inside, 0.5), 1), "p99_ms_in_faults": round(percentile(inside, 0.99), 1),
         "throughput_per_s": round(tally.ok / seconds, 1), "requests_ok": tally.ok,

@@ -129,3 +129,19 @@ async def test_an_ordinary_replay_of_an_older_generation_is_still_reuse(facade: 
     assert (status, body["error"]) == (400, "invalid_grant")
     status, body = await client.refresh(tokens[3])
     assert (status, body["error"]) == (400, "invalid_grant")
+
+
+async def test_revoking_a_token_the_store_lost_ends_the_family(facade: Facade) -> None:
+    """RFC 7009 after a failover: the client revokes the token it holds, which the store never received;
+    the family ends all the same, so no older token of the lost history can resume it."""
+    client = facade.client()
+    first = (await client.signed_in())["refresh_token"]
+    state = await saved(facade, first)
+    tokens = await rotated(client, first, 3)
+    await lose_writes_since(facade, first, state)
+    async with facade.http.post(facade.url + "/revoke", data={"token": tokens[-1], "client_id": client.client_id,
+                                                              "token_type_hint": "refresh_token"}) as response:
+        assert response.status == 200
+    assert await facade.services.store.family_grant(family_of(first) or "") is None
+    status, body = await client.refresh(tokens[2])
+    assert (status, body["error"]) == (400, "invalid_grant")

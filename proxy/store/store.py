@@ -321,13 +321,23 @@ class Store:
             up, data = await self._take_family(keys=[self.family_key(family)])
         return FamilyGrant(json.loads(data), _load(up)) if data else None
 
-    async def refresh_token_current(self, family: str, token_hash: str, client_id: str | None) -> bool:
-        """True when the hash is the family's live token (and it belongs to `client_id`, when given)."""
+    async def refresh_token_current(self, family: str, token_hash: str, client_id: str | None,
+                                    lineage: tuple[int, int] | None = None) -> bool:
+        """True when the hash is the family's live token (and it belongs to `client_id`, when given).
+
+        `lineage`: the token's verified (generation, branch); a later generation this store would resume
+        from (see scripts.ROTATE_REFRESH: its rotation was lost in a failover) counts as live too, so
+        revoking it after a failover still ends the family."""
         async with _redis_errors("refresh_token_current"):
-            current, client = await self.redis.hmget(self.family_key(family), ["cur", "client"])
-        if current is None or not hmac.compare_digest(current, token_hash):
+            current, client, gen, branch = await self.redis.hmget(self.family_key(family),
+                                                                  ["cur", "client", "gen", "branch"])
+        if current is None:
             return False
-        return client_id is None or client == client_id
+        live = hmac.compare_digest(current, token_hash)
+        if not live and lineage is not None:
+            stored_gen, stored_branch = int(gen or 0), int(branch or 0)
+            live = lineage[0] > stored_gen and (lineage[1] == stored_branch or lineage[1] > stored_gen)
+        return live and (client_id is None or client == client_id)
 
     async def active_refresh_token(self, family: str, token_hash: str) -> FamilyGrant | None:
         """The grant when the hash is the family's live token and the family is before its absolute

@@ -104,9 +104,9 @@ async def handle(s: Services, client_id: str, form: dict[str, str]) -> dict[str,
     if outcome.status == "grace":
         assert outcome.sealed is not None
         new_token = unseal(outcome.sealed, presented, family)
-        if _upstream_with_client(s) and near_expiry(s, upstream):
-            # The racer gets the same successor, never a stale upstream token: refresh it (or take what
-            # the rotation's own upstream refresh stored, under the family's lock).
+        if s.settings.access_token_mode == "upstream" and near_expiry(s, upstream):
+            # The racer holds the IdP's own token (PROXY_ACCESS_TOKEN_MODE=upstream): never a stale one.
+            # Refresh it, or take what the rotation's own upstream refresh stored (the family's lock).
             upstream = await fresh_upstream(s, family, step="upstream_refresh")
         log.info("refresh.grace_replay", client_id=client_id)
     else:
