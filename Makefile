@@ -10,7 +10,7 @@ TEST_STAMP := $(VENV)/.installed-test
 
 .DEFAULT_GOAL := help
 .PHONY: help run test test-fast interop lint system-deps redis-server interop-deps bench bench-gateway clean \
-	test-containers container-deps test-mutants
+	test-containers container-deps test-mutants soak
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -125,6 +125,10 @@ bench: $(TEST_STAMP) system-deps ## Run the benchmark suite (writes bench/result
 
 bench-gateway: $(TEST_STAMP) system-deps ## The gateway's overhead per request and 1,000 held SSE streams (bench/results/)
 	$(PY) -m bench.gateway $(BENCH_ARGS)
+
+SOAK_SECONDS ?= 180
+soak: $(TEST_STAMP) system-deps ## Replicas on Redis Sentinel under faults for SOAK_SECONDS (default 180; bench/results/)
+	$(PY) -m bench.soak --duration $(SOAK_SECONDS) $(SOAK_ARGS)
 
 clean: ## Remove the virtualenv and caches
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

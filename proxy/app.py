@@ -179,7 +179,9 @@ def create_app(settings: Settings, *, redis: Any = None, cimd_resolve: Resolve |
     app[ISSUER] = settings.issuer
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
-        client = redis if redis is not None else connect(settings.redis_url, timeout_s=settings.redis_timeout_s)
+        client = redis if redis is not None else connect(
+            settings.redis_url, timeout_s=settings.redis_timeout_s, max_connections=settings.redis_max_connections,
+            pool_timeout_s=settings.redis_pool_timeout_s)
         timeout = aiohttp.ClientTimeout(total=settings.upstream_timeout_s)
         http = aiohttp.ClientSession(timeout=timeout, connector=aiohttp.TCPConnector(limit=256, ttl_dns_cache=300),
                                      trace_configs=tracing.client_trace_configs(app, "upstream"))

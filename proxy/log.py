@@ -36,6 +36,7 @@ tests/test_log_events.py collects each `log.<level>("event", ...)` call in proxy
     refresh.rotated                 a refresh token was rotated
     refresh.grace_replay            a racer presented the just-rotated token inside the grace window
     refresh.reuse_detected          a rotated refresh token came back: the family is revoked (RFC 9700 §4.14.2)
+    refresh.resumed                 a token newer than the store's (a failover lost rotations) resumed its family
     family.revoked                  a refresh family ended (revocation, reuse, the upstream's refusal)
     token.exchanged                 a resource server exchanged a facade access token for the upstream one (RFC 8693)
     access_token.revoked            an access token was revoked at /revoke (RFC 7009)

@@ -21,6 +21,10 @@ FLOWS_FAILED = Counter("oauth_facade_flows_failed_total", "Sign-ins that failed,
 CIMD_FETCHES = Counter("oauth_facade_cimd_documents_total",
                        "Client metadata document look-ups by outcome: ok, cached, stale, refused, failed", ["outcome"])
 REFRESH_REUSE = Counter("oauth_facade_refresh_reuse_detected_total", "Refresh-token reuse detections")
+# A refresh token newer than the store's copy of its family: Redis failed over and lost rotations the
+# old primary had acknowledged (asynchronous replication); the family resumed instead of being lost.
+REFRESH_RESUMED = Counter("oauth_facade_refresh_resumed_total",
+                          "Refresh families resumed from a token the store had lost (Redis failover)")
 # The upstream error policy (proxy/upstream/policy.py): alert on class="operator" (the facade's own
 # configuration is refused); cause is a known OAuth error code or what happened (timeout, http_503, ...).
 UPSTREAM_FAILURES = Counter("oauth_facade_upstream_failures_total", "Failed upstream calls by step, class and cause",

@@ -69,6 +69,16 @@ class Settings(BaseSettings):
     )
     redis_prefix: str = Field("oauthfacade:", description="Prefix of every Redis key (share one Redis).")
     redis_timeout_s: float = Field(2.0, gt=0, description="Timeout of one Redis command.")
+    redis_max_connections: int = Field(
+        50, ge=1, le=10000,
+        description="Redis connections one facade process keeps at most (per node on a Cluster). A command "
+        "that finds them all busy waits for one instead of failing (README: Load and connection pool).",
+    )
+    redis_pool_timeout_s: float = Field(
+        5.0, gt=0, le=60,
+        description="How long a request waits for a free Redis connection before it gets 503; keep it "
+        "below your clients' request timeout.",
+    )
 
     # -- upstream identity provider ------------------------------------------------------------------
     upstream_profile: str = Field("generic", description="Which IdP: generic|clerk|google|auth0|github.")

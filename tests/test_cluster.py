@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import tempfile
 import time
@@ -98,3 +99,28 @@ async def test_whole_flow_refresh_and_revocation_on_a_cluster(make_facade: Facad
     assert (status, reuse["error"]) == (400, "invalid_grant")
     status, replay = await client.exchange(first["_auth"])
     assert (status, replay["error"]) == (400, "invalid_grant")
+
+
+async def test_a_burst_waits_for_a_cluster_connection_instead_of_failing(cluster: list[int]) -> None:
+    """400 concurrent commands through a client of at most 2 connections per node all succeed (they
+    queue), where redis-py's own cluster pool raised MaxConnectionsError; scripts and pipelines too."""
+    client = connect(f"redis+cluster://127.0.0.1:{cluster[0]}", timeout_s=5, max_connections=2,
+                     pool_timeout_s=30)
+    try:
+        echo = client.register_script("return ARGV[1]")
+
+        async def one(index: int) -> object:
+            if index % 3 == 0:
+                return await echo(keys=[f"burst:{{{index}}}"], args=[str(index)])
+            if index % 3 == 1:
+                pipe = client.pipeline(transaction=False)
+                pipe.set(f"burst:{index}", index)
+                pipe.get(f"burst:{index}")
+                return (await pipe.execute())[1]
+            await client.set(f"burst:{index}", index)
+            return await client.get(f"burst:{index}")
+
+        answers = await asyncio.gather(*(one(index) for index in range(400)))
+        assert answers == [str(index) for index in range(400)]
+    finally:
+        await client.aclose()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import tempfile
 import time
@@ -56,3 +57,18 @@ async def test_flow_and_refresh_through_a_sentinel(make_facade: FacadeFactory, s
     body = await client.signed_in()
     status, refreshed = await client.refresh(body["refresh_token"])
     assert status == 200, refreshed
+
+
+async def test_a_burst_waits_for_a_sentinel_connection_instead_of_failing(sentinel: int) -> None:
+    """300 concurrent commands through a Sentinel-managed client of at most 3 connections all succeed
+    (they queue for the master's pool, where the default pool would raise MaxConnectionsError), and the
+    master never sees more than 3 connections from it."""
+    client = connect(f"redis+sentinel://127.0.0.1:{sentinel}/facade/0", timeout_s=5, max_connections=3,
+                     pool_timeout_s=30)
+    try:
+        answers = await asyncio.gather(*(client.incr("burst") for _ in range(300)))
+        assert sorted(int(answer) for answer in answers)[-1] - sorted(int(a) for a in answers)[0] == 299
+        pool = client.connection_pool
+        assert len(pool._available_connections) + len(pool._in_use_connections) <= 3
+    finally:
+        await client.aclose()

@@ -107,3 +107,27 @@ class DocumentCache:
             await self.redis.delete(self.key(client_id))
         except (RedisError, OSError, TimeoutError) as exc:
             raise StoreUnavailable(detail=f"cimd cache delete: {type(exc).__name__}") from exc
+
+    # -- one fetch at a time per document, across replicas (issue 23) --------------------------------
+    def lock_key(self, client_id: str) -> str:
+        return f"{self.prefix}cimd-lock:{hashlib.sha256(client_id.encode()).hexdigest()}"
+
+    async def lock_fetch(self, client_id: str, holder: str, ttl_ms: int) -> bool:
+        """Take the document's fetch lock (SET NX PX); False when another replica fetches it now."""
+        try:
+            return bool(await self.redis.set(self.lock_key(client_id), holder, nx=True, px=ttl_ms))
+        except (RedisError, OSError, TimeoutError) as exc:
+            raise StoreUnavailable(detail=f"cimd fetch lock: {type(exc).__name__}") from exc
+
+    async def unlock_fetch(self, client_id: str, holder: str) -> None:
+        """Release the lock if it is still ours (it may have expired and been taken)."""
+        try:
+            await self.redis.eval(_RELEASE_LOCK, 1, self.lock_key(client_id), holder)
+        except (RedisError, OSError, TimeoutError) as exc:
+            raise StoreUnavailable(detail=f"cimd fetch unlock: {type(exc).__name__}") from exc
+
+
+_RELEASE_LOCK = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""

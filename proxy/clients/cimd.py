@@ -1,5 +1,10 @@
 """Resolve a URL client_id to its validated document: cache first, then one guarded fetch.
 
+Single flight (issue 23): concurrent /authorize requests for a document that is missing or past its
+freshness fetch it once. In one process they share one fetch; across replicas a short lock in Redis
+lets one fetch while the others wait for the cache it fills (up to the fetch timeout, then they fetch
+themselves, so a replica that died holding the lock costs a delay, never an error).
+
 Called by /authorize only. What a grant needs (name, redirect URIs, digest) travels with the
 transaction, the code and the refresh family, so /callback, /token and refresh never fetch: a
 document host's outage can never turn a refresh into `invalid_client` (which makes the TypeScript
@@ -8,12 +13,14 @@ SDK throw its credentials away).
 
 from __future__ import annotations
 
+import asyncio
 import fnmatch
+import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from proxy.clients.cache import DocumentCache, freshness
+from proxy.clients.cache import CachedDocument, DocumentCache, freshness
 from proxy.clients.document import ClientDocument, DocumentInvalid, url_problem, validate
 from proxy.clients.fetch import Fetcher, FetchFailed, FetchRefused
 from proxy.errors import ClientDocumentUnusable
@@ -21,6 +28,7 @@ from proxy.log import get_logger
 from proxy.metrics import cimd_outcome
 
 log = get_logger()
+LOCK_POLL_S = 0.05
 
 
 @dataclass
@@ -32,6 +40,7 @@ class CimdResolver:
     ceiling_s: int = 86400
     default_s: int = 3600
     stale_s: int = 21600
+    _flights: dict[str, asyncio.Future[ClientDocument]] = field(default_factory=dict, init=False, repr=False)
 
     def host_allowed(self, host: str) -> bool:
         return not self.allowed_hosts or any(fnmatch.fnmatchcase(host, pattern) for pattern in self.allowed_hosts)
@@ -51,6 +60,33 @@ class CimdResolver:
         if cached is not None and now < cached.fresh_until:
             cimd_outcome("cached")
             return cached.document
+        flight = self._flights.get(client_id)
+        if flight is None:
+            flight = asyncio.ensure_future(self._fetch_once(client_id, host, cached))
+            self._flights[client_id] = flight
+            flight.add_done_callback(lambda _: self._flights.pop(client_id, None))
+        return await asyncio.shield(flight)  # a waiter that gives up does not cancel the others' fetch
+
+    async def _fetch_once(self, client_id: str, host: str, cached: CachedDocument | None) -> ClientDocument:
+        """Fetch under the cross-replica lock; or take what the replica holding it put in the cache."""
+        holder = secrets.token_urlsafe(12)
+        wait_s = self.fetcher.timeout_s + 1
+        if not await self.cache.lock_fetch(client_id, holder, int(wait_s * 1000)):
+            deadline = time.monotonic() + wait_s
+            while time.monotonic() < deadline:
+                await asyncio.sleep(LOCK_POLL_S)
+                fresh = await self.cache.get(client_id)
+                if fresh is not None and time.time() < fresh.fresh_until:
+                    cimd_outcome("cached")
+                    return fresh.document
+            # The holder did not fill the cache in time (it failed, or died): fetch here.
+        try:
+            return await self._fetch(client_id, host, cached)
+        finally:
+            await self.cache.unlock_fetch(client_id, holder)
+
+    async def _fetch(self, client_id: str, host: str, cached: CachedDocument | None) -> ClientDocument:
+        now = time.time()
         try:
             fetched = await self.fetcher.fetch(client_id)
         except FetchRefused as exc:

@@ -15,16 +15,26 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import redis.asyncio as aioredis
-from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.connection import BlockingConnectionPool
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
+from proxy.store.pool import BlockingRedisCluster, BlockingSentinelConnectionPool
 
-def connect(url: str | None, *, timeout_s: float) -> Any:
-    """A client for `url`; nothing is contacted until the first command."""
+# Defaults of the pool bound when a caller (probe, tests) gives none; the app passes the settings.
+DEFAULT_MAX_CONNECTIONS = 50
+DEFAULT_POOL_TIMEOUT_S = 5.0
+
+
+def connect(url: str | None, *, timeout_s: float, max_connections: int = DEFAULT_MAX_CONNECTIONS,
+            pool_timeout_s: float = DEFAULT_POOL_TIMEOUT_S) -> Any:
+    """A client for `url`; nothing is contacted until the first command.
+
+    At most `max_connections` connections (per node), and a command that finds them all busy waits up
+    to `pool_timeout_s` for one (proxy/store/pool.py): a burst queues instead of failing."""
     common: dict[str, Any] = {
         "decode_responses": True,
         "socket_timeout": timeout_s,
@@ -36,10 +46,14 @@ def connect(url: str | None, *, timeout_s: float) -> Any:
         return fakeredis.FakeAsyncRedis(decode_responses=True, version=(7, 2))
     scheme = urlsplit(url).scheme
     if scheme.endswith("+cluster"):
-        return RedisCluster.from_url(url.replace("+cluster", "", 1), **common)
+        return BlockingRedisCluster.from_url(url.replace("+cluster", "", 1), max_connections=max_connections,
+                                             pool_timeout=pool_timeout_s, **common)
     if scheme == "redis+sentinel":
-        return _sentinel(url, {**common, "retry": _retry()})
-    return aioredis.Redis.from_url(url, health_check_interval=30, retry=_retry(), **common)
+        return _sentinel(url, {**common, "retry": _retry()}, max_connections=max_connections,
+                         pool_timeout_s=pool_timeout_s)
+    pool = BlockingConnectionPool.from_url(url, max_connections=max_connections, timeout=pool_timeout_s,
+                                           health_check_interval=30, retry=_retry(), **common)
+    return aioredis.Redis(connection_pool=pool)
 
 
 def _retry() -> Retry:
@@ -50,7 +64,7 @@ def _retry() -> Retry:
     return Retry(NoBackoff(), retries=1, supported_errors=(RedisConnectionError,))
 
 
-def _sentinel(url: str, common: dict[str, Any]) -> Any:
+def _sentinel(url: str, common: dict[str, Any], *, max_connections: int, pool_timeout_s: float) -> Any:
     parts = urlsplit(url)
     netloc = parts.netloc.rsplit("@", 1)
     password = unquote(netloc[0].split(":", 1)[-1]) if len(netloc) == 2 else None
@@ -63,7 +77,8 @@ def _sentinel(url: str, common: dict[str, Any]) -> Any:
         raise ValueError("redis+sentinel:// needs the service name as its path")
     db = int(path[1]) if len(path) > 1 else 0
     sentinel = Sentinel(hosts, sentinel_kwargs={"password": password}, password=password, db=db, **common)
-    return sentinel.master_for(path[0])
+    return sentinel.master_for(path[0], connection_pool_class=BlockingSentinelConnectionPool,
+                               max_connections=max_connections, timeout=pool_timeout_s)
 
 
 def describe(url: str | None) -> str:

@@ -4,13 +4,15 @@ Keys (after the configurable prefix; ``{F}`` is a grant family id used as a Clus
 
     client:<client_id>          registration JSON              unused_client_ttl_s (or less) until its first
                                                                code redemption, then client_ttl_s, refreshed on use
+                                                               (activated: the JSON ends with a newline)
     tx:<sha256(state)>          sign-in transaction JSON       transaction_ttl_s, taken once (GETDEL)
     consent:<sha256(id)>        pending consent JSON           transaction_ttl_s, taken once (GETDEL)
     code:{F}:<sha256(code)>     authorization code (hash)      code_ttl_s, redeemed once (Lua)
     code-used:{F}:<sha256>      marker of a redeemed code      refresh_grace_s + code_ttl_s
     family:{F}                  refresh family (hash)          idle ttl, capped by absolute expiry
                                 cur/prev: token hashes; rot_ms, grace, handed: the last rotation's
-                                grace window; abs_exp: absolute expiry (s); data, up: the grant
+                                grace window; abs_exp: absolute expiry (s); data, up: the grant;
+                                gen, branch: the current token's lineage (absent = 0)
     uplock:{F}                  one upstream refresh at a time the upstream refresh timeout (ms), released after
     revoked:<jti>               revoked access token           the token's remaining lifetime
     keys                        generated signing JWKS         a year, renewed at every start
@@ -43,15 +45,28 @@ from proxy.store import scripts
 Json = dict[str, Any]
 KEYSET_TTL_S = 365 * 86400
 
-# KEYS[1] client key; ARGV[1] client_ttl_s, ARGV[2] unused_client_ttl_s. A registration is saved with at
-# most the unused lifetime and only its first code redemption sets the full one, so a remaining lifetime
-# longer than the unused one means "used for a sign-in": only then does a lookup renew it.
+# KEYS[1] client key; ARGV[1] client_ttl_s, ARGV[2] unused_client_ttl_s. A registration used for a
+# sign-in is *activated* (ACTIVATE_CLIENT): its JSON ends with a newline, which JSON readers ignore. Only
+# an activated registration is renewed by a lookup, however short PROXY_CLIENT_TTL_S is and however
+# little of it is left (issue 23: a remaining lifetime was the marker, so a registration with
+# PROXY_CLIENT_TTL_S of a day or less, or in its last day, expired while in use). A remaining lifetime
+# above the unused one still counts, for registrations activated before the marker existed.
 LOAD_CLIENT = """
 local raw = redis.call('GET', KEYS[1])
-if raw and redis.call('TTL', KEYS[1]) > tonumber(ARGV[2]) then
+if raw and (string.sub(raw, -1) == '\\n' or redis.call('TTL', KEYS[1]) > tonumber(ARGV[2])) then
   redis.call('EXPIRE', KEYS[1], ARGV[1])
 end
 return raw
+"""
+
+# KEYS[1] client key; ARGV[1] client_ttl_s. Mark the registration used for a sign-in (append the newline
+# once; the lifetime is kept by APPEND) and keep it client_ttl_s from now. 0 when it is gone.
+ACTIVATE_CLIENT = """
+local raw = redis.call('GET', KEYS[1])
+if not raw then return 0 end
+if string.sub(raw, -1) ~= '\\n' then redis.call('APPEND', KEYS[1], '\\n') end
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+return 1
 """
 
 
@@ -85,15 +100,17 @@ class FamilyGrant:
 
 @dataclass(frozen=True, slots=True)
 class RefreshOutcome:
-    """`status`: rotated, grace, unknown, expired, mismatch (another client's) or reuse.
+    """`status`: rotated, resumed, grace, unknown, expired, mismatch (another client's) or reuse.
 
     `sealed` is the successor on grace; on reuse `family.upstream` is what to revoke upstream; `undo` is
-    what `undo_rotation` needs to put a rotation back."""
+    what `undo_rotation` needs to put a rotation back. `resumed` is a rotation from a successor the store
+    had lost (a failover, see scripts.ROTATE_REFRESH); `successor` the token stored by either."""
 
     status: str
     family: FamilyGrant | None = None
     sealed: str | None = None
     undo: tuple[str, ...] | None = None
+    successor: str | None = None
 
 
 class _redis_errors:
@@ -146,6 +163,7 @@ class Store:
         self._set_if_exists = redis.register_script(scripts.SET_IF_EXISTS)
         self._take_family = redis.register_script(scripts.TAKE_FAMILY)
         self._load_client = redis.register_script(LOAD_CLIENT)
+        self._activate_client = redis.register_script(ACTIVATE_CLIENT)
         self._release_lock = redis.register_script(scripts.RELEASE_LOCK)
 
     # -- keys ----------------------------------------------------------------------------------------
@@ -171,6 +189,7 @@ class Store:
         ttl = min(lifetime_s or self.unused_client_ttl_s, self.unused_client_ttl_s)
         async with _redis_errors("save_client"):
             document = record if isinstance(record, str) else json.dumps(record)
+            document = document.rstrip("\n")  # a trailing newline marks an activated one (LOAD_CLIENT)
             await self.redis.execute_command("SET", self.key("client", client_id), document, "EX", ttl)
 
     async def load_client(self, client_id: str) -> Json | None:
@@ -184,7 +203,7 @@ class Store:
     async def activate_client(self, client_id: str) -> None:
         """The registration was used for a sign-in (a code redeemed): keep it PROXY_CLIENT_TTL_S from now."""
         async with _redis_errors("activate_client"):
-            await self.redis.execute_command("EXPIRE", self.key("client", client_id), self.client_ttl_s)
+            await self._activate_client(keys=[self.key("client", client_id)], args=[self.client_ttl_s])
 
     # -- sign-in transactions --------------------------------------------------------------------------
     async def start_transaction(self, state: str, record: Json) -> None:
@@ -251,24 +270,31 @@ class Store:
 
     # -- refresh families ----------------------------------------------------------------------------
     async def rotate_refresh(self, token: str, new_token: str, sealed_new: str, client_id: str, *,
-                             issued: bool) -> RefreshOutcome:
+                             issued: bool, lineage: tuple[int, int] | None = None,
+                             resumed: tuple[str, str] | None = None) -> RefreshOutcome:
         """One atomic step of RFC 9700 §4.14.2 rotation; see scripts.ROTATE_REFRESH.
 
         `issued`: the token carries the facade's MAC, so if it is not current it is a replay (reuse);
-        without it a token that is not current is unknown and changes nothing."""
+        without it a token that is not current is unknown and changes nothing. `lineage`: its verified
+        (generation, branch), None for a token without one; `resumed`: (token, sealed) of the successor
+        to hand out when the store recognises the token as a successor it lost in a failover (status
+        `resumed`; `RefreshOutcome.successor` says which token now stands)."""
         family = family_of(token)
         if family is None:
             return RefreshOutcome("unknown")
         now_ms = time.time_ns() // 1_000_000
+        generation, branch = (str(lineage[0]), str(lineage[1])) if lineage else ("", "")
+        resumed_token, resumed_sealed = resumed or ("", "")
         async with _redis_errors("rotate_refresh"):
             result = await self._rotate(keys=[self.family_key(family)], args=[
                 digest(token), digest(new_token), sealed_new, now_ms, self.refresh_grace_s * 1000,
-                self.refresh_idle_ttl_s, client_id, "1" if issued else "0"])
+                self.refresh_idle_ttl_s, client_id, "1" if issued else "0", generation, branch,
+                digest(resumed_token) if resumed_token else "", resumed_sealed])
         status = result[0]
-        if status == "rotated":
-            undo = (digest(token), *result[3:7])
+        if status in ("rotated", "resumed"):
             grant = FamilyGrant(json.loads(result[1]), _load(result[2]))
-            return RefreshOutcome("rotated", grant, undo=undo)
+            successor = new_token if status == "rotated" else resumed_token
+            return RefreshOutcome(status, grant, undo=tuple(result[3:10]), successor=successor)
         if status == "grace":
             return RefreshOutcome("grace", FamilyGrant(json.loads(result[1]), _load(result[2])), sealed=result[3])
         if status == "reuse":
@@ -276,7 +302,9 @@ class Store:
         return RefreshOutcome(status)
 
     async def undo_rotation(self, new_token: str, undo: tuple[str, ...]) -> bool:
-        """Put a rotation back; False when it stands (its successor already reached a racer, or was used)."""
+        """Put a rotation back; False when it stands (its successor already reached a racer, or was used).
+
+        `new_token` is the successor the rotation stored (`RefreshOutcome.successor`)."""
         family = family_of(new_token)
         assert family is not None
         now_ms = time.time_ns() // 1_000_000
@@ -296,13 +324,23 @@ class Store:
             up, data = await self._take_family(keys=[self.family_key(family)])
         return FamilyGrant(json.loads(data), _load(up)) if data else None
 
-    async def refresh_token_current(self, family: str, token_hash: str, client_id: str | None) -> bool:
-        """True when the hash is the family's live token (and it belongs to `client_id`, when given)."""
+    async def refresh_token_current(self, family: str, token_hash: str, client_id: str | None,
+                                    lineage: tuple[int, int] | None = None) -> bool:
+        """True when the hash is the family's live token (and it belongs to `client_id`, when given).
+
+        `lineage`: the token's verified (generation, branch); a later generation this store would resume
+        from (see scripts.ROTATE_REFRESH: its rotation was lost in a failover) counts as live too, so
+        revoking it after a failover still ends the family."""
         async with _redis_errors("refresh_token_current"):
-            current, client = await self.redis.hmget(self.family_key(family), ["cur", "client"])
-        if current is None or not hmac.compare_digest(current, token_hash):
+            current, client, gen, branch = await self.redis.hmget(self.family_key(family),
+                                                                  ["cur", "client", "gen", "branch"])
+        if current is None:
             return False
-        return client_id is None or client == client_id
+        live = hmac.compare_digest(current, token_hash)
+        if not live and lineage is not None:
+            stored_gen, stored_branch = int(gen or 0), int(branch or 0)
+            live = lineage[0] > stored_gen and (lineage[1] == stored_branch or lineage[1] > stored_gen)
+        return live and (client_id is None or client == client_id)
 
     async def active_refresh_token(self, family: str, token_hash: str) -> FamilyGrant | None:
         """The grant when the hash is the family's live token and the family is before its absolute

@@ -17,13 +17,13 @@ from typing import Any
 from proxy import scopes
 from proxy.errors import InvalidGrant, InvalidRequest, InvalidScope, InvalidTarget, StoreUnavailable
 from proxy.log import get_logger
-from proxy.metrics import REFRESH_REUSE
+from proxy.metrics import REFRESH_RESUMED, REFRESH_REUSE
 from proxy.resources import normalise
 from proxy.state import Services
 from proxy.store.store import family_of
-from proxy.token.grants.upstream_access import near_expiry, refresh_upstream
+from proxy.token.grants.upstream_access import fresh_upstream, near_expiry, refresh_upstream
 from proxy.token.mint import token_response
-from proxy.token.sealing import refresh_tokens, seal, unseal
+from proxy.token.sealing import ORIGIN, refresh_tokens, seal, unseal
 
 GRANT_TYPE = "refresh_token"
 log = get_logger()
@@ -71,9 +71,17 @@ async def handle(s: Services, client_id: str, form: dict[str, str]) -> dict[str,
     if family is None:
         raise InvalidGrant(detail="refresh token of a foreign shape")
     minter = refresh_tokens(s.keyset)
-    new_token, secret = minter.mint(family)
+    lineage = minter.lineage(presented)
+    issued = lineage is not None or minter.issued(presented)
+    position = lineage or ORIGIN
+    new_token, secret = minter.mint(family, position.successor())
+    resumed: tuple[str, str] | None = None
+    if lineage is not None:  # the successor to hand out if the store lost this token's rotation
+        resumed_token, resumed_secret = minter.mint(family, lineage.resumed())
+        resumed = (resumed_token, seal(resumed_secret, presented))
     outcome = await s.store.rotate_refresh(presented, new_token, seal(secret, presented), client_id,
-                                           issued=minter.issued(presented))
+                                           issued=issued, resumed=resumed,
+                                           lineage=(lineage.generation, lineage.branch) if lineage else None)
     if outcome.status == "reuse":
         log.warning("refresh.reuse_detected", client_id=client_id)
         REFRESH_REUSE.inc()
@@ -82,6 +90,11 @@ async def handle(s: Services, client_id: str, form: dict[str, str]) -> dict[str,
     if outcome.family is None:
         raise InvalidGrant(detail=f"refresh token {outcome.status}")
     grant, upstream = outcome.family.grant, outcome.family.upstream
+    if outcome.successor is not None:
+        new_token = outcome.successor
+    if outcome.status == "resumed":
+        log.warning("refresh.resumed", client_id=client_id)
+        REFRESH_RESUMED.inc()
     try:
         scope = _checked_request(form, grant)
     except (InvalidScope, InvalidTarget):
@@ -91,6 +104,10 @@ async def handle(s: Services, client_id: str, form: dict[str, str]) -> dict[str,
     if outcome.status == "grace":
         assert outcome.sealed is not None
         new_token = unseal(outcome.sealed, presented, family)
+        if s.settings.access_token_mode == "upstream" and near_expiry(s, upstream):
+            # The racer holds the IdP's own token (PROXY_ACCESS_TOKEN_MODE=upstream): never a stale one.
+            # Refresh it, or take what the rotation's own upstream refresh stored (the family's lock).
+            upstream = await fresh_upstream(s, family, step="upstream_refresh")
         log.info("refresh.grace_replay", client_id=client_id)
     else:
         assert outcome.undo is not None

@@ -1,0 +1,73 @@
+"""Bounded Redis connection pools that wait for a free connection instead of failing.
+
+redis-py's default pool raises `MaxConnectionsError` once its connections are all busy, so a burst of
+requests became 503s although Redis itself was idle. Here every client the facade builds holds at most
+PROXY_REDIS_MAX_CONNECTIONS connections (per Redis node) and a command that finds them all busy waits
+up to PROXY_REDIS_POOL_TIMEOUT_S for one; only then does it fail (a `ConnectionError`, which the store
+turns into 503 like any other outage). The wait must stay shorter than the clients' own request
+timeout, so a client hears 503 rather than giving up on its own.
+
+- plain URLs: redis-py's `BlockingConnectionPool`;
+- Sentinel: the same, mixed into the `SentinelConnectionPool` that follows the master;
+- Cluster: redis-py's cluster client has no blocking pool (each node raises when full), so a semaphore
+  of the same size gates every command and pipeline of the client: no node can then have more
+  connections in use than the bound.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from redis.asyncio.cluster import ClusterPipeline, RedisCluster
+from redis.asyncio.connection import BlockingConnectionPool
+from redis.asyncio.sentinel import SentinelConnectionPool
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+
+class BlockingSentinelConnectionPool(SentinelConnectionPool, BlockingConnectionPool):
+    """A Sentinel-managed pool (follows the master across failovers) that waits when full.
+
+    MRO: Sentinel's address discovery and connection ownership, then BlockingConnectionPool's
+    get_connection/release (a condition variable with a timeout), then the plain ConnectionPool."""
+
+
+class _Gate:
+    """At most `size` commands at once; a caller waits up to `timeout_s`, then gets ConnectionError."""
+
+    __slots__ = ("semaphore", "timeout_s")
+
+    def __init__(self, size: int, timeout_s: float) -> None:
+        self.semaphore = asyncio.Semaphore(size)
+        self.timeout_s = timeout_s
+
+    async def __aenter__(self) -> None:
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                await self.semaphore.acquire()
+        except TimeoutError:
+            raise RedisConnectionError("No connection available.") from None
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.semaphore.release()
+
+
+class BlockingRedisCluster(RedisCluster):
+    """A RedisCluster whose commands and pipelines wait for one of `max_connections` slots."""
+
+    def __init__(self, *args: Any, pool_timeout: float, max_connections: int, **kwargs: Any) -> None:
+        super().__init__(*args, max_connections=max_connections, **kwargs)
+        self._gate = _Gate(max_connections, pool_timeout)
+
+    async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        async with self._gate:
+            return await super().execute_command(*args, **kwargs)
+
+    def pipeline(self, transaction: Any | None = None, shard_hint: Any | None = None) -> ClusterPipeline:
+        return _GatedPipeline(self, transaction=transaction)
+
+
+class _GatedPipeline(ClusterPipeline):
+    async def execute(self, raise_on_error: bool = True, allow_redirections: bool = True) -> list[Any]:
+        async with self.cluster_client._gate:  # type: ignore[attr-defined]
+            return await super().execute(raise_on_error=raise_on_error, allow_redirections=allow_redirections)
