@@ -27,6 +27,7 @@ from proxy.discovery.documents import base_path, build_documents
 from proxy.discovery.endpoints import DOCUMENTS, JWKS_BYTES, jwks, well_known
 from proxy.keys import Keyset, generate, parse_keys, render_jwks
 from proxy.log import get_logger
+from proxy.ops.admin import admin_grants, admin_revoke
 from proxy.ops.exposition import metrics
 from proxy.ops.health import healthz, readyz
 from proxy.registration.endpoint import register
@@ -74,13 +75,16 @@ def routes(settings: Settings) -> list[Route]:
         Route(("GET",), "/readyz", readyz),
         Route(("GET",), "/metrics", metrics),
         Route(ANY_METHOD, base + "/forward-auth", forward_auth, no_store=True),  # the original method varies
+        *([Route(("GET",), base + "/admin/grants", admin_grants, no_store=True),
+           Route(("POST",), base + "/admin/grants/revoke", admin_revoke, no_store=True)]
+          if settings.admin_token is not None else []),  # the admin API: off unless PROXY_ADMIN_TOKEN
         *gateway_routes(settings, set(paths) | {base + name for name in FACADE_PATHS}),
     ]
 
 
 ANY_METHOD = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 FACADE_PATHS = ("/jwks", "/register", "/authorize", "/consent", "/callback", "/token", "/revoke", "/introspect",
-                "/userinfo", "/healthz", "/readyz", "/metrics", "/forward-auth", DEV_IDP_MOUNT)
+                "/userinfo", "/healthz", "/readyz", "/metrics", "/forward-auth", "/admin", DEV_IDP_MOUNT)
 
 
 def gateway_routes(settings: Settings, taken: set[str]) -> list[Route]:

@@ -14,6 +14,7 @@ Keys (after the configurable prefix; ``{F}`` is a grant family id used as a Clus
     uplock:{F}                  one upstream refresh at a time the upstream refresh timeout (ms), released after
     revoked:<jti>               revoked access token           the token's remaining lifetime
     keys                        generated signing JWKS         a year, renewed at every start
+    grants:*, grant-pending:{F} indexes of families by subject and client (see proxy/store/grants.py)
     rate:<bucket>:<window>      rate-limit counter             the window
 
 Codes and refresh tokens are stored only as SHA-256 hashes; a refresh token is ``<F>.<secret>`` so
@@ -36,6 +37,7 @@ from redis.exceptions import RedisError
 
 from proxy.errors import StoreUnavailable
 from proxy.store import scripts
+from proxy.store.grants import GrantIndex
 
 Json = dict[str, Any]
 KEYSET_TTL_S = 365 * 86400
@@ -144,6 +146,7 @@ class Store:
         self._take_family = redis.register_script(scripts.TAKE_FAMILY)
         self._load_client = redis.register_script(LOAD_CLIENT)
         self._release_lock = redis.register_script(scripts.RELEASE_LOCK)
+        self.grants = GrantIndex(self)  # per-subject and per-client indexes of the families
 
     # -- keys ----------------------------------------------------------------------------------------
     def key(self, *parts: str) -> str:
@@ -218,6 +221,9 @@ class Store:
         assert keys is not None, "codes are minted as <family>.<secret>"
         fields = {"client_id": client_id, "redirect_uri": redirect_uri, "challenge": challenge,
                   "data": json.dumps(grant), "up": json.dumps(upstream) if upstream else ""}
+        family = family_of(code)
+        assert family is not None
+        await self.grants.note(family, sub=str(grant["sub"]), client_id=client_id)  # ahead of the code
         async with _redis_errors("issue_code"):
             pipe = self.redis.pipeline(transaction=True)
             pipe.hset(keys[0], mapping=fields)

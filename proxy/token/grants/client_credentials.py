@@ -11,7 +11,7 @@ import secrets
 import time
 from typing import Any
 
-from proxy import scopes
+from proxy import audit, scopes
 from proxy.errors import InvalidScope, InvalidTarget, UnauthorizedClient
 from proxy.log import get_logger
 from proxy.resources import normalise
@@ -47,5 +47,7 @@ async def handle(s: Services, client_id: str, form: dict[str, str]) -> dict[str,
               "scope": scope, "iat": now, "exp": now + s.settings.access_token_ttl_s,
               "jti": secrets.token_urlsafe(16)}
     log.info("token.issued", grant_type=GRANT_TYPE, client_id=client_id)
+    audit.event("audit.token", grant_type=GRANT_TYPE, client_id=client_id, sub=client_id, scope=scope,
+                resource=resource)
     return {"access_token": s.keyset.sign(claims, typ="at+jwt"), "token_type": "Bearer",
             "expires_in": s.settings.access_token_ttl_s, "scope": scope}
