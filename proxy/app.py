@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 import aiohttp
 from aiohttp import web
 
+from proxy import audit
 from proxy.authorization import consent
 from proxy.authorization.endpoint import authorize
 from proxy.callback.endpoint import callback
@@ -178,8 +179,10 @@ def create_app(settings: Settings, *, redis: Any = None, cimd_resolve: Resolve |
                                              resource_servers=resource_servers)
             app[JWKS_BYTES] = keyset.jwks_bytes
             _startup_warnings(settings)
+            audit.trail.configure(settings.audit_log, tool_calls=settings.audit_tool_calls)  # PROXY_AUDIT_LOG
             yield
         finally:
+            audit.trail.close()
             await http.close()
             if redis is None:
                 await client.aclose()

@@ -15,7 +15,6 @@ from typing import Any
 
 from aiohttp import web
 
-from proxy import audit
 from proxy.admin.grants import Selector, approvals_lifetime, end_grants, list_grants
 from proxy.settings import Settings, SettingsError
 
@@ -59,7 +58,8 @@ def run(settings: Settings, command: str, *, sub: str | None = None, client_id: 
     from proxy.log import configure
 
     configure(settings.log_level, "json", stream=sys.stderr)
-    audit.trail.configure("stderr" if settings.audit_log == "stdout" else settings.audit_log)
+    if settings.audit_log == "stdout":  # stdout is the answer's: the audit lines go to stderr
+        settings = settings.model_copy(update={"audit_log": "stderr"})
     if command == "list":
         rows = asyncio.run(_with_services(settings, lambda s: list_grants(s.store, s.clients, sub=sub,
                                                                          client_id=client_id)))

@@ -20,10 +20,12 @@ from aiohttp import web
 from multidict import CIMultiDict
 from yarl import URL
 
+from proxy import audit
 from proxy.log import get_logger
 from proxy.resource import identity
+from proxy.resource.core import Principal
 from proxy.resource.guard import GUARD, Refusal, admit, identity_of
-from proxy.resource.messages import BadMessage, calls_in, check_routing_headers
+from proxy.resource.messages import BadMessage, Call, calls_in, check_routing_headers
 from proxy.resource.policy import ProtectedResource
 from proxy.web.ratelimit import source_address
 
@@ -119,6 +121,7 @@ async def _forward(request: web.Request) -> web.StreamResponse:
     assert resource.backend is not None
     body = b""
     needed: tuple[str, ...] = ()
+    calls: list[Call] = []
     malformed: BadMessage | None = None
     try:
         if request.method == "POST":
@@ -134,9 +137,11 @@ async def _forward(request: web.Request) -> web.StreamResponse:
                 malformed = error  # answered once the token is known good: 401 comes before 400
         principal = await admit(guard, resource, request.headers.get("Authorization"), needed)
     except Refusal as refusal:
+        _audit_tool_calls(calls, None, resource, f"denied:{refusal.error}")
         return refusal.response()
     if malformed is not None:
         return _bad_message(malformed)
+    _audit_tool_calls(calls, principal, resource, "allowed")
     try:
         identity_headers = await identity_of(guard, principal)
     except Refusal as refusal:
@@ -156,6 +161,18 @@ async def _forward(request: web.Request) -> web.StreamResponse:
         log.warning("gateway.backend_unavailable", resource=resource.url, problem=type(exc).__name__)
         return BackendFailed(502, "backend_unavailable", "The MCP server is unreachable.").response()
     return await _relay(request, upstream)
+
+
+def _audit_tool_calls(calls: list[Call], principal: Principal | None, resource: ProtectedResource,
+                      decision: str) -> None:
+    """`audit.tool_call` per tools/call in the body, when PROXY_AUDIT_TOOL_CALLS is on."""
+    if not audit.trail.tool_calls:
+        return
+    for call in calls:
+        if call.method == "tools/call":
+            audit.event("audit.tool_call", tool=call.name, decision=decision, resource=resource.url,
+                        sub=principal.sub if principal else None,
+                        client_id=principal.client_id if principal else None)
 
 
 def _returned_headers(upstream: aiohttp.ClientResponse) -> CIMultiDict[str]:

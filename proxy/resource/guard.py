@@ -18,6 +18,7 @@ import aiohttp
 from aiohttp import web
 from joserfc import jwk
 
+from proxy import audit
 from proxy.claims import identity_claims
 from proxy.errors import StoreUnavailable
 from proxy.resource import identity
@@ -148,6 +149,7 @@ async def admit(guard: Guard, resource: ProtectedResource, authorization: str | 
         if not await guard.store.access_token_live(principal.jti, principal.family):
             raise TokenRejected("the token was revoked")
     except TokenRejected as rejected:
+        audit.event("audit.gateway_denied", status=401, reason=rejected.description, resource=resource.url)
         header = challenge(resource.metadata_url, scopes=guard.policy.base_scopes, error="invalid_token",
                            description=rejected.description)
         raise Refusal(401, "invalid_token", rejected.description, {"WWW-Authenticate": header}) from None
@@ -157,6 +159,8 @@ async def admit(guard: Guard, resource: ProtectedResource, authorization: str | 
     try:
         require_scopes(principal, needed)
     except InsufficientScope as lacking:
+        audit.event("audit.gateway_denied", status=403, reason="insufficient_scope", sub=principal.sub,
+                    client_id=principal.client_id, resource=resource.url, needed=" ".join(lacking.required))
         header = challenge(resource.metadata_url, scopes=lacking.required, error="insufficient_scope",
                            description="This operation needs more scope.")
         raise Refusal(403, "insufficient_scope", "This operation needs the scope " + " ".join(lacking.required)
