@@ -204,6 +204,9 @@ class Settings(BaseSettings):
     audit_tool_calls: bool = Field(
         False, description="Also write `audit.tool_call` for every `tools/call` through the gateway (needs "
         "PROXY_AUDIT_LOG).")
+    policy_file: Path | None = Field(
+        None, description="TOML access policy beyond scopes: which subjects, email domains, groups and clients may "
+        "use each resource and tool (README: Access policy). Gateway, forward-auth; unset: scopes alone decide.")
 
     @field_validator("log_level", mode="before")
     @classmethod

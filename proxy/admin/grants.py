@@ -19,7 +19,6 @@ from typing import Any
 
 from proxy import audit
 from proxy.clients.directory import ClientDirectory
-from proxy.clients.document import is_client_id_url
 from proxy.log import get_logger
 from proxy.settings import Settings
 from proxy.store import Store
@@ -54,12 +53,12 @@ def approvals_lifetime(settings: Settings) -> int:
 async def client_facts(store: Store, directory: ClientDirectory, client_id: str) -> tuple[str, str]:
     """(name, kind) of a client: `cimd` (its id is its metadata document URL), `pre-registered`,
     `machine` (pre-registered for client_credentials only) or `dcr`. Read without renewing anything."""
-    if is_client_id_url(client_id):
-        return client_id, "cimd"
+    kind = directory.kind(client_id)
+    if kind == "cimd":
+        return client_id, kind
     pre = directory.preregistered(client_id)
     if pre is not None:
-        machine = "client_credentials" in pre.grant_types and "authorization_code" not in pre.grant_types
-        return pre.name, "machine" if machine else "pre-registered"
+        return pre.name, kind
     raw = await store.redis.get(store.key("client", client_id))
     name = str(json.loads(raw).get("client_name") or "") if raw else ""
     return name, "dcr"

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from collections.abc import Callable
 
 import aiohttp
 from aiohttp import web
@@ -27,6 +28,7 @@ from proxy.resource.core import Principal
 from proxy.resource.guard import GUARD, Refusal, admit, identity_of
 from proxy.resource.messages import BadMessage, Call, calls_in, check_routing_headers
 from proxy.resource.policy import ProtectedResource
+from proxy.resource.tool_filter import filtered
 from proxy.web.ratelimit import source_address
 
 log = get_logger()
@@ -135,7 +137,8 @@ async def _forward(request: web.Request) -> web.StreamResponse:
                 needed = guard.policy.needed((call.method, call.name) for call in calls)
             except BadMessage as error:
                 malformed = error  # answered once the token is known good: 401 comes before 400
-        principal = await admit(guard, resource, request.headers.get("Authorization"), needed)
+        principal = await admit(guard, resource, request.headers.get("Authorization"), needed,
+                                [(call.method, call.name) for call in calls])
     except Refusal as refusal:
         _audit_tool_calls(calls, None, resource, f"denied:{refusal.error}")
         return refusal.response()
@@ -160,7 +163,32 @@ async def _forward(request: web.Request) -> web.StreamResponse:
     except aiohttp.ClientError as exc:
         log.warning("gateway.backend_unavailable", resource=resource.url, problem=type(exc).__name__)
         return BackendFailed(502, "backend_unavailable", "The MCP server is unreachable.").response()
+    access = guard.access
+    if access.filter_tools_list and access.has_tool_rules and [call.method for call in calls] == ["tools/list"]:
+        return await _relay_filtered(request, upstream, lambda tool: access.may_call(principal.claims, resource.url,
+                                                                                     tool))
     return await _relay(request, upstream)
+
+
+#: The largest `tools/list` answer read whole to be filtered.
+FILTERED_MAX = 4 * 1024 * 1024
+
+
+async def _relay_filtered(request: web.Request, upstream: aiohttp.ClientResponse,
+                          keep: Callable[[str], bool]) -> web.StreamResponse:
+    """A `tools/list` answer read whole (bounded), the tools the caller may not call taken out."""
+    try:
+        async with asyncio.timeout(request.app[GUARD].settings.gateway_timeout_s):
+            body = await upstream.content.read(FILTERED_MAX + 1)
+    except (TimeoutError, aiohttp.ClientError):
+        upstream.close()
+        return BackendFailed(502, "backend_unavailable", "The MCP server broke off its answer.").response()
+    finally:
+        upstream.release()
+    if len(body) > FILTERED_MAX:
+        return BackendFailed(502, "backend_unavailable", "The MCP server's tool list is too large.").response()
+    body = filtered(body, upstream.headers.get("Content-Type", ""), keep)
+    return web.Response(status=upstream.status, body=body, headers=_returned_headers(upstream))
 
 
 def _audit_tool_calls(calls: list[Call], principal: Principal | None, resource: ProtectedResource,

@@ -11,7 +11,7 @@ import json
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
@@ -19,6 +19,7 @@ from aiohttp import web
 from joserfc import jwk
 
 from proxy import audit
+from proxy.access_policy import AccessPolicy, PolicyFileError, describe_denial, load_policy
 from proxy.claims import identity_claims
 from proxy.errors import StoreUnavailable
 from proxy.resource import identity
@@ -27,11 +28,12 @@ from proxy.resource.core import (
     Principal,
     TokenRejected,
     challenge,
+    denial_challenge,
     require_scopes,
     verify_access_token,
 )
 from proxy.resource.policy import Policy, ProtectedResource, build_policy
-from proxy.settings import Settings
+from proxy.settings import Settings, SettingsError
 from proxy.state import SERVICES
 from proxy.store import Store
 
@@ -100,6 +102,7 @@ class Guard:
     backends: aiohttp.ClientSession  # one pooled session for every gateway backend
     verified: VerifiedTokens
     families: FamilyClaims
+    access: AccessPolicy = field(default_factory=AccessPolicy)  # PROXY_POLICY_FILE (proxy/access_policy.py)
 
 
 GUARD: web.AppKey[Guard] = web.AppKey("resource_guard", Guard)
@@ -131,11 +134,13 @@ def bearer_token(authorization: str | None) -> str | None:
 
 
 async def admit(guard: Guard, resource: ProtectedResource, authorization: str | None,
-                needed: Iterable[str] = ()) -> Principal:
+                needed: Iterable[str] = (), calls: Iterable[tuple[str, str | None]] | None = ()) -> Principal:
     """The caller's principal, or `Refusal`: 401 without/with a bad token, 403 lacking scope, 503 store down.
 
     Challenges follow MCP 2026-07-28: a 401 names the scopes plain access asks for and `error` only when a
-    token was sent; a 403 names every scope the operation needs (RFC 6750 §3.1, RFC 9728 §5.1)."""
+    token was sent; a 403 names every scope the operation needs (RFC 6750 §3.1, RFC 9728 §5.1).
+    Then the access policy, on the (method, tool) `calls` of the request (None: not known, every tool
+    rule applies): a refusal is 403 `access_denied` naming the rule."""
     token = bearer_token(authorization)
     if token is None:
         header = challenge(resource.metadata_url, scopes=guard.policy.base_scopes)
@@ -165,6 +170,13 @@ async def admit(guard: Guard, resource: ProtectedResource, authorization: str | 
                            description="This operation needs more scope.")
         raise Refusal(403, "insufficient_scope", "This operation needs the scope " + " ".join(lacking.required)
                       + ".", {"WWW-Authenticate": header}) from None
+    rule = guard.access.denial(principal.claims, resource.url, calls)
+    if rule is not None:
+        description = describe_denial(rule)
+        audit.event("audit.gateway_denied", status=403, reason="policy", rule=rule.name, sub=principal.sub,
+                    client_id=principal.client_id, resource=resource.url)
+        header = denial_challenge(resource.metadata_url, description)
+        raise Refusal(403, "access_denied", description + ".", {"WWW-Authenticate": header})
     return principal
 
 
@@ -192,6 +204,12 @@ async def identity_of(guard: Guard, principal: Principal) -> dict[str, str]:
 def guard_context(settings: Settings) -> Any:
     """`cleanup_ctx` entry: needs the facade's services (keys, store), so it runs after theirs."""
 
+    try:  # read when the app is built: a bad file stops the start, naming the setting
+        access = (load_policy(settings.policy_file, resources=settings.effective_resources)
+                  if settings.policy_file is not None else AccessPolicy())
+    except PolicyFileError as exc:
+        raise SettingsError(f"PROXY_POLICY_FILE: {exc}") from None
+
     async def context(app: web.Application) -> AsyncIterator[None]:
         s = app[SERVICES]
         keys = jwk.KeySet.import_key_set(s.keyset.public_jwks)
@@ -203,7 +221,7 @@ def guard_context(settings: Settings) -> Any:
                                          cookie_jar=aiohttp.DummyCookieJar(),
                                          skip_auto_headers=("User-Agent", "Accept-Encoding"))
         app[GUARD] = Guard(settings, s.store, keys, build_policy(settings, s.scopes), backends,
-                           VerifiedTokens(), FamilyClaims())
+                           VerifiedTokens(), FamilyClaims(), access)
         try:
             yield
         finally:

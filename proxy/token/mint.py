@@ -18,6 +18,7 @@ import secrets
 import time
 from typing import Any
 
+from proxy.access_policy import token_attributes
 from proxy.claims import OPENID, identity_claims
 from proxy.state import Services
 
@@ -51,6 +52,8 @@ def access_token(s: Services, grant: Json, *, scope: str, family: str, now: int,
         "sid": family,  # OIDC sid: the facade's session is the refresh family (README: Refresh tokens)
         "auth_time": grant["auth_time"],
     }
+    if settings.policy_file is not None:  # what the access policy reads: PROXY_POLICY_FILE
+        claims.update(token_attributes(grant.get("claims") or {}, s.clients.kind(grant["client_id"])))
     return s.keyset.sign(claims, typ="at+jwt"), settings.access_token_ttl_s
 
 

@@ -12,6 +12,7 @@ import time
 from typing import Any
 
 from proxy import audit, scopes
+from proxy.access_policy import token_attributes
 from proxy.errors import InvalidScope, InvalidTarget, UnauthorizedClient
 from proxy.log import get_logger
 from proxy.resources import normalise
@@ -46,6 +47,8 @@ async def handle(s: Services, client_id: str, form: dict[str, str]) -> dict[str,
     claims = {"iss": s.settings.issuer, "sub": client_id, "aud": resource, "client_id": client_id,
               "scope": scope, "iat": now, "exp": now + s.settings.access_token_ttl_s,
               "jti": secrets.token_urlsafe(16)}
+    if s.settings.policy_file is not None:  # what the access policy reads: PROXY_POLICY_FILE
+        claims.update(token_attributes({}, s.clients.kind(client_id)))
     log.info("token.issued", grant_type=GRANT_TYPE, client_id=client_id)
     audit.event("audit.token", grant_type=GRANT_TYPE, client_id=client_id, sub=client_id, scope=scope,
                 resource=resource)
