@@ -143,7 +143,13 @@ def serve(settings: Settings, workers: int = 1) -> int:
     for process in processes:
         process.start()
 
+    stopping: list[int] = []  # the signal that asked us to stop, once; a second SIGTERM would kill a worker
+    # mid-cleanup (aiohttp removes its handlers before the graceful shutdown ends)
+
     def stop(signum: int, frame: object) -> None:
+        if stopping:
+            return
+        stopping.append(signum)
         for process in processes:
             if process.pid is not None and process.is_alive():
                 process.terminate()
@@ -159,11 +165,13 @@ def serve(settings: Settings, workers: int = 1) -> int:
             continue
     if started == workers:
         _listening(settings, f"{workers} workers")
-    else:  # a worker failed to start (its own line says why): stop the others
+    else:  # a worker failed to start (its own line says why), or a signal came first: stop the others
         stop(signal.SIGTERM, None)
     for process in processes:
         process.join()
-    return max((process.exitcode or 0) for process in processes)
+    # A worker we terminated may die of that SIGTERM before its own handler is installed (it was still
+    # starting): that is the stop we asked for, not a failure. A failed worker's own code still wins.
+    return max(0 if process.exitcode == -signal.SIGTERM else (process.exitcode or 0) for process in processes)
 
 
 def serve_devidp(settings: Settings, *, host: str, port: int, public_url: str | None) -> int:

@@ -6,6 +6,7 @@ import asyncio
 import secrets
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from urllib.parse import urlencode
@@ -17,7 +18,7 @@ from joserfc import jwk, jwt
 
 from tests.conftest import RedisServer, free_port
 from tests.helpers import query_of, s256
-from tests.processes import devidp_process, facade_process
+from tests.processes import ROOT, _env, devidp_process, facade_process
 from tests.programs import program
 
 REDIRECT = "http://127.0.0.1:5599/cb"
@@ -97,6 +98,35 @@ async def test_serve_with_two_workers_shares_the_port_and_stops_on_sigterm(fresh
     assert parent.returncode == 0
     for child in children:
         assert not _is_worker(child)
+
+
+def test_sigterm_while_workers_start_is_a_clean_stop(fresh_redis: RedisServer) -> None:
+    """SIGTERM to `serve --workers 2` while its workers are still starting (a rollout that changes its mind)
+    exits 0 and leaves no worker behind: a worker that dies of the stop before its handler is installed is
+    the stop that was asked for, and the parent terminates each worker once (a second SIGTERM would kill a
+    worker in the middle of its graceful shutdown)."""
+    port = free_port()
+    issuer = f"http://127.0.0.1:{port}"
+    with devidp_process(free_port(), issuer) as upstream:
+        env = settings_env(issuer, port, fresh_redis, upstream)
+        for delay_s in (0.0, 0.5):
+            process = subprocess.Popen([sys.executable, "-m", "proxy", "serve", "--workers", "2"], env=_env(env),
+                                       cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            deadline = time.monotonic() + 20
+            children: list[str] = []
+            while len(children) < 2 and time.monotonic() < deadline:  # the parent has spawned both workers
+                children = [pid for pid in subprocess.run(["pgrep", "-P", str(process.pid)], capture_output=True,
+                                                          text=True).stdout.split() if _is_worker(pid)]
+                time.sleep(0.02)
+            assert len(children) == 2
+            time.sleep(delay_s)
+            process.send_signal(signal.SIGTERM)
+            code = process.wait(timeout=30)
+            stderr = process.stderr.read().decode() if process.stderr else ""
+            if process.stderr:
+                process.stderr.close()
+            assert code == 0, f"after {delay_s} s: exit {code}: {stderr}"
+            assert not any(_is_worker(child) for child in children)
 
 
 def _is_worker(pid: str) -> bool:
