@@ -102,10 +102,14 @@ async def test_the_indexes_follow_rotation_revocation_reuse_expiry_and_loss(faca
     await redis.hset(store.family_key(families["expired"]), "abs_exp", "1")
     await redis.delete(store.family_key(families["lost"]))  # as a failover without the key would
     assert [row["family"] for row in await listed(facade)] == [families["rotated"]]
-    # While a family's code could still be redeemed (its pending marker lives), a missing family is kept in
-    # the index: the listing may have read it just before the redemption. Once the code's lifetime is over:
+    # While a family's code could still be redeemed (its pending marker lives, or it was noted less than a
+    # code's lifetime ago), a missing family is kept in the index: the listing may have read it just before
+    # the code was issued or redeemed. Once the code's lifetime is over:
     assert all([await redis.zscore(store.grants.all_key(), family) for family in families.values()])
     await redis.delete(*(store.grants.pending_key(family) for family in families.values()))
+    for key in (store.grants.all_key(), store.grants.client_key(client.client_id)):  # noted a code's lifetime ago
+        for family in families.values():
+            await redis.zincrby(key, -(store.code_ttl_s + 10), family)
     assert [row["family"] for row in await listed(facade)] == [families["rotated"]]
     for name in ("revoked", "reused", "expired", "lost"):
         assert await redis.zscore(store.grants.all_key(), families[name]) is None, name
@@ -144,6 +148,16 @@ async def test_a_pending_code_is_indexed_ahead_and_not_pruned_before_it_is_redee
     status, _ = await client.exchange(auth)
     assert status == 200
     assert [row["family"] for row in await listed(facade)] == [family]
+
+
+async def test_an_entry_noted_before_its_code_exists_survives_a_listing(facade: Facade) -> None:
+    """The index is written a round trip before the code (and its pending marker): a listing in between
+    finds neither family nor marker and must still keep the entry, or the family would open unindexed."""
+    store = facade.services.store
+    await store.grants.note("fam-in-flight", sub="carol", client_id="client-x")
+    assert await listed(facade) == [] and await listed(facade, sub="carol") == []
+    for key in (store.grants.all_key(), store.grants.sub_key("carol"), store.grants.client_key("client-x")):
+        assert await facade.redis.zscore(key, "fam-in-flight") is not None, key
 
 
 async def test_ending_a_subjects_grants_ends_them_as_a_revocation_does(make_facade: FacadeFactory) -> None:

@@ -10,20 +10,22 @@ Keys (after the prefix; a family id `F` is the Cluster hash tag of everything ab
     grants:ended:sub:<sha256(sub)>  when (ms) an operator last ended a subject's grants; approvals the
     grants:ended:client:<sha256>    user's browser remembers from before then no longer skip consent
 
-Each index key is one key (one Cluster slot) written by a single-key script, so it works the same on a
+Each index is one key (one Cluster slot) and every command names one key, so it works the same on a
 Cluster; a family and its index entries live in different slots and cannot change in one atomic step.
 So the index is written *ahead*: when the code that will open the family is issued, before the code
-exists. Every family that can exist is therefore in all three indexes; an entry may outlive its family
-(idle expiry, reuse, a revocation, a store that lost the family), never the other way round. Listing
-reads each candidate family and removes an entry whose family is gone and can no longer appear (its
-pending marker has expired with the code). An entry's score is the latest moment its family can live
-(code lifetime + absolute lifetime + a margin): entries past it are removed at every write, and each
-index key expires with its latest entry, so indexes have the lifetimes of their families.
+exists (one pipelined round trip; the pending marker goes with the code, in its MULTI, same slot).
+Every family that can exist is therefore in all three indexes; an entry may outlive its family (idle
+expiry, reuse, a revocation, a store that lost the family), never the other way round. Listing reads
+each candidate family and removes an entry whose family is gone and can no longer appear: no pending
+marker (it expires just after the code), and noted longer ago than a code lives. An entry's score is
+the latest moment its family can live (code lifetime + absolute lifetime + a margin): entries past it
+are removed at every write, and each index key expires with its latest entry, so indexes have the
+lifetimes of their families (lowering PROXY_REFRESH_TOKEN_ABSOLUTE_TTL_S lets an index expire before
+families opened under the old value).
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from dataclasses import dataclass
@@ -38,16 +40,6 @@ INDEX_MARGIN_S = 600
 BATCH = 200
 _FIELDS = ("data", "up", "created", "rot_ms", "rot_at", "abs_exp", "client")
 
-# KEYS[1] an index; ARGV: family id, the latest time (s) it can live, now (s).
-# Add the family, drop entries whose family has certainly ended, and let the key expire with its
-# latest entry (EXPIREAT the highest score), so an index lives exactly as long as its last family can.
-NOTE_FAMILY = """
-redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[3])
-local top = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
-redis.call('EXPIREAT', KEYS[1], top[2])
-return 1
-"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +86,6 @@ class GrantIndex:
 
     def __init__(self, store: Store) -> None:
         self.store = store
-        self._note = store.redis.register_script(NOTE_FAMILY)
 
     # -- keys ----------------------------------------------------------------------------------------
     def all_key(self) -> str:
@@ -125,13 +116,23 @@ class GrantIndex:
 
     # -- writing -------------------------------------------------------------------------------------
     async def note(self, family: str, *, sub: str, client_id: str) -> None:
-        """Index a family whose code is about to be issued (write-ahead: before the code exists)."""
+        """Index a family whose code is about to be issued (write-ahead: before the code exists), in one
+        round trip: add it, drop entries whose family has certainly ended, and let each index expire with
+        its latest entry (the latest end is this one's while the lifetimes stay as configured)."""
         now = int(time.time())
         ends = now + self.store.code_ttl_s + self.store.refresh_absolute_ttl_s + INDEX_MARGIN_S
         async with self._errors("note_grant"):
-            await self.store.redis.set(self.pending_key(family), "1", ex=self.store.code_ttl_s + 5)
-            await asyncio.gather(*(self._note(keys=[key], args=[family, ends, now])
-                                   for key in (self.all_key(), self.sub_key(sub), self.client_key(client_id))))
+            pipe = self.store.redis.pipeline(transaction=False)  # one key per command: any Cluster slot
+            for key in (self.all_key(), self.sub_key(sub), self.client_key(client_id)):
+                pipe.zadd(key, {family: ends})
+                pipe.zremrangebyscore(key, "-inf", now)
+                pipe.expireat(key, ends)
+            await pipe.execute()
+
+    def pending_marker(self, pipe: Any, family: str) -> None:
+        """Queue the marker "a code for `family` may still be redeemed" on the code's own MULTI (same
+        slot, the family's hash tag), for as long as the code lives and a little longer."""
+        pipe.set(self.pending_key(family), "1", ex=self.store.code_ttl_s + 5)
 
     async def forget(self, family: str, *, sub: str | None, client_id: str | None) -> None:
         """Remove an ended family from the indexes (those not named are cleaned when next listed), and
@@ -165,7 +166,12 @@ class GrantIndex:
             self.client_key(client_id) if client_id is not None else self.all_key())
         now = int(time.time())
         async with self._errors("list_grants"):
-            members = await self.store.redis.zrangebyscore(key, now, "+inf")
+            scored = await self.store.redis.zrangebyscore(key, now, "+inf", withscores=True)
+        members = [member for member, _ in scored]
+        # An entry noted within a code's lifetime may belong to a code not issued yet (the index is written
+        # first, the pending marker with the code): never dropped, whatever the store shows.
+        lifetime = self.store.code_ttl_s + self.store.refresh_absolute_ttl_s + INDEX_MARGIN_S
+        young = {member for member, score in scored if score - lifetime > now - self.store.code_ttl_s - 5}
         found: list[Grant] = []
         gone: list[str] = []
         for start in range(0, len(members), BATCH):
@@ -180,7 +186,7 @@ class GrantIndex:
                 fields, pending = replies[2 * index], replies[2 * index + 1]
                 grant = _grant(family, fields)
                 if grant is None:
-                    if not pending:  # ended, expired or lost, and no code can open it any more
+                    if not pending and family not in young:  # ended, expired or lost; no code can open it
                         gone.append(family)
                     continue
                 if (sub is None or grant.sub == sub) and (client_id is None or grant.client_id == client_id):

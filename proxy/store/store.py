@@ -228,6 +228,7 @@ class Store:
             pipe = self.redis.pipeline(transaction=True)
             pipe.hset(keys[0], mapping=fields)
             pipe.expire(keys[0], self.code_ttl_s)
+            self.grants.pending_marker(pipe, family)
             await pipe.execute()
 
     async def redeem_code(self, code: str, *, client_id: str, redirect_uri: str, challenge: str,
