@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
+from proxy.access_policy import PolicyFileError, load_policy
 from proxy.clients.registry import ClientsFileError, load_registry
 from proxy.clients.resource_servers import ResourceServers, ResourceServersFileError, load_resource_servers
 from proxy.discovery.documents import authorization_server_metadata
@@ -243,8 +244,8 @@ class OperatorFiles:
 
 
 def check_files(settings: Settings, scopes: tuple[str, ...], report: Report) -> OperatorFiles:
-    """PROXY_CLIENTS_FILE and PROXY_RESOURCE_SERVERS_FILE load as `serve` would load them: a file that
-    `serve` refuses at start-up is a problem here, named the same way, never a traceback."""
+    """PROXY_CLIENTS_FILE, PROXY_RESOURCE_SERVERS_FILE and PROXY_POLICY_FILE load as `serve` would load
+    them: a file that `serve` refuses at start-up is a problem here, named the same way, never a traceback."""
     client_credentials = False
     try:
         registry = load_registry(settings.clients_file, scopes=scopes, resources=settings.effective_resources)
@@ -258,6 +259,12 @@ def check_files(settings: Settings, scopes: tuple[str, ...], report: Report) -> 
     except ResourceServersFileError as exc:
         report.problem(f"PROXY_RESOURCE_SERVERS_FILE: {exc}")
         servers = None
+    if settings.policy_file is not None:
+        try:
+            access = load_policy(settings.policy_file, resources=settings.effective_resources)
+            report.note(f"policy file: {len(access.rules)} rule(s)")
+        except PolicyFileError as exc:
+            report.problem(f"PROXY_POLICY_FILE: {exc}")
     return OperatorFiles(client_credentials, servers)
 
 
