@@ -332,3 +332,21 @@ async def test_the_cli_lists_and_ends_grants_in_the_configured_store(make_facade
     assert await userinfo_status(facade, body["access_token"]) == 401
     _, out = await cli("revoke", "--sub", "demo-user")
     assert out.startswith("nothing to end")
+
+
+def test_client_kinds_are_told_apart(tmp_path: Any) -> None:
+    """A URL client_id is `cimd`; a pre-registered client is `pre-registered`, or `machine` when it may
+    only use client_credentials; anything else was registered here (`dcr`)."""
+    from proxy.clients.directory import ClientDirectory
+    from proxy.clients.registry import load_registry
+    from proxy.clients.secrets import hash_secret
+
+    path = tmp_path / "clients.toml"
+    path.write_text(
+        '[[client]]\nid = "desktop"\nname = "Desktop"\nredirect_uris = ["https://app.example/cb"]\n\n'
+        f'[[client]]\nid = "robot"\nname = "Robot"\nsecret_hash = "{hash_secret("s" * 32)}"\n'
+        'grant_types = ["client_credentials"]\n')
+    registry = load_registry(path, scopes=("openid", "offline_access"), resources=("https://mcp.example.com/mcp",))
+    directory = ClientDirectory(store=None, registry=registry, cimd=None)  # type: ignore[arg-type]
+    assert [directory.kind(client) for client in ("https://app.example/client.json", "desktop", "robot", "x1")] == [
+        "cimd", "pre-registered", "machine", "dcr"]
