@@ -1,4 +1,4 @@
-"""The `oauth-facade` command: serve (default), check, keys generate|rotate, devidp, settings.
+"""The `oauth-facade` command: serve (default), check, keys generate|rotate, devidp, settings, grants.
 
 A configuration problem is one line on stderr naming the variable, and exit code 2; never a traceback.
 """
@@ -60,6 +60,13 @@ def _clients(args: argparse.Namespace) -> int:
     return 0
 
 
+def _grants(args: argparse.Namespace) -> int:
+    from proxy.grants_cli import run
+
+    return run(_settings(args), args.grants_command, sub=args.sub, client_id=args.client,
+               family=getattr(args, "family", None), as_json=args.json)
+
+
 def _settings_table(args: argparse.Namespace) -> int:
     from proxy.settings_doc import effective_table, markdown_table
 
@@ -106,6 +113,20 @@ def parser() -> argparse.ArgumentParser:
                                      "a new secret goes to stderr unless --stdin gives one")
     hashing.add_argument("--stdin", action="store_true", help="hash the secret read from one line of stdin")
     clients.set_defaults(func=_clients)
+    grants = sub.add_parser("grants", help="list and end users' grants (refresh families) in the store")
+    grants_sub = grants.add_subparsers(dest="grants_command", required=True)
+    listing = grants_sub.add_parser("list", help="every live grant, of one subject and/or client")
+    listing.add_argument("--sub", help="only this subject's grants")
+    listing.add_argument("--client", help="only this client_id's grants")
+    listing.add_argument("--json", action="store_true", help="a JSON array instead of a table")
+    ending = grants_sub.add_parser("revoke", help="end grants as a revocation does (upstream grant included), "
+                                   "and the subject's or client's remembered consent approvals")
+    which = ending.add_mutually_exclusive_group(required=True)
+    which.add_argument("--family", help="one grant, by its family id (the `family` column, the tokens' `sid`)")
+    which.add_argument("--sub", help="every grant of this subject")
+    which.add_argument("--client", help="every grant of this client_id")
+    ending.add_argument("--json", action="store_true", help="a JSON array of what was ended")
+    grants.set_defaults(func=_grants)
     shown = sub.add_parser("settings", help="print every setting's effective value and where it came from")
     shown.add_argument("--markdown", action="store_true",
                        help="print the defaults as the README's markdown table instead")

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 import aiohttp
 from aiohttp import web
 
+from proxy import audit
 from proxy.authorization import consent
 from proxy.authorization.endpoint import authorize
 from proxy.callback.endpoint import callback
@@ -31,6 +32,7 @@ from proxy.enterprise.idps import EnterpriseIdps, configured_idps
 from proxy.enterprise.runtime import Enterprise
 from proxy.keys import Keyset, generate, parse_keys, render_jwks
 from proxy.log import get_logger
+from proxy.ops.admin import admin_grants, admin_revoke
 from proxy.ops.exposition import metrics
 from proxy.ops.health import healthz, readyz
 from proxy.registration.endpoint import register
@@ -79,13 +81,16 @@ def routes(settings: Settings) -> list[Route]:
         Route(("GET",), "/readyz", readyz),
         Route(("GET",), "/metrics", metrics),
         Route(ANY_METHOD, base + "/forward-auth", forward_auth, no_store=True),  # the original method varies
+        *([Route(("GET",), base + "/admin/grants", admin_grants, no_store=True),
+           Route(("POST",), base + "/admin/grants/revoke", admin_revoke, no_store=True)]
+          if settings.admin_token is not None else []),  # the admin API: off unless PROXY_ADMIN_TOKEN
         *gateway_routes(settings, set(paths) | {base + name for name in FACADE_PATHS}),
     ]
 
 
 ANY_METHOD = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 FACADE_PATHS = ("/jwks", "/register", "/authorize", "/consent", "/callback", "/token", "/revoke", "/introspect",
-                "/userinfo", "/healthz", "/readyz", "/metrics", "/forward-auth", DEV_IDP_MOUNT)
+                "/userinfo", "/healthz", "/readyz", "/metrics", "/forward-auth", "/admin", DEV_IDP_MOUNT)
 
 
 def gateway_routes(settings: Settings, taken: set[str]) -> list[Route]:
@@ -209,8 +214,10 @@ def create_app(settings: Settings, *, redis: Any = None, cimd_resolve: Resolve |
                                              enterprise_idps=idps.configured)
             app[JWKS_BYTES] = keyset.jwks_bytes
             _startup_warnings(settings)
+            audit.trail.configure(settings.audit_log, tool_calls=settings.audit_tool_calls)  # PROXY_AUDIT_LOG
             yield
         finally:
+            audit.trail.close()
             await http.close()
             if redis is None:
                 await client.aclose()

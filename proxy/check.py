@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
+from proxy.access_policy import PolicyFileError, load_policy
 from proxy.clients.fetch import system_resolve
 from proxy.clients.registry import ClientsFileError, load_registry
 from proxy.clients.resource_servers import ResourceServers, ResourceServersFileError, load_resource_servers
@@ -249,8 +250,9 @@ class OperatorFiles:
 
 
 def check_files(settings: Settings, scopes: tuple[str, ...], report: Report) -> OperatorFiles:
-    """PROXY_CLIENTS_FILE and PROXY_RESOURCE_SERVERS_FILE load as `serve` would load them: a file that
-    `serve` refuses at start-up is a problem here, named the same way, never a traceback."""
+    """PROXY_CLIENTS_FILE, PROXY_RESOURCE_SERVERS_FILE, PROXY_ENTERPRISE_IDPS_FILE and PROXY_POLICY_FILE load
+    as `serve` would load them: a file that `serve` refuses at start-up is a problem here, named the same way,
+    never a traceback."""
     client_credentials = private_key_jwt = False
     try:
         registry = load_registry(settings.clients_file, scopes=scopes, resources=settings.effective_resources)
@@ -265,6 +267,12 @@ def check_files(settings: Settings, scopes: tuple[str, ...], report: Report) -> 
     except ResourceServersFileError as exc:
         report.problem(f"PROXY_RESOURCE_SERVERS_FILE: {exc}")
         servers = None
+    if settings.policy_file is not None:
+        try:
+            access = load_policy(settings.policy_file, resources=settings.effective_resources)
+            report.note(f"policy file: {len(access.rules)} rule(s)")
+        except PolicyFileError as exc:
+            report.problem(f"PROXY_POLICY_FILE: {exc}")
     try:
         idps: EnterpriseIdps | None = configured_idps(settings)
     except SettingsError as exc:

@@ -21,6 +21,7 @@ tests/test_log_events.py collects each `log.<level>("event", ...)` call in proxy
     callback.issuer_mismatch        the upstream's answer names another issuer, or none it promised (RFC 9207)
     callback.upstream_error         the upstream answered the authorization request with an error
     callback.reserved_subject       the upstream user's sub is in the machine-client namespace (`client:`): refused
+    callback.approval_ended         a remembered approval predates an operator's ending of the grants: asked again
     upstream.client_registered      a client was registered at the upstream (PROXY_UPSTREAM_DCR)
     upstream.userinfo_failed        the upstream's userinfo failed; the sign-in's claims are used instead
     upstream.userinfo_sub_mismatch  the upstream's userinfo names another sub (OIDC Core §5.3.2): ignored

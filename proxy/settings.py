@@ -223,6 +223,20 @@ class Settings(BaseSettings):
         "auto", description="`json`, `console`, or `auto`: console lines on a terminal in development, else json.")
     metrics_token: SecretStr | None = Field(None, description="Bearer token protecting GET /metrics.")
 
+    # -- operators: admin API, audit trail ----------------------------------------------------------------
+    admin_token: SecretStr | None = Field(
+        None, description="Bearer token of the admin API (`/admin/grants`: list and end users' grants); unset: "
+        "the admin API is off (404). Its own credential, never the metrics token; at least 32 characters.")
+    audit_log: str | None = Field(
+        None, description="Where the audit trail goes (JSON lines, README: Audit trail): `stdout`, `stderr` or a "
+        "file path (appended to). Unset: no audit trail.")
+    audit_tool_calls: bool = Field(
+        False, description="Also write `audit.tool_call` for every `tools/call` through the gateway (needs "
+        "PROXY_AUDIT_LOG).")
+    policy_file: Path | None = Field(
+        None, description="TOML access policy beyond scopes: which subjects, email domains, groups and clients may "
+        "use each resource and tool (README: Access policy). Gateway, forward-auth; unset: scopes alone decide.")
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _lower(cls, value: object) -> object:
@@ -326,6 +340,11 @@ class Settings(BaseSettings):
             if self.cimd_dev_hosts or self.cimd_ca_file is not None:
                 raise ValueError("PROXY_ENV=production refuses PROXY_CIMD_DEV_HOSTS and PROXY_CIMD_CA_FILE "
                                  "(they let client ids reach loopback services)")
+        if self.admin_token is not None and len(self.admin_token.get_secret_value()) < 32:
+            raise ValueError("PROXY_ADMIN_TOKEN must be at least 32 characters (e.g. `openssl rand -hex 32`)")
+        if self.admin_token is not None and self.metrics_token is not None and (
+                self.admin_token.get_secret_value() == self.metrics_token.get_secret_value()):
+            raise ValueError("PROXY_ADMIN_TOKEN must differ from PROXY_METRICS_TOKEN (scrapers must not end grants)")
         if self.cimd_cache_min_s > self.cimd_cache_max_s:
             raise ValueError("PROXY_CIMD_CACHE_MIN_S must not exceed PROXY_CIMD_CACHE_MAX_S")
         for entry in self.cimd_access_token_ttl:

@@ -29,6 +29,9 @@ class AuthorizationRequest:
     client_host: str | None = None
     loopback_only: bool = False
     skip_consent: bool = False  # a pre-registered first-party client (PROXY_CLIENTS_FILE)
+    # Consent skipped by an approval this browser remembers: when (ms) it was given, so /callback can
+    # tell whether an operator ended the user's grants since (proxy/admin/grants.py). None: asked now.
+    approved_ms: int | None = None
 
     def record(self) -> dict[str, Any]:
         return asdict(self)

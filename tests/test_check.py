@@ -251,7 +251,7 @@ async def test_an_in_memory_store_is_noted() -> None:
     assert "store: in-memory" in result.notes
 
 
-@pytest.mark.parametrize("variable", ["PROXY_CLIENTS_FILE", "PROXY_RESOURCE_SERVERS_FILE"])
+@pytest.mark.parametrize("variable", ["PROXY_CLIENTS_FILE", "PROXY_RESOURCE_SERVERS_FILE", "PROXY_POLICY_FILE"])
 def test_an_operator_file_serve_would_refuse_is_a_problem_not_a_traceback(tmp_path: Path, variable: str) -> None:
     """`check` loads the clients and resource-server files as `serve` does: a broken one is a named
     problem and exit 1 (it was exit 0 for the clients file, a traceback for the other), the JSON still

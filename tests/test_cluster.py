@@ -124,3 +124,22 @@ async def test_a_burst_waits_for_a_cluster_connection_instead_of_failing(cluster
         assert answers == [str(index) for index in range(400)]
     finally:
         await client.aclose()
+@pytest.mark.parametrize("redis_client", ["fakeredis"], indirect=True)
+async def test_grants_are_listed_and_ended_on_a_cluster(make_facade: FacadeFactory, cluster_client: object) -> None:
+    """The grant indexes are single-key scripts and per-family reads: on a Redis Cluster, listing by
+    subject and client and ending a subject's grants work as on one node, and the token is refused."""
+    from proxy.admin.grants import Selector, end_grants, list_grants
+
+    facade = await make_facade(redis=cluster_client)
+    one, two = facade.client(), facade.client()
+    first = await one.signed_in()
+    await two.signed_in()
+    store, clients = facade.services.store, facade.services.clients
+    assert len(await list_grants(store, clients)) == 2
+    assert [row["client_id"] for row in await list_grants(store, clients, client_id=two.client_id)] == [two.client_id]
+    ended = await end_grants(store, facade.services.upstream, Selector(sub="demo-user"), by="test",
+                             approvals_lifetime_s=60)
+    assert len(ended) == 2 and await list_grants(store, clients, sub="demo-user") == []
+    async with facade.http.get(facade.url + "/userinfo",
+                               headers={"Authorization": f"Bearer {first['access_token']}"}) as response:
+        assert response.status == 401

@@ -16,7 +16,7 @@ The layers, and what each may import of the product:
   modules and the HTTP layer, never another endpoint package, so each can be read alone. What only one
   package's endpoints share stays in it (token/mint.py, bearer.py, sealing.py, families.py serve
   /token, /revoke, /introspect and /userinfo and take that package's `Services`);
-- composition roots (app.py, serve.py, check.py, __main__.py, settings_doc.py) and devmcp/ (the demo MCP
+- composition roots (app.py, serve.py, check.py, __main__.py, settings_doc.py, grants_cli.py) and devmcp/ (the demo MCP
   server, an app of its own that uses the resource side as any MCP server would): wire things together
   and may import anything.
 """
@@ -35,7 +35,7 @@ BASE = ("settings", "errors", "log", "metrics")
 ENDPOINTS = frozenset({"authorization", "callback", "registration", "token", "discovery", "ops", "resource",
                        "devidp"})
 HTTP_LAYER = frozenset({"web", "state"})
-ROOTS = frozenset({"app", "serve", "check", "__main__", "settings_doc", "devmcp"})
+ROOTS = frozenset({"app", "serve", "check", "__main__", "settings_doc", "grants_cli", "devmcp"})
 
 
 def module_name(path: Path) -> str:

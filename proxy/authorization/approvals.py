@@ -177,6 +177,17 @@ def novelty(request: web.Request, s: Services, cover: Cover) -> Novelty:
     return min((differences(entry) for entry in mine), key=weight)
 
 
+def covered_since(request: web.Request, s: Services, cover: Cover) -> int | None:
+    """When (ms) the latest live approval covering `cover` was given (its expiry less the approval
+    lifetime), or None. /callback compares it with an operator's ending of the user's grants."""
+    wanted = approval(s, cover, 0)
+    given = [entry.expires_ms - s.settings.consent_ttl_s * 1000 for entry in _current(request, s)
+             if (entry.client, entry.origin, entry.resource, entry.document)
+             == (wanted.client, wanted.origin, wanted.resource, wanted.document)
+             and all(word in entry.scopes for word in cover.scopes)]
+    return max(given, default=None)
+
+
 def origin_approved(request: web.Request, s: Services, client_id: str, redirect_uri: str) -> bool:
     """True when this browser holds a live approval of `client_id` for the origin of `redirect_uri`."""
     client, place = _digest(s, "client", client_id), _digest(s, "origin", origin(redirect_uri))

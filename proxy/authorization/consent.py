@@ -16,6 +16,7 @@ import unicodedata
 
 from aiohttp import web
 
+from proxy import audit
 from proxy.authorization import approvals
 from proxy.authorization.handoff import go_upstream
 from proxy.clients.redirect_uris import shown_destination
@@ -151,7 +152,10 @@ async def decide(request: web.Request) -> web.StreamResponse:
         raise InvalidRequest("This consent request expired or was already answered. Start signing in again.")
     areq = AuthorizationRequest.from_record(record)
     request[REDIRECT_TARGET] = (areq.reply_to, areq.state)
-    if params.get("decision") != "approve":
+    decision = "approve" if params.get("decision") == "approve" else "deny"
+    audit.event("audit.consent", client_id=areq.client_id, decision=decision, scope=areq.scope,
+                resource=areq.resource)
+    if decision != "approve":
         raise AccessDenied("The user denied the request.")
     response = await upstream_from_this_browser(request, s, areq)
     approvals.remember(request, s, response, approvals.cover_of(areq))

@@ -7,6 +7,8 @@ approval covers answers `consent_required` (SEC-72).
 
 from __future__ import annotations
 
+import dataclasses
+
 from aiohttp import web
 
 from proxy.authorization import approvals, consent
@@ -32,4 +34,5 @@ async def authorize(request: web.Request) -> web.StreamResponse:
         raise ConsentRequired()
     if new or "consent" in areq.prompts:
         return await consent.ask(request, s, areq, new)
-    return await consent.upstream_from_this_browser(request, s, areq)
+    approved_ms = approvals.covered_since(request, s, approvals.cover_of(areq))
+    return await consent.upstream_from_this_browser(request, s, dataclasses.replace(areq, approved_ms=approved_ms))

@@ -13,9 +13,11 @@ import secrets
 
 from aiohttp import web
 
+from proxy import audit
 from proxy.claims import is_machine_subject
 from proxy.errors import (
     AccessDenied,
+    ConsentRequired,
     InvalidRequest,
     OAuthError,
     ServerError,
@@ -77,6 +79,15 @@ def new_code() -> tuple[str, str]:
     return family, f"{family}.{secrets.token_urlsafe(32)}"
 
 
+def _asked_again(areq: AuthorizationRequest) -> dict[str, str | None]:
+    """The client's authorization request again, with prompt=consent: the page shows whatever is remembered."""
+    prompts = " ".join(sorted(areq.prompts | {"consent"}))
+    return {"response_type": "code", "client_id": areq.client_id, "redirect_uri": areq.redirect_uri or None,
+            "scope": areq.scope or None, "state": areq.state, "code_challenge": areq.code_challenge,
+            "code_challenge_method": "S256", "resource": areq.resource, "nonce": areq.nonce, "prompt": prompts,
+            "max_age": areq.max_age}
+
+
 @acts_upstream_for_client
 async def callback(request: web.Request) -> web.Response:
     s = services(request)
@@ -120,6 +131,16 @@ async def callback(request: web.Request) -> web.Response:
         log.warning("callback.reserved_subject", client_id=areq.client_id)
         raise AccessDenied("This account cannot sign in here.")
     expect_refresh_token(s.upstream.profile, s.settings, tokens, await s.upstream.advertised_scopes())
+    if areq.approved_ms is not None and await s.store.grants.approvals_ended(identity.sub, areq.client_id,
+                                                                           areq.approved_ms):
+        # Consent was skipped by an approval this browser remembers from before an operator ended this
+        # user's (or client's) grants: it no longer counts. The upstream grant is returned unused, and
+        # the request starts again with the consent page (prompt=consent), or fails under prompt=none.
+        log.info("callback.approval_ended", client_id=areq.client_id)
+        await s.upstream.revoke_quietly(token_set(tokens), areq.client_id)
+        if "none" in areq.prompts:
+            raise ConsentRequired()
+        return redirect(with_query(s.settings.issuer + "/authorize", _asked_again(areq)))
 
     _family, code = new_code()
     grant = {"client_id": areq.client_id, "sub": identity.sub, "scope": areq.scope, "resource": areq.resource,
@@ -128,4 +149,6 @@ async def callback(request: web.Request) -> web.Response:
     await s.store.issue_code(code, client_id=areq.client_id, redirect_uri=areq.redirect_uri,
                              challenge=areq.code_challenge, grant=grant, upstream=token_set(tokens))
     log.info("code.issued", client_id=areq.client_id, sub=identity.sub)
+    audit.event("audit.sign_in", client_id=areq.client_id, sub=identity.sub, profile=s.upstream.profile.name,
+                scope=areq.scope, resource=areq.resource)
     return redirect(with_query(areq.reply_to, {"code": code, "state": areq.state, "iss": s.settings.issuer}))

@@ -80,6 +80,16 @@ class ClientDirectory:
         if not isinstance(client_id, str) or is_client_id_url(client_id) or self.registry.get(client_id):
             return None
         return client_id
+    def kind(self, client_id: str) -> str:
+        """`cimd` (a metadata document URL), `machine` (pre-registered for client_credentials only),
+        `pre-registered`, or `dcr` (registered here): what operators see and access policies match."""
+        if is_client_id_url(client_id):
+            return "cimd"
+        pre = self.registry.get(client_id)
+        if pre is None:
+            return "dcr"
+        machine = "client_credentials" in pre.grant_types and "authorization_code" not in pre.grant_types
+        return "machine" if machine else "pre-registered"
 
     def preregistered(self, client_id: str) -> PreRegisteredClient | None:
         return self.registry.get(client_id)

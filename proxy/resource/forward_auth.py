@@ -67,6 +67,18 @@ def _needed(request: web.Request, method: str) -> tuple[str, ...]:
     return ()
 
 
+def _calls(request: web.Request, method: str) -> list[tuple[str, str | None]] | None:
+    """The (method, tool) the access policy judges, as `_needed` reads them: None when the request could
+    be any call (a POST without `Mcp-Method`, a tools/call naming no tool or spelled otherwise)."""
+    mcp_method = request.headers.get("Mcp-Method")
+    name = request.headers.get("Mcp-Name")
+    if mcp_method is None:
+        return None if method == "POST" else []
+    if mcp_method.lower() == "tools/call" and (mcp_method != "tools/call" or name is None):
+        return None
+    return [(mcp_method, decode_header_value(name) if name is not None else None)]
+
+
 async def forward_auth(request: web.Request) -> web.Response:
     guard = request.app[GUARD]
     if not _trusted_peer(request, guard.settings.trusted_proxies):
@@ -106,7 +118,8 @@ async def forward_auth(request: web.Request) -> web.Response:
         # A CORS preflight carries no credentials (Fetch §4.8); any other OPTIONS is a request like the rest.
         return web.Response(status=200, headers=dict.fromkeys(identity.NAMES, ""))
     try:
-        principal = await admit(guard, resource, request.headers.get("Authorization"), _needed(request, method))
+        principal = await admit(guard, resource, request.headers.get("Authorization"), _needed(request, method),
+                                _calls(request, method))
         headers = await identity_of(guard, principal)
     except Refusal as refusal:
         return refusal.response()

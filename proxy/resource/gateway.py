@@ -14,17 +14,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from collections.abc import Callable
 
 import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict
 from yarl import URL
 
+from proxy import audit
 from proxy.log import get_logger
 from proxy.resource import identity
+from proxy.resource.core import Principal
 from proxy.resource.guard import GUARD, Refusal, admit, identity_of, require
-from proxy.resource.messages import BadMessage, calls_in, check_routing_headers
+from proxy.resource.messages import BadMessage, Call, calls_in, check_routing_headers
 from proxy.resource.policy import ProtectedResource
+from proxy.resource.tool_filter import filtered
 from proxy.web.ratelimit import source_address
 
 log = get_logger()
@@ -78,14 +82,15 @@ async def _body(request: web.Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-async def _needed(request: web.Request, body: bytes) -> tuple[str, ...]:
-    """The scopes the body's calls need, once its routing headers agree with it (`BadMessage` otherwise)."""
+async def _calls(request: web.Request, body: bytes) -> list[Call]:
+    """The body's calls, once its routing headers agree with it (`BadMessage` otherwise); a big body is
+    parsed off the event loop."""
     duplicated = _duplicate_routing_header(request)
     if duplicated is not None:
         raise BadMessage(-32020, f"The {duplicated} header is sent more than once.")
     calls = calls_in(body) if len(body) <= PARSED_ON_LOOP_MAX else await asyncio.to_thread(calls_in, body)
     check_routing_headers(calls, request.headers.get("Mcp-Method"), request.headers.get("Mcp-Name"))
-    return request.app[GUARD].policy.needed((call.method, call.name) for call in calls)
+    return calls
 
 
 def _forwarded_headers(request: web.Request, resource: ProtectedResource, identity_headers: dict[str, str],
@@ -139,6 +144,7 @@ async def _forward(request: web.Request) -> web.StreamResponse:
     resource = guard.policy.gateway_by_path[request.path.rstrip("/")]
     assert resource.backend is not None
     body = b""
+    calls: list[Call] = []
     try:
         # The token comes from the headers: a stranger's request is answered before a byte of its body is
         # read or parsed (a 4 MB body cost 0.47 s of event-loop time; a slow sender held the request).
@@ -146,13 +152,16 @@ async def _forward(request: web.Request) -> web.StreamResponse:
         if request.method == "POST":
             body = await _body(request, guard.settings.gateway_max_body_bytes)
             try:
-                needed = await _needed(request, body)
+                calls = await _calls(request, body)
             except BadMessage as error:
                 return _bad_message(error)
-            require(guard, resource, principal, needed)
+            named = [(call.method, call.name) for call in calls]
+            require(guard, resource, principal, guard.policy.needed(named), named)
         identity_headers = await identity_of(guard, principal)
     except Refusal as refusal:
+        _audit_tool_calls(calls, None, resource, f"denied:{refusal.error}")
         return refusal.response()
+    _audit_tool_calls(calls, principal, resource, "allowed")
     headers = _forwarded_headers(request, resource, identity_headers, guard.settings.trusted_proxies)
     raw_query = request.rel_url.raw_query_string  # as sent: decoding and re-encoding could change its meaning
     url = URL(resource.backend + ("&" if "?" in resource.backend else "?") + raw_query if raw_query
@@ -167,7 +176,45 @@ async def _forward(request: web.Request) -> web.StreamResponse:
     except aiohttp.ClientError as exc:
         log.warning("gateway.backend_unavailable", resource=resource.url, problem=type(exc).__name__)
         return BackendFailed(502, "backend_unavailable", "The MCP server is unreachable.").response()
+    access = guard.access
+    if access.filter_tools_list and access.has_tool_rules and [call.method for call in calls] == ["tools/list"]:
+        return await _relay_filtered(request, upstream, lambda tool: access.may_call(principal.claims, resource.url,
+                                                                                     tool))
     return await _relay(request, upstream)
+
+
+#: The largest `tools/list` answer read whole to be filtered.
+FILTERED_MAX = 4 * 1024 * 1024
+
+
+async def _relay_filtered(request: web.Request, upstream: aiohttp.ClientResponse,
+                          keep: Callable[[str], bool]) -> web.StreamResponse:
+    """A `tools/list` answer read whole (bounded), the tools the caller may not call taken out."""
+    try:
+        async with asyncio.timeout(request.app[GUARD].settings.gateway_timeout_s):
+            body = await upstream.content.read(FILTERED_MAX + 1)
+    except (TimeoutError, aiohttp.ClientError):
+        upstream.close()
+        return BackendFailed(502, "backend_unavailable", "The MCP server broke off its answer.").response()
+    finally:
+        upstream.release()
+    if len(body) > FILTERED_MAX:
+        return BackendFailed(502, "backend_unavailable", "The MCP server's tool list is too large.").response()
+    body = filtered(body, upstream.headers.get("Content-Type", ""), keep)
+    cookies = request.app[GUARD].settings.gateway_backend_cookies
+    return web.Response(status=upstream.status, body=body, headers=_returned_headers(upstream, cookies))
+
+
+def _audit_tool_calls(calls: list[Call], principal: Principal | None, resource: ProtectedResource,
+                      decision: str) -> None:
+    """`audit.tool_call` per tools/call in the body, when PROXY_AUDIT_TOOL_CALLS is on."""
+    if not audit.trail.tool_calls:
+        return
+    for call in calls:
+        if call.method == "tools/call":
+            audit.event("audit.tool_call", tool=call.name, decision=decision, resource=resource.url,
+                        sub=principal.sub if principal else None,
+                        client_id=principal.client_id if principal else None)
 
 
 def _returned_headers(upstream: aiohttp.ClientResponse, cookies: bool) -> CIMultiDict[str]:

@@ -11,13 +11,15 @@ import json
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
 from aiohttp import web
 from joserfc import jwk
 
+from proxy import audit
+from proxy.access_policy import AccessPolicy, PolicyFileError, describe_denial, load_policy
 from proxy.claims import identity_claims
 from proxy.clients.directory import ClientDirectory
 from proxy.errors import StoreUnavailable
@@ -27,11 +29,12 @@ from proxy.resource.core import (
     Principal,
     TokenRejected,
     challenge,
+    denial_challenge,
     require_scopes,
     verify_access_token,
 )
 from proxy.resource.policy import Policy, ProtectedResource, build_policy
-from proxy.settings import Settings
+from proxy.settings import Settings, SettingsError
 from proxy.state import SERVICES
 from proxy.store import Store
 from proxy.web import tracing
@@ -102,6 +105,7 @@ class Guard:
     verified: VerifiedTokens
     families: FamilyClaims
     clients: ClientDirectory  # whose registration must still exist for a token to count
+    access: AccessPolicy = field(default_factory=AccessPolicy)  # PROXY_POLICY_FILE (proxy/access_policy.py)
 
 
 GUARD: web.AppKey[Guard] = web.AppKey("resource_guard", Guard)
@@ -135,11 +139,13 @@ def bearer_token(authorization: str | None) -> str | None:
 
 
 async def admit(guard: Guard, resource: ProtectedResource, authorization: str | None,
-                needed: Iterable[str] = ()) -> Principal:
+                needed: Iterable[str] = (), calls: Iterable[tuple[str, str | None]] | None = ()) -> Principal:
     """The caller's principal, or `Refusal`: 401 without/with a bad token, 403 lacking scope, 503 store down.
 
     Challenges follow MCP 2026-07-28: a 401 names the scopes plain access asks for and `error` only when a
-    token was sent; a 403 names every scope the operation needs (RFC 6750 §3.1, RFC 9728 §5.1)."""
+    token was sent; a 403 names every scope the operation needs (RFC 6750 §3.1, RFC 9728 §5.1).
+    Then the access policy, on the (method, tool) `calls` of the request (None: not known, every tool
+    rule applies): a refusal is 403 `access_denied` naming the rule."""
     token = bearer_token(authorization)
     if token is None:
         header = challenge(resource.metadata_url, scopes=guard.policy.base_scopes)
@@ -154,26 +160,38 @@ async def admit(guard: Guard, resource: ProtectedResource, authorization: str | 
                                                    guard.clients.registration_of(principal.client_id)):
             raise TokenRejected("the token was revoked")
     except TokenRejected as rejected:
+        audit.event("audit.gateway_denied", status=401, reason=rejected.description, resource=resource.url)
         header = challenge(resource.metadata_url, scopes=guard.policy.base_scopes, error="invalid_token",
                            description=rejected.description)
         raise Refusal(401, "invalid_token", rejected.description, {"WWW-Authenticate": header}) from None
     except StoreUnavailable:
         raise Refusal(503, "temporarily_unavailable", "The token store is unavailable; retry later.",
                       {"Retry-After": "2"}) from None
-    require(guard, resource, principal, needed)
+    require(guard, resource, principal, needed, calls)
     return principal
 
 
-def require(guard: Guard, resource: ProtectedResource, principal: Principal, needed: Iterable[str]) -> None:
+def require(guard: Guard, resource: ProtectedResource, principal: Principal, needed: Iterable[str],
+            calls: Iterable[tuple[str, str | None]] | None = ()) -> None:
     """403 `insufficient_scope` (a `Refusal`) unless an admitted caller's token carries every needed scope;
-    the challenge names them all (MCP 2026-07-28, RFC 6750 §3.1)."""
+    the challenge names them all (MCP 2026-07-28, RFC 6750 §3.1). Then the access policy on the (method,
+    tool) `calls` (None: not known, every tool rule applies): 403 `access_denied` naming the rule."""
     try:
         require_scopes(principal, needed)
     except InsufficientScope as lacking:
+        audit.event("audit.gateway_denied", status=403, reason="insufficient_scope", sub=principal.sub,
+                    client_id=principal.client_id, resource=resource.url, needed=" ".join(lacking.required))
         header = challenge(resource.metadata_url, scopes=lacking.required, error="insufficient_scope",
                            description="This operation needs more scope.")
         raise Refusal(403, "insufficient_scope", "This operation needs the scope " + " ".join(lacking.required)
                       + ".", {"WWW-Authenticate": header}) from None
+    rule = guard.access.denial(principal.claims, resource.url, calls)
+    if rule is not None:
+        description = describe_denial(rule)
+        audit.event("audit.gateway_denied", status=403, reason="policy", rule=rule.name, sub=principal.sub,
+                    client_id=principal.client_id, resource=resource.url)
+        header = denial_challenge(resource.metadata_url, description)
+        raise Refusal(403, "access_denied", description + ".", {"WWW-Authenticate": header})
 
 
 async def identity_of(guard: Guard, principal: Principal) -> dict[str, str]:
@@ -200,6 +218,12 @@ async def identity_of(guard: Guard, principal: Principal) -> dict[str, str]:
 def guard_context(settings: Settings) -> Any:
     """`cleanup_ctx` entry: needs the facade's services (keys, store), so it runs after theirs."""
 
+    try:  # read when the app is built: a bad file stops the start, naming the setting
+        access = (load_policy(settings.policy_file, resources=settings.effective_resources)
+                  if settings.policy_file is not None else AccessPolicy())
+    except PolicyFileError as exc:
+        raise SettingsError(f"PROXY_POLICY_FILE: {exc}") from None
+
     async def context(app: web.Application) -> AsyncIterator[None]:
         s = app[SERVICES]
         keys = jwk.KeySet.import_key_set(s.keyset.public_jwks)
@@ -212,7 +236,7 @@ def guard_context(settings: Settings) -> Any:
                                          skip_auto_headers=("User-Agent", "Accept-Encoding"),
                                          trace_configs=tracing.client_trace_configs(app, "gateway"))
         app[GUARD] = Guard(settings, s.store, keys, build_policy(settings, s.scopes), backends,
-                           VerifiedTokens(), FamilyClaims(), s.clients)
+                           VerifiedTokens(), FamilyClaims(), s.clients, access)
         try:
             yield
         finally:

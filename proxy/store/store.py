@@ -16,6 +16,7 @@ Keys (after the configurable prefix; ``{F}`` is a grant family id used as a Clus
     uplock:{F}                  one upstream refresh at a time the upstream refresh timeout (ms), released after
     revoked:<jti>               revoked access token           the token's remaining lifetime
     keys                        generated signing JWKS         a year, renewed at every start
+    grants:*, grant-pending:{F} indexes of families by subject and client (see proxy/store/grants.py)
     rate:<bucket>:<window>      rate-limit counter             the window
     jti:<sha256(iss, jti)>      a JWT assertion was used       until the assertion's exp (+ leeway)
     client-keys:<sha256(id)>    a CIMD client's key source     longer than any grant it can hold
@@ -41,6 +42,7 @@ from redis.exceptions import RedisError
 
 from proxy.errors import StoreUnavailable
 from proxy.store import scripts
+from proxy.store.grants import GrantIndex
 
 Json = dict[str, Any]
 KEYSET_TTL_S = 365 * 86400
@@ -165,6 +167,7 @@ class Store:
         self._load_client = redis.register_script(LOAD_CLIENT)
         self._activate_client = redis.register_script(ACTIVATE_CLIENT)
         self._release_lock = redis.register_script(scripts.RELEASE_LOCK)
+        self.grants = GrantIndex(self)  # per-subject and per-client indexes of the families
 
     # -- keys ----------------------------------------------------------------------------------------
     def key(self, *parts: str) -> str:
@@ -240,10 +243,14 @@ class Store:
         assert keys is not None, "codes are minted as <family>.<secret>"
         fields = {"client_id": client_id, "redirect_uri": redirect_uri, "challenge": challenge,
                   "data": json.dumps(grant), "up": json.dumps(upstream) if upstream else ""}
+        family = family_of(code)
+        assert family is not None
+        await self.grants.note(family, sub=str(grant["sub"]), client_id=client_id)  # ahead of the code
         async with _redis_errors("issue_code"):
             pipe = self.redis.pipeline(transaction=True)
             pipe.hset(keys[0], mapping=fields)
             pipe.expire(keys[0], self.code_ttl_s)
+            self.grants.pending_marker(pipe, family)
             await pipe.execute()
 
     async def redeem_code(self, code: str, *, client_id: str, redirect_uri: str, challenge: str,

@@ -6,6 +6,7 @@ the family id alone is public and proves nothing. Its upstream grant is revoked 
 
 from __future__ import annotations
 
+from proxy import audit
 from proxy.log import get_logger
 from proxy.state import Services
 from proxy.store.store import digest, family_of
@@ -25,5 +26,7 @@ async def revoke_held_family(s: Services, token: str, client_id: str, *, reason:
         return False
     revoked = await s.store.revoke_family(family)
     log.info("family.revoked", reason=reason, client_id=client_id)
+    audit.event("audit.revoke", client_id=client_id, sub=revoked.grant.get("sub") if revoked else None,
+                token_type="refresh_token", family=family, reason=reason)
     await s.upstream.revoke_quietly(revoked.upstream if revoked else None, client_id)
     return True

@@ -19,6 +19,7 @@ import time
 from typing import Any
 from urllib.parse import urlsplit
 
+from proxy.access_policy import token_attributes
 from proxy.claims import OPENID, identity_claims
 from proxy.clients.document import is_client_id_url
 from proxy.state import Services
@@ -66,6 +67,8 @@ def access_token(s: Services, grant: Json, *, scope: str, family: str, now: int,
         "sid": family,  # OIDC sid: the facade's session is the refresh family (README: Refresh tokens)
         "auth_time": grant["auth_time"],
     }
+    if s.settings.policy_file is not None:  # what the access policy reads: PROXY_POLICY_FILE
+        claims.update(token_attributes(grant.get("claims") or {}, s.clients.kind(grant["client_id"])))
     return s.keyset.sign(claims, typ="at+jwt"), ttl
 
 

@@ -9,6 +9,7 @@ import time
 
 from aiohttp import web
 
+from proxy import audit
 from proxy.errors import InvalidRequest
 from proxy.log import get_logger
 from proxy.state import services
@@ -38,6 +39,7 @@ async def revoke(request: web.Request) -> web.Response:
         if claims.get("client_id") == client_id:
             await s.store.revoke_access_token(str(claims["jti"]), int(claims["exp"]) - int(time.time()))
             log.info("access_token.revoked", client_id=client_id)
+            audit.event("audit.revoke", client_id=client_id, sub=claims.get("sub"), token_type="access_token")
         return web.Response(status=200, headers=NO_STORE)
     await revoke_held_family(s, token, client_id, reason="revocation")
     return web.Response(status=200, headers=NO_STORE)

@@ -194,6 +194,7 @@ GENERIC = Profile(
     offline_access="scope+consent",  # OIDC Core §11, as oidc-provider, Keycloak and Okta implement it
     offline_scopes_if_advertised=True,
     supports_dcr=True,
+    claims=(*STANDARD_CLAIMS, "groups", "roles"),  # groups for PROXY_POLICY_FILE, never released to clients
     redirect_hint="add it to the client's allowed redirect URIs at your OpenID provider",
 )
 CLERK = Profile(
@@ -203,6 +204,7 @@ CLERK = Profile(
     discovery_paths=(OIDC_DISCOVERY, OAUTH_METADATA),
     token_auth="client_secret_basic",  # the documented metadata lists basic and none, not post
     supports_dcr=True,
+    claims=(*STANDARD_CLAIMS, "org_id", "org_slug", "groups", "roles"),  # organisations, for PROXY_POLICY_FILE
     redirect_hint="Clerk dashboard > Configure > OAuth applications > your app > Redirect URIs",
 )
 GOOGLE = Profile(
@@ -222,6 +224,7 @@ AUTH0 = Profile(
     issuer_form="trailing_slash",  # https://TENANT.auth0.com/ exactly as Auth0 publishes it
     authorize_params=_auth0_params,
     supports_dcr=True,  # /oidc/register, when the tenant enables dynamic registration
+    claims=(*STANDARD_CLAIMS, "groups", "roles"),  # set by an Auth0 Action, for PROXY_POLICY_FILE
     redirect_hint="Auth0 dashboard > Applications > your app > Settings > Allowed Callback URLs",
 )
 GITHUB = Profile(

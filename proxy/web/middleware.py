@@ -17,9 +17,10 @@ import time
 import structlog
 from aiohttp import web
 
-from proxy import metrics
+from proxy import audit, metrics
 from proxy.errors import InvalidRequest, OAuthError, PayloadTooLarge, ServerError
 from proxy.log import get_logger
+from proxy.state import SETTINGS
 from proxy.web import ratelimit
 from proxy.web.render import NO_STORE, error_page, error_redirect, json_response
 from proxy.web.routes import POLICY, REDIRECT_TARGET, Handler, Policy
@@ -68,6 +69,9 @@ async def edge(request: web.Request, handler: Handler) -> web.StreamResponse:
     request_id = incoming if _REQUEST_ID.match(incoming) else f"{random.getrandbits(64):016x}"
     structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(request_id=request_id)
+    if audit.enabled():  # the audit trail's lines carry the request id and the source address too
+        trusted = request.config_dict[SETTINGS].trusted_proxies
+        audit.begin_request(request_id, ratelimit.source_address(request, trusted))
     try:
         _readable_authorization(request)
         await ratelimit.admit_route(request, policy.endpoint)

@@ -9,7 +9,7 @@
     /revoke       address            TOKEN_PER_MIN
     /introspect   address            INTROSPECT_PER_MIN
     /userinfo     address            USERINFO_PER_MIN
-    wrong credentials at /introspect and /metrics: per address, AUTH_FAILURES_PER_MIN; wrong client or
+    wrong credentials at /introspect, /metrics and /admin/*: per address, AUTH_FAILURES_PER_MIN; wrong client or
     resource-server secrets at /token: per (client, address), AUTH_FAILURES_PER_MIN. Both are checked
     before the credential, so an address over the limit learns nothing more, not even from the right
     secret.
@@ -69,7 +69,7 @@ IPV6_NETWORK = 56
 # Endpoints limited per address by the middleware (the handler knows no client before it has parsed).
 ADDRESS_LIMITED = frozenset({"decide", "callback", "revoke", "introspect", "userinfo"})
 # Endpoints that check a shared credential: wrong ones are counted per address.
-CREDENTIAL_CHECKED = frozenset({"introspect", "metrics"})
+CREDENTIAL_CHECKED = frozenset({"introspect", "metrics", "admin_grants", "admin_revoke"})
 
 log = get_logger()
 

@@ -6,7 +6,9 @@ scopes to ask for (MCP 2026-07-28 step-up). `BearerAuth` answers:
 - no token: 401 `Bearer scope="…", resource_metadata="…"` (RFC 9728 §5.1), no `error`;
 - a bad token: 401 `error="invalid_token"`; a malformed `Authorization`: 400 `error="invalid_request"`;
 - a token without a needed scope: 403 `error="insufficient_scope", scope="<every needed scope>"`;
-- JWKS unreachable and none cached: 503 (a 401 would make clients throw away good tokens).
+- JWKS unreachable and none cached: 503 (a 401 would make clients throw away good tokens);
+- a caller an `access_policy` (proxy/access_policy.py, the facade's PROXY_POLICY_FILE) refuses: 403
+  `error="access_denied"`, decided on the token's claims exactly as the gateway and forward-auth decide.
 
 Needed scopes are `required_scopes` for every request, plus, when a `tool_scopes` policy is given, the
 scopes of each tool a JSON-RPC `tools/call` in the body names. The body is then read (bounded) and
@@ -24,7 +26,15 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMappi
 from typing import Any, Protocol
 
 from oauth_facade_verifier import strictjson
-from oauth_facade_verifier.core import InsufficientScope, Principal, TokenRejected, challenge, require_scopes
+from oauth_facade_verifier.access_policy import AccessPolicy, describe_denial
+from oauth_facade_verifier.core import (
+    InsufficientScope,
+    Principal,
+    TokenRejected,
+    challenge,
+    denial_challenge,
+    require_scopes,
+)
 from oauth_facade_verifier.messages import call_needs
 from oauth_facade_verifier.verifier import KeysUnavailable
 
@@ -76,7 +86,7 @@ class BearerAuth:
     def __init__(self, app: ASGIApp, *, verifier: PrincipalSource, resource_metadata_url: str | None = None,
                  required_scopes: Iterable[str] = (), tool_scopes: Mapping[str, Iterable[str]] | None = None,
                  public_paths: Iterable[str] = ("/.well-known/oauth-protected-resource",),
-                 max_body_bytes: int = 4 * 1024 * 1024) -> None:
+                 max_body_bytes: int = 4 * 1024 * 1024, access_policy: AccessPolicy | None = None) -> None:
         self.app = app
         self.verifier = verifier
         self.resource_metadata_url = resource_metadata_url or verifier.resource_metadata_url
@@ -84,6 +94,7 @@ class BearerAuth:
         self.tool_scopes = {name: tuple(scopes) for name, scopes in (tool_scopes or {}).items()}
         self.public_paths = tuple(public_paths)
         self.max_body_bytes = max_body_bytes
+        self.access_policy = access_policy
         challenge(self.resource_metadata_url, scopes=self.required_scopes)  # fail at start-up, not per request
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -101,6 +112,14 @@ class BearerAuth:
             principal = await self.verifier.principal(token)
             body = await self._read_body(scope, receive) if self._needs_body(scope) else None
             require_scopes(principal, self.required_scopes + self._tool_needs(body))
+            rule = (self.access_policy.denial(principal.claims, principal.resource, self._calls(body))
+                    if self.access_policy is not None else None)
+            if rule is not None:
+                description = describe_denial(rule)
+                header = denial_challenge(self.resource_metadata_url, description)
+                await self._respond(send, 403, {"error": "access_denied", "error_description": description},
+                                    [(b"www-authenticate", header.encode("latin-1"))])
+                return
         except _BadRequest as exc:
             error = "invalid_request" if exc.status == 400 else None
             await self._refuse(send, exc.status, error=error, description=exc.description)
@@ -146,7 +165,8 @@ class BearerAuth:
         return credentials
 
     def _needs_body(self, scope: Scope) -> bool:
-        return bool(self.tool_scopes) and scope["method"] == "POST"
+        tool_rules = self.access_policy is not None and self.access_policy.has_tool_rules
+        return (bool(self.tool_scopes) or tool_rules) and scope["method"] == "POST"
 
     async def _read_body(self, scope: Scope, receive: Receive) -> bytes:
         chunks: list[bytes] = []
@@ -163,9 +183,31 @@ class BearerAuth:
             if not message.get("more_body", False):
                 return b"".join(chunks)
 
+    def _calls(self, body: bytes | None) -> list[tuple[str, str | None]]:
+        """(method, tool name) of each JSON-RPC message in the body, for the access policy."""
+        if not body:
+            return []
+        document = self._document(body)
+        calls: list[tuple[str, str | None]] = []
+        for message in document if isinstance(document, list) else [document]:
+            if isinstance(message, dict) and isinstance(message.get("method"), str):
+                params = message.get("params")
+                name = params.get("name") if isinstance(params, dict) else None
+                calls.append((message["method"], name if isinstance(name, str) else None))
+        return calls
+
+    @staticmethod
+    def _document(body: bytes) -> Any:
+        try:
+            return strictjson.loads(body)  # RFC 8259 §8.1
+        except strictjson.DuplicateMember as exc:
+            raise _BadRequest(400, "the JSON body has a duplicate member name") from exc
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise _BadRequest(400, "the request body is not JSON") from exc
+
     def _tool_needs(self, body: bytes | None) -> tuple[str, ...]:
         """The scopes of every tool a `tools/call` in the JSON-RPC body (one message or a batch) names."""
-        if not body:
+        if not body or not self.tool_scopes:
             return ()
         try:
             document = strictjson.loads(body)  # RFC 8259 §8.1

@@ -162,6 +162,16 @@ def challenge(resource_metadata_url: str, *, scopes: Iterable[str] = (), error: 
     return "Bearer " + ", ".join(f"{name}={quoted_string(value)}" for name, value in params)
 
 
+def denial_challenge(resource_metadata_url: str, description: str) -> str:
+    """The `WWW-Authenticate` of a 403 from an access policy (proxy/access_policy.py): a valid token whose
+    holder the policy refuses. `error="access_denied"` is an extension code (RFC 6750 §3 lets a challenge
+    carry others; `challenge` keeps to §3.1's three): no scope would help, so never insufficient_scope,
+    which sends MCP clients to re-authorize in a loop, and no `scope` parameter."""
+    params = (("error", "access_denied"), ("error_description", safe_description(description)),
+              ("resource_metadata", resource_metadata_url))
+    return "Bearer " + ", ".join(f"{name}={quoted_string(value)}" for name, value in params)
+
+
 def quoted_string(value: str) -> str:
     """RFC 7230 §3.2.6 quoted-string: `"` and `\\` escaped; characters a header cannot carry refused."""
     for ch in value:
@@ -283,6 +293,7 @@ __all__ = [
     "TokenRejected",
     "UnknownKey",
     "challenge",
+    "denial_challenge",
     "key_algorithms",
     "quoted_string",
     "require_scopes",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from proxy import pkce
+from proxy import audit, pkce
 from proxy.errors import InvalidGrant, InvalidRequest, InvalidTarget
 from proxy.log import get_logger
 from proxy.metrics import FLOWS_COMPLETED
@@ -39,19 +39,25 @@ async def handle(s: Services, client_id: str, form: dict[str, str]) -> dict[str,
                                          challenge=pkce.s256(verifier), refresh_hash=digest(refresh_token))
     if redeemed.status == "reused":
         log.warning("code.reused", client_id=client_id)
+        audit.event("audit.reuse_detected", client_id=client_id, what="authorization_code")
         await s.upstream.revoke_quietly(redeemed.upstream, client_id)  # the upstream grant goes with it
         raise InvalidGrant(detail="authorization code replayed; its family is revoked")
     if redeemed.status != "ok" or redeemed.grant is None:
         raise InvalidGrant(detail=f"code {redeemed.status} {redeemed.mismatch or ''}".strip())
     grant = redeemed.grant
     sent_resource = form.get("resource")
-    if sent_resource is not None and normalise(sent_resource) != normalise(grant["resource"]):
+    ended = await s.store.grants.ended_before_redemption(family)  # an operator ended it meanwhile
+    if ended or (sent_resource is not None and normalise(sent_resource) != normalise(grant["resource"])):
         # Consumed already, so the family must go too: nothing of this code survives a bad request.
         revoked = await s.store.revoke_family(family)
         await s.upstream.revoke_quietly(revoked.upstream if revoked else None, client_id)
+        if ended:
+            raise InvalidGrant(detail="the grant was ended by an operator before the code was redeemed")
         raise InvalidTarget("The resource differs from the one authorized.")
     await s.store.activate_client(client_id)  # used for a sign-in: from now on kept PROXY_CLIENT_TTL_S
     log.info("token.issued", grant_type=GRANT_TYPE, client_id=client_id)
+    audit.event("audit.token", grant_type=GRANT_TYPE, client_id=client_id, sub=grant.get("sub"),
+                scope=grant.get("scope"), resource=grant.get("resource"), family=family)
     FLOWS_COMPLETED.inc()
     return token_response(s, grant, family=family, refresh_token=refresh_token, nonce=grant.get("nonce"),
                           upstream=redeemed.upstream)

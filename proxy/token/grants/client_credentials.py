@@ -12,7 +12,8 @@ import secrets
 import time
 from typing import Any
 
-from proxy import scopes
+from proxy import audit, scopes
+from proxy.access_policy import token_attributes
 from proxy.claims import machine_subject
 from proxy.errors import InvalidScope, InvalidTarget, UnauthorizedClient
 from proxy.log import get_logger
@@ -52,6 +53,10 @@ async def handle(s: Services, client_id: str, form: dict[str, str]) -> dict[str,
     ttl = access_token_ttl_s(s, client_id)
     claims = {"iss": s.settings.issuer, "sub": machine_subject(client_id), "aud": resource, "client_id": client_id,
               "scope": scope, "iat": now, "exp": now + ttl, "jti": secrets.token_urlsafe(16)}
+    if s.settings.policy_file is not None:  # what the access policy reads: PROXY_POLICY_FILE
+        claims.update(token_attributes({}, s.clients.kind(client_id)))
     log.info("token.issued", grant_type=GRANT_TYPE, client_id=client_id)
+    audit.event("audit.token", grant_type=GRANT_TYPE, client_id=client_id, sub=client_id, scope=scope,
+                resource=resource)
     return {"access_token": s.keyset.sign(claims, typ="at+jwt"), "token_type": "Bearer",
             "expires_in": ttl, "scope": scope}

@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 from typing import Any
 
-from proxy import scopes
+from proxy import audit, scopes
 from proxy.errors import InvalidGrant, InvalidRequest, InvalidScope, InvalidTarget, StoreUnavailable
 from proxy.log import get_logger
 from proxy.metrics import REFRESH_RESUMED, REFRESH_REUSE
@@ -84,6 +84,7 @@ async def handle(s: Services, client_id: str, form: dict[str, str]) -> dict[str,
                                            lineage=(lineage.generation, lineage.branch) if lineage else None)
     if outcome.status == "reuse":
         log.warning("refresh.reuse_detected", client_id=client_id)
+        audit.event("audit.reuse_detected", client_id=client_id, what="refresh_token", family=family)
         REFRESH_REUSE.inc()
         await s.upstream.revoke_quietly(outcome.family.upstream if outcome.family else None, client_id)
         raise InvalidGrant(detail="refresh token reuse; family revoked")
@@ -115,6 +116,8 @@ async def handle(s: Services, client_id: str, form: dict[str, str]) -> dict[str,
             assert upstream is not None
             upstream = await _refresh_upstream(s, family, new_token, outcome.undo, upstream, client_id)
         log.info("refresh.rotated", client_id=client_id)
+    audit.event("audit.refresh", client_id=client_id, sub=grant.get("sub"), scope=scope,
+                resource=grant.get("resource"), family=family, grace=outcome.status == "grace")
     return token_response(s, grant, family=family, refresh_token=new_token, scope=scope, upstream=upstream)
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from proxy import audit
 from proxy.clients.resource_servers import ResourceServer
 from proxy.errors import InvalidGrant, InvalidRequest, InvalidTarget, OAuthError, UnauthorizedClient
 from proxy.log import get_logger
@@ -83,6 +84,9 @@ async def _exchange(s: Services, caller: ResourceServer, form: dict[str, str]) -
             raise InvalidTarget(f"The {name} differs from the subject token's audience.")
     token = await upstream_access_token(s, claims, step="token_exchange")
     log.info("token.exchanged", resource_server=caller.id, client_id=claims.get("client_id"), sub=claims.get("sub"))
+    audit.event("audit.token", grant_type="urn:ietf:params:oauth:grant-type:token-exchange",
+                client_id=claims.get("client_id"), sub=claims.get("sub"), resource=claims.get("aud"),
+                resource_server=caller.id)
     body: dict[str, Any] = {"access_token": token.access_token, "issued_token_type": ACCESS_TOKEN_TYPE,
                             "token_type": "Bearer"}
     if token.expires_in is not None:
