@@ -3,7 +3,8 @@
 Token validation itself (core), the Python verifier and the ASGI middleware live in the
 `oauth-facade-verifier` distribution (verifier/ in this repository), which MCP servers install without the
 facade. Their old import paths keep working: `proxy.resource.core`, `proxy.resource.verifier` and
-`proxy.resource.asgi` (and `messages`, the JSON-RPC reading they share) are those very modules (one module object each, so classes and exceptions are shared).
+`proxy.resource.asgi` (and `messages`, the JSON-RPC reading they share) are those very modules (one module
+object each, so classes and exceptions are shared).
 """
 
 import sys
