@@ -347,6 +347,6 @@ def test_client_kinds_are_told_apart(tmp_path: Any) -> None:
         f'[[client]]\nid = "robot"\nname = "Robot"\nsecret_hash = "{hash_secret("s" * 32)}"\n'
         'grant_types = ["client_credentials"]\n')
     registry = load_registry(path, scopes=("openid", "offline_access"), resources=("https://mcp.example.com/mcp",))
-    directory = ClientDirectory(store=None, registry=registry, cimd=None)  # type: ignore[arg-type]
+    directory = ClientDirectory(store=None, registry=registry, cimd=None, key_sets=None)  # type: ignore[arg-type]
     assert [directory.kind(client) for client in ("https://app.example/client.json", "desktop", "robot", "x1")] == [
         "cimd", "pre-registered", "machine", "dcr"]

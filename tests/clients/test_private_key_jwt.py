@@ -317,7 +317,7 @@ async def test_preregistered_clients_with_keys(make_facade: FacadeFactory, local
                                           **authn("agent", assertion("agent", facade.url, machine, "ES256"))})
     assert status == 200, body
     claims = jwt.decode(body["access_token"], await client.jwks()).claims
-    assert claims["sub"] == "agent" and claims["exp"] - claims["iat"] == 600 and body["expires_in"] == 600
+    assert claims["sub"] == "client:agent" and claims["exp"] - claims["iat"] == 600 and body["expires_in"] == 600
     status, body, _ = await client.token({"grant_type": "client_credentials", "client_id": "agent"})
     assert (status, body["error"]) == (401, "invalid_client")
     client.client_id = "web-app"

@@ -6,11 +6,13 @@ from __future__ import annotations
 import base64
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 from joserfc import jwk
 
+from proxy.clients.directory import ClientDirectory
+from proxy.clients.registry import ClientRegistry
 from proxy.keys.keyset import Keyset, generate
 from proxy.settings import Settings
 from proxy.state import Services
@@ -26,6 +28,9 @@ class Minter:
 
     settings: Settings
     keyset: Keyset
+    # No store, no pre-registered clients, no metadata documents: the lifetime is PROXY_ACCESS_TOKEN_TTL_S.
+    clients: ClientDirectory = field(default_factory=lambda: ClientDirectory(  # type: ignore[arg-type]
+        store=None, registry=ClientRegistry(), cimd=None, key_sets=None))
 
     def mint(self, *, scope: str = "openid files:read", resource: str = RESOURCE, now: int | None = None,
              family: str = "fam-1") -> str:
