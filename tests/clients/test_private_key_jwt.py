@@ -21,6 +21,7 @@ from proxy.discovery.documents import ASSERTION_SIGNING_ALGS
 from proxy.token.assertions import ALGORITHMS, CLIENT_ASSERTION_TYPE
 from tests.clients.conftest import Answer, DocumentHost, valid_document
 from tests.conftest import Facade, FacadeFactory
+from tests import helpers
 from tests.helpers import Authorization, Client, basic
 from tests.security.conftest import html_error
 
@@ -85,12 +86,8 @@ async def url_client(facade: Facade, url: str) -> Client:
 
 
 async def stored_state(facade: Facade) -> dict[str, Any]:
-    """Every key the facade holds, with its value (strings and hashes)."""
-    state: dict[str, Any] = {}
-    for name in await facade.keys():
-        kind = await facade.redis.type(name)
-        state[name] = await (facade.redis.hgetall(name) if kind == "hash" else facade.redis.get(name))
-    return state
+    """Every key the facade holds, with its type, value and TTL (tests.helpers.stored_state)."""
+    return await helpers.stored_state(facade.redis)
 
 
 async def revoke(facade: Facade, form: dict[str, str], headers: dict[str, str] | None = None) -> tuple[int, Any]:
