@@ -15,7 +15,7 @@ from redis.asyncio.connection import Connection
 
 from tests.conftest import Facade
 
-SIGN_IN = {"register": 1, "authorize": 2, "callback": 2, "token": 3}
+SIGN_IN = {"register": 1, "authorize": 2, "callback": 3, "token": 4}
 REFRESH = 2
 
 
@@ -35,8 +35,9 @@ def round_trips(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
 @pytest.mark.parametrize("redis_client", ["redis-server"], indirect=True)
 async def test_a_sign_in_and_a_refresh_take_the_documented_round_trips(facade: Facade,
                                                                       round_trips: list[int]) -> None:
-    """Register 1, authorize 2 (client, transaction), callback 2 (transaction, code), code redemption 3
-    (client, redemption, activation), refresh 2 (client, rotation; the upstream token still fresh)."""
+    """Register 1, authorize 2 (client, transaction), callback 3 (transaction, grant index, code), code
+    redemption 4 (client, pending-code check, redemption, activation), refresh 2 (client, rotation; the
+    upstream token still fresh)."""
     warm = facade.client()  # loads the Lua scripts once (EVALSHA's first NOSCRIPT)
     await warm.refresh((await warm.signed_in())["refresh_token"])
     client = facade.client()
