@@ -42,7 +42,7 @@ async def test_private_key_jwt_client_credentials_calls_the_mcp_server(interop: 
             identity = await _whoami(client)
             token = _find(recorder.since(mark), "POST", interop.facade + "/token")
             assert token.status == 200 and token.grant == "client_credentials", token
-    assert identity["sub"] == AGENT_CLIENT_ID and identity["client_id"] == AGENT_CLIENT_ID, identity
+    assert identity["sub"] == f"client:{AGENT_CLIENT_ID}" and identity["client_id"] == AGENT_CLIENT_ID, identity
     assert identity["aud"] == interop.machine_mcp
     assert storage.tokens is not None and storage.tokens.refresh_token is None  # RFC 6749 §4.4.3
 
