@@ -62,6 +62,8 @@ def _wait(pid: int, timeout: float) -> int:
 
 def main() -> None:
     sys.path[0] = os.getcwd()  # the scratch tree, not this script's directory
+    # Next come the runner's PYTHONPATH entries (the scratch tree and its other source roots, verifier/),
+    # ahead of site-packages, whose editable installs would import another checkout's unmutated code.
     for name in PRELOAD:
         with contextlib.suppress(ImportError):
             importlib.import_module(name)

@@ -45,6 +45,10 @@ REPORT_DIR = Path("build") / "mutants"
 IGNORED = shutil.ignore_patterns(".git", ".venv", "node_modules", "__pycache__", ".pytest_cache", ".ruff_cache",
                                  "build", "dist", "*.egg-info", ".mutants-*")
 REQUIRED = ("id", "file", "original", "replacement", "protects", "tests")
+# Source roots of the repository's other distributions (verifier/: oauth-facade-verifier). The venv installs
+# them editable from wherever it was built, possibly another checkout: the scratch copies of these roots go
+# first on the forked pytest's path, so the code the tests import is the scratch copy, mutant included.
+SOURCE_ROOTS = ("verifier",)
 TIMEOUT_S = 300
 
 
@@ -136,6 +140,12 @@ def load(catalogue: Path, root: Path) -> list[Mutant]:
     return mutants
 
 
+def python_path(tree: Path) -> list[str]:
+    """The scratch tree's import roots, first on the path: the tree itself and each of SOURCE_ROOTS it has
+    (ahead of site-packages, whose editable finders point at the checkout the venv was built from)."""
+    return [str(tree), *(str(tree / name) for name in SOURCE_ROOTS if (tree / name).is_dir())]
+
+
 class Worker:
     """A pytest runner for one scratch tree: tests/mutants/forkserver.py, which imports the third-party
     libraries once and forks a fresh pytest per job (the product and the tests are imported by each job,
@@ -143,7 +153,7 @@ class Worker:
 
     def __init__(self, tree: Path) -> None:
         self.tree = tree
-        env = {**os.environ, "PYTHONPATH": str(tree), "PYTHONDONTWRITEBYTECODE": "1"}
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(python_path(tree)), "PYTHONDONTWRITEBYTECODE": "1"}
         self.process = subprocess.Popen([sys.executable, str(FORKSERVER)], cwd=tree, env=env, text=True,
                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         self.log = tree.parent / f"{tree.name}.log"

@@ -156,8 +156,8 @@ def test_the_catalogue_runs_as_written() -> None:
     mutants = runner.load(runner.CATALOGUE, runner.ROOT)
     assert len([m for m in mutants if m.equivalent is None]) >= 60
     for mutant in mutants:
-        assert mutant.file.startswith("proxy/"), mutant.id
-        assert all(node.startswith("tests/") for node in mutant.tests), mutant.id
+        assert mutant.file.startswith(("proxy/", "verifier/oauth_facade_verifier/")), mutant.id
+        assert all(node.startswith(("tests/", "verifier/tests/")) for node in mutant.tests), mutant.id
 
 
 def test_a_known_survivor_is_reported_and_may_only_be_removed(project: Path) -> None:
@@ -171,3 +171,37 @@ def test_a_known_survivor_is_reported_and_may_only_be_removed(project: Path) -> 
     done = _run(project, KILLED.replace("[[mutant]]", "[[mutant]]\nsurvives = \"stale\"", 1))
     assert done.returncode == 1
     assert "KILLED although marked `survives`" in done.stdout
+
+
+SIDE_TESTS = '''
+import os
+
+import oauth_facade_verifier
+from oauth_facade_verifier.check import admitted
+
+
+def test_the_scratch_copy_is_imported():
+    assert oauth_facade_verifier.__file__.startswith(os.getcwd() + os.sep), oauth_facade_verifier.__file__
+
+
+def test_children_are_not():
+    assert not admitted(17)
+'''
+SIDE_KILLED = KILLED.replace('file = "pkg/check.py"', 'file = "verifier/oauth_facade_verifier/check.py"').replace(
+    'tests = ["tests/test_check.py::test_children_are_not"]',
+    'tests = ["tests/test_side.py::test_the_scratch_copy_is_imported", "tests/test_side.py::test_children_are_not"]')
+
+
+def test_a_mutant_in_the_verifier_distribution_is_the_code_the_tests_import(project: Path) -> None:
+    """The venv installs oauth-facade-verifier editable from some checkout (its finder sits in site-packages):
+    the runner puts the scratch tree's verifier/ first on the path, so the tests import the scratch copy (the
+    unmutated baseline passes there) and a mutant applied to it is killed, not silently tested elsewhere."""
+    package = project / "verifier" / "oauth_facade_verifier"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "check.py").write_text(CHECK)
+    (project / "tests" / "test_side.py").write_text(SIDE_TESTS)
+    done = _run(project, SIDE_KILLED)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Mutation score: 100.0% (1 of 1 killed" in done.stdout
+    assert (package / "check.py").read_text() == CHECK

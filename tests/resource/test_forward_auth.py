@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -69,13 +70,28 @@ async def test_no_token_is_401_with_the_challenge_and_a_bad_one_invalid_token(fa
     ("mcp.example.com", "/mcp", "http"),        # another scheme than the resource's
     ("mcp.example.com", "/mcp/../admin", "https"),
     ("mcp.example.com", "/mcp/%2e%2e/admin", "https"),
+    ("mcp.example.com", "//other.example.com/mcp", "https"),  # urlsplit: host `other...`, path /mcp
 ])
 async def test_requests_for_no_configured_resource_are_403(facade: Facade, host: str, uri: str, proto: str) -> None:
     """The original request is mapped to a configured resource or refused with 403 (nginx passes on only
-    401/403), even with a valid token: the audience is never built from headers."""
+    401/403), even with a valid token: the audience is never built from headers. A GET, which needs no
+    tool scope, so the 403 is the mapping's (`invalid_target` or `invalid_request`), not a missing scope."""
     token = (await facade.client().signed_in(resource=RESOURCE))["access_token"]
-    status, headers, _ = await _ask(facade, token, host=host, uri=uri, proto=proto)
+    status, headers, body = await _ask(facade, token, method="GET", host=host, uri=uri, proto=proto)
     assert status == 403 and identity.USER not in headers
+    assert json.loads(body)["error"] in ("invalid_target", "invalid_request")
+
+
+@pytest.mark.parametrize(("forwarded", "original"), [("/mcp", "/admin"), ("/admin", "/mcp")])
+async def test_disagreeing_forwarded_and_original_uris_are_refused(facade: Facade, forwarded: str,
+                                                                   original: str) -> None:
+    """nginx's auth_request passes the client's own headers on: a client-sent X-Forwarded-Uri naming the
+    resource next to the proxy's X-Original-URI naming another path (either way round) is refused as
+    invalid_request, whichever of the two the facade would have read, never judged as the resource."""
+    token = (await facade.client().signed_in(resource=RESOURCE))["access_token"]
+    status, headers, body = await _ask(facade, token, uri=forwarded, **{"X-Original-URI": original})
+    assert status == 403 and identity.USER not in headers
+    assert json.loads(body)["error"] == "invalid_request"
 
 
 async def test_only_trusted_proxies_are_answered(make_facade: FacadeFactory) -> None:
