@@ -19,9 +19,9 @@ from joserfc import jwk, jwt
 from proxy.clients.document import SIGNING_ALGS
 from proxy.discovery.documents import ASSERTION_SIGNING_ALGS
 from proxy.token.assertions import ALGORITHMS, CLIENT_ASSERTION_TYPE
+from tests import helpers
 from tests.clients.conftest import Answer, DocumentHost, valid_document
 from tests.conftest import Facade, FacadeFactory
-from tests import helpers
 from tests.helpers import Authorization, Client, basic
 from tests.security.conftest import html_error
 
