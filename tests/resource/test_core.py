@@ -198,6 +198,18 @@ def test_an_algorithm_the_key_does_not_declare_is_refused(minter: Minter) -> Non
         verify(forged, minter.public)
 
 
+@pytest.mark.parametrize(("key_type", "declared"), [("RSA", "ES256"), ("RSA", "HS256"), ("EC", "RS256"),
+                                                    ("EC", "none"), ("RSA", "RS256")])
+def test_a_key_verifies_only_algorithms_of_its_own_type(key_type: str, declared: str) -> None:
+    """A published key whose `alg` names another key type's algorithm (or HMAC, or none) verifies
+    nothing: the JWKS is not trusted to widen what a key may verify. A matching `alg` is kept."""
+    from oauth_facade_verifier.core import key_algorithms
+
+    key = (jwk.RSAKey.generate_key(2048) if key_type == "RSA" else jwk.ECKey.generate_key("P-256"))
+    published = jwk.import_key({**key.as_dict(private=False), "alg": declared})
+    assert key_algorithms(published) == ((declared,) if (key_type, declared) == ("RSA", "RS256") else ())
+
+
 @pytest.mark.parametrize("typ", ["JWT", "jwt", "at+jwt ", "application/jwt", "id_token+jwt", None])
 def test_a_token_that_is_not_typed_at_jwt_is_refused(minter: Minter, typ: str | None) -> None:
     """RFC 9068 §4: an id_token or any other JWT signed by the same key is not an access token."""

@@ -151,6 +151,22 @@ async def test_token_requests_are_limited_per_address_and_spoofed_forwarding_is_
     assert "code" not in kinds(await snapshot(facade.redis))
 
 
+async def test_a_peer_outside_the_trusted_proxies_cannot_pick_its_address(make_facade: FacadeFactory) -> None:
+    """With PROXY_TRUSTED_PROXIES set to networks the peer is not in, the peer is counted by its own
+    address: an X-Forwarded-For that changes on every request does not give it a fresh bucket."""
+    facade = await make_facade(rate_limits=True, rate_limit_token_per_min=5, trusted_proxies="10.0.0.0/8")
+    await fresh_window()
+    client = facade.client()
+    await client.register()
+    statuses = []
+    for n in range(7):
+        status, _, _ = await client.token(
+            {"grant_type": "authorization_code", "code": "a.b", "code_verifier": "v" * 43,
+             "client_id": client.client_id}, {"X-Forwarded-For": f"10.9.8.{n}"})
+        statuses.append(status)
+    assert statuses == [400] * 5 + [429] * 2
+
+
 async def test_one_address_cannot_lock_a_shared_client_out_of_token(make_facade: FacadeFactory) -> None:
     """Issue 22 finding 2: bad /token requests for one client from one address cost that address, not the
     client: the same client from other addresses is still answered (400, not 429)."""
