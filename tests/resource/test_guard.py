@@ -35,3 +35,22 @@ def test_entries_are_per_resource_and_bounded() -> None:
     assert cache.get("a", "r1") is not None  # a is now the most recently used
     cache.put("c", "r1", _principal(later))
     assert cache.get("b", "r1") is None and cache.get("a", "r1") is not None and cache.get("c", "r1") is not None
+
+
+def test_identity_header_values_cannot_split_or_smuggle_a_header() -> None:
+    """A subject, username or verified email carrying CR/LF, non-ASCII or `%` reaches the backend
+    percent-encoded: every X-Auth-Request-* value is printable ASCII (no header split, no bytes a
+    backend decodes differently), and decoding gives back exactly what the IdP said."""
+    from urllib.parse import unquote
+
+    from proxy.resource.identity import identity_headers
+
+    sub = "user\r\nX-Auth-Request-Groups: admins"
+    claims = {"email": "zoë@example.com\n", "email_verified": True, "preferred_username": "50%\u2028off"}
+    principal = Principal(sub=sub, client_id="c\r\n", scopes=("openid",), resource="https://mcp.example.com/mcp",
+                          jti="j", family="f", expires_at=int(time.time()) + 60, claims=MappingProxyType({}))
+    headers = identity_headers(principal, claims)
+    for value in headers.values():
+        assert all(0x20 <= ord(ch) < 0x7F for ch in value), value
+    assert [unquote(value) for value in headers.values()][:4] == [
+        sub, claims["email"], claims["preferred_username"], "c\r\n"]
