@@ -83,6 +83,28 @@ def test_redactor_removes_secret_fields_and_scrubs_urls() -> None:
     assert scrub("plain text") == "plain text"
 
 
+def test_library_records_never_reach_the_root_logger_unredacted(captured_logs: io.StringIO) -> None:
+    """aiohttp's records are written once, through the redactor: none propagates to the root logger, whose
+    handlers (an operator's logging config, a platform's stderr capture) would print the raw message."""
+    import logging
+
+    seen: list[logging.LogRecord] = []
+
+    class Spy(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record)
+
+    spy = Spy()
+    logging.getLogger().addHandler(spy)
+    try:
+        for name in ("aiohttp.web", "aiohttp.server", "aiohttp.access", "aiohttp.client"):
+            logging.getLogger(name).error("Error handling /cb?code=ROOTCODE")
+    finally:
+        logging.getLogger().removeHandler(spy)
+    assert [record.name for record in seen if record.name.startswith("aiohttp")] == []
+    assert "ROOTCODE" not in captured_logs.getvalue()
+
+
 def test_libraries_log_through_the_redactor(captured_logs: io.StringIO) -> None:
     """Issue 14 item 10: records of aiohttp's stdlib loggers (server, access, web, client) become JSON
     lines of ours, with query values of credentials and whole Authorization/Cookie header values
