@@ -143,6 +143,20 @@ async def test_a_client_never_can(start: Start, servers_file: Path, how: str) ->
         assert (response.status, (await response.json())["error"]) == (401, "invalid_client")
 
 
+async def test_the_legacy_introspection_secret_is_no_bearer_credential_at_token_exchange(
+        start: Start, servers_file: Path) -> None:
+    """PROXY_INTROSPECTION_SECRET as `Authorization: Bearer` is accepted at /introspect only (a legacy
+    form): at the token-exchange grant it is 401 invalid_client and no upstream token is handed out."""
+    facade, _ = await facade_with(start, servers_file, introspection_secret="L" * 40)
+    _, body = await signed_in(facade)
+    form = {"grant_type": GRANT, "subject_token": body["access_token"], "subject_token_type": ACCESS}
+    async with facade.http.post(facade.url + "/token", data=form,
+                                headers={"Authorization": "Bearer " + "L" * 40}) as response:
+        answer = await response.json()
+        assert (response.status, answer["error"]) == (401, "invalid_client"), answer
+        assert "access_token" not in answer
+
+
 async def test_a_wrong_resource_server_secret_is_invalid_client(start: Start, servers_file: Path) -> None:
     """RFC 8693 §2.2.2 / RFC 6749 §5.2: a resource server with a wrong secret is 401 invalid_client, and gets
     no token."""
