@@ -107,6 +107,19 @@ async def test_an_approval_of_one_origin_does_not_open_another(consent_facade: F
     assert html_error(await failed.text()) == "unsupported_response_type"
 
 
+async def test_an_approval_of_one_client_does_not_open_its_origin_to_another(consent_facade: Facade) -> None:
+    """The browser approved client A for https://app.example.com; client B registered the same redirect
+    URI but was never approved here: B's errors are an HTML page, never a redirect to that origin."""
+    first = await registered(consent_facade, PHISHING)
+    response, _ = await first.start()
+    await first.post_form(consent_facade.url + "/consent", {**form_of(await response.text()), "decision": "approve"})
+    second = await registered(consent_facade, PHISHING)
+    second.cookies = first.cookies  # the same browser
+    failed, _ = await second.start(response_type="x")
+    assert failed.status == 400 and "Location" not in failed.headers
+    assert html_error(await failed.text()) == "unsupported_response_type"
+
+
 async def test_a_denial_on_the_consent_page_goes_back_to_the_client(consent_facade: Facade) -> None:
     """The consent POST is the user's answer: "Deny" sends access_denied to the https client."""
     client = await registered(consent_facade, PHISHING)
