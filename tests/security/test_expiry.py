@@ -100,6 +100,24 @@ async def test_a_refresh_family_ends_at_its_absolute_lifetime_even_in_use(make_f
     assert "family" not in kinds(await snapshot(facade.redis))
 
 
+async def test_a_family_past_its_absolute_expiry_is_refused_even_while_its_key_lives(
+        make_facade: FacadeFactory) -> None:
+    """The absolute expiry is checked inside the rotation, not left to the key's TTL: a family whose
+    `abs_exp` passed while its key still lives (a TTL set by an older version, or one an operator
+    extended) refuses the refresh with invalid_grant and is deleted."""
+    facade = await make_facade()
+    client = facade.client()
+    body = await client.signed_in()
+    families = [key for key in await facade.redis.keys("*") if "fam" in (key.decode() if isinstance(key, bytes)
+                                                                          else key)]
+    assert len(families) == 1
+    await facade.redis.hset(families[0], "abs_exp", str(int(time.time()) - 5))
+    assert await facade.redis.ttl(families[0]) > 60
+    status, error = await client.refresh(body["refresh_token"])
+    assert (status, error["error"]) == (400, "invalid_grant")
+    assert await facade.redis.exists(families[0]) == 0
+
+
 async def test_an_expired_registration_is_unknown_everywhere(make_facade: FacadeFactory) -> None:
     """PROXY_CLIENT_TTL_S: a registration unused for its lifetime is gone: /authorize is a page, /token is
     401 invalid_client (so clients re-register)."""
