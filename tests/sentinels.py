@@ -19,7 +19,9 @@ from tests.conftest import RedisServer, free_port, start_redis
 from tests.programs import program
 
 SERVICE = "facade"
-DOWN_AFTER_MS = 1000
+# Sentinels PING every second whatever this says: at 1000 a fresh primary (just promoted, first PING
+# a second away) could be judged down before its first answer, and a second failover start.
+DOWN_AFTER_MS = 3000
 
 
 def cli(port: int, *args: str, timeout_s: float = 5) -> str:
@@ -97,9 +99,19 @@ class SentinelSet:
             return False
         return port != old_primary and "role:master" in cli(port, "info", "replication")
 
+    def tilted(self) -> int:
+        """How many sentinels are in TILT mode (a timer starved past 2 s: they observe but do not act)."""
+        return sum("sentinel_tilt:1" in cli(port, "info", "sentinel") for port, _ in self.sentinels)
+
     def restart(self, port: int) -> None:
-        """Start a killed node again on its port; the sentinels make it a replica of the new primary."""
-        self.nodes[port] = start_redis(port, workdir=str(self.workdir / str(port)))
+        """Start a killed node again on its port, as a replica of the primary the sentinels name now.
+
+        Started as a primary (its own old configuration), a node without persistence is an empty primary
+        until the sentinels convert it, 8 s or more later; a second failover in that window (a false
+        +sdown of the new primary) can promote it and empty the store. Redis's documentation says not to
+        restart such a node as a primary; nor do the orchestrators (they ask the sentinels first)."""
+        self.nodes[port] = start_redis(port, "--replicaof", "127.0.0.1", str(self.primary_port()),
+                                       workdir=str(self.workdir / str(port)))
 
     def pause(self, port: int, seconds: float) -> None:
         """Redis holds every write command for `seconds` (CLIENT PAUSE WRITE): the facade's requests wait
@@ -138,7 +150,7 @@ def start_sentinels() -> SentinelSet:
             port = free_port()
             config = workdir / f"sentinel-{port}.conf"
             config.write_text(
-                f"port {port}\nbind 127.0.0.1\ndir {workdir}\n"
+                f"port {port}\nbind 127.0.0.1\ndir {workdir}\nlogfile {workdir}/sentinel-{port}.log\n"
                 f"sentinel monitor {SERVICE} 127.0.0.1 {first} 2\n"
                 f"sentinel down-after-milliseconds {SERVICE} {DOWN_AFTER_MS}\n"
                 f"sentinel failover-timeout {SERVICE} 5000\n"
