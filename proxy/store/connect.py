@@ -15,14 +15,13 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import redis.asyncio as aioredis
-from redis.asyncio.connection import BlockingConnectionPool
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
-from proxy.store.pool import BlockingRedisCluster, BlockingSentinelConnectionPool
+from proxy.store.pool import BlockingRedisCluster, BlockingSentinelConnectionPool, FreeFirstPool
 
 # Defaults of the pool bound when a caller (probe, tests) gives none; the app passes the settings.
 DEFAULT_MAX_CONNECTIONS = 50
@@ -51,7 +50,7 @@ def connect(url: str | None, *, timeout_s: float, max_connections: int = DEFAULT
     if scheme == "redis+sentinel":
         return _sentinel(url, {**common, "retry": _retry()}, max_connections=max_connections,
                          pool_timeout_s=pool_timeout_s)
-    pool = BlockingConnectionPool.from_url(url, max_connections=max_connections, timeout=pool_timeout_s,
+    pool = FreeFirstPool.from_url(url, max_connections=max_connections, timeout=pool_timeout_s,
                                            health_check_interval=30, retry=_retry(), **common)
     return aioredis.Redis(connection_pool=pool)
 

@@ -7,7 +7,7 @@ up to PROXY_REDIS_POOL_TIMEOUT_S for one; only then does it fail (a `ConnectionE
 turns into 503 like any other outage). The wait must stay shorter than the clients' own request
 timeout, so a client hears 503 rather than giving up on its own.
 
-- plain URLs: redis-py's `BlockingConnectionPool`;
+- plain URLs: redis-py's `BlockingConnectionPool`, taking a free connection first (`FreeFirstPool`);
 - Sentinel: the same, mixed into the `SentinelConnectionPool` that follows the master;
 - Cluster: redis-py's cluster client has no blocking pool (each node raises when full), so a semaphore
   of the same size gates every command and pipeline of the client: no node can then have more
@@ -20,16 +20,43 @@ import asyncio
 from typing import Any
 
 from redis.asyncio.cluster import ClusterPipeline, RedisCluster
-from redis.asyncio.connection import BlockingConnectionPool
+from redis.asyncio.connection import AbstractConnection, BlockingConnectionPool, ConnectionPool
 from redis.asyncio.sentinel import SentinelConnectionPool
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import MaxConnectionsError
 
 
-class BlockingSentinelConnectionPool(SentinelConnectionPool, BlockingConnectionPool):
+class FreeFirstPool(BlockingConnectionPool):
+    """A BlockingConnectionPool that waits only when it must.
+
+    redis-py's blocking pool enters a condition, a timeout context and `wait_for` for every command,
+    even with idle connections at hand: a twentieth of what a one-command request costs the facade.
+    Here a command takes a free connection (or opens one below the bound) the way the plain pool does;
+    a full pool, or one with tasks already waiting, sends it down redis-py's waiting path, where it
+    queues behind those waiting instead of overtaking them."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._waiting = 0
+
+    async def get_connection(self, *args: Any, **kwargs: Any) -> AbstractConnection:
+        if not self._waiting and self.can_get_connection():
+            try:
+                return await ConnectionPool.get_connection(self)
+            except MaxConnectionsError:
+                pass  # the last free one went to another task meanwhile: wait like everyone else
+        self._waiting += 1
+        try:
+            return await super().get_connection()
+        finally:
+            self._waiting -= 1
+
+
+class BlockingSentinelConnectionPool(SentinelConnectionPool, FreeFirstPool):
     """A Sentinel-managed pool (follows the master across failovers) that waits when full.
 
-    MRO: Sentinel's address discovery and connection ownership, then BlockingConnectionPool's
-    get_connection/release (a condition variable with a timeout), then the plain ConnectionPool."""
+    MRO: Sentinel's address discovery and connection ownership, then FreeFirstPool's get_connection
+    and BlockingConnectionPool's release (a condition variable with a timeout), then the plain pool."""
 
 
 class _Gate:
