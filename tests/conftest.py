@@ -190,3 +190,20 @@ async def make_facade(redis_client: Any, aiohttp_server: Any) -> AsyncIterator[F
 @pytest.fixture
 async def facade(make_facade: FacadeFactory) -> Facade:
     return await make_facade()
+
+
+@pytest.fixture
+def round_trips(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
+    """Redis round trips on the wire: every packet of commands a connection sends (a pipeline is one),
+    counted into `[0]` (tests/test_round_trips.py, tests/test_bench_baseline.py)."""
+    from redis.asyncio.connection import Connection
+
+    sent = [0]
+    original = Connection.send_packed_command
+
+    async def counted(self: Connection, command: object, check_health: bool = True) -> None:
+        sent[0] += 1
+        await original(self, command, check_health)
+
+    monkeypatch.setattr(Connection, "send_packed_command", counted)
+    yield sent

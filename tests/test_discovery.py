@@ -158,6 +158,7 @@ async def test_cors_header_on_discovery_and_error_answers(facade: Facade) -> Non
     async with facade.http.post(facade.url + "/token", data={"grant_type": "nope"}) as response:
         assert response.status == 400
         assert response.headers["Access-Control-Allow-Origin"] == "*"
+        assert response.headers["Access-Control-Expose-Headers"] == "WWW-Authenticate"
 
 
 async def test_health_and_readiness(facade: Facade) -> None:

@@ -8,28 +8,12 @@ is one).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
-from redis.asyncio.connection import Connection
 
 from tests.conftest import Facade
 
 SIGN_IN = {"register": 1, "authorize": 2, "callback": 3, "token": 4}
 REFRESH = 2
-
-
-@pytest.fixture
-def round_trips(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
-    sent = [0]
-    original = Connection.send_packed_command
-
-    async def counted(self: Connection, command: object, check_health: bool = True) -> None:
-        sent[0] += 1
-        await original(self, command, check_health)
-
-    monkeypatch.setattr(Connection, "send_packed_command", counted)
-    yield sent
 
 
 @pytest.mark.parametrize("redis_client", ["redis-server"], indirect=True)

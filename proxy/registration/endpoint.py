@@ -152,7 +152,8 @@ async def register(request: web.Request) -> web.Response:
     lifetime_s = await ratelimit.registration_lifetime(request)  # only valid registrations are counted
     private = await s.upstream.mirror_registration(record)  # PROXY_UPSTREAM_DCR: kept, never echoed
     await s.store.save_client(client_id, json.dumps({**record, **private}) if private else body, lifetime_s)
-    audit.event("audit.client_registered", client_id=client_id, client_name=record.get("client_name"),
-                redirect_hosts=sorted({urlsplit(uri).netloc or urlsplit(uri).scheme + ":"
-                                       for uri in record["redirect_uris"]}))
+    if audit.enabled():
+        audit.event("audit.client_registered", client_id=client_id, client_name=record.get("client_name"),
+                    redirect_hosts=sorted({urlsplit(uri).netloc or urlsplit(uri).scheme + ":"
+                                           for uri in record["redirect_uris"]}))
     return web.Response(text=body, status=201, content_type="application/json")

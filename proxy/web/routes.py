@@ -39,7 +39,7 @@ class Policy:
     headers: dict[str, str] = field(default_factory=dict)  # what the policy adds to every answer
 
     def __post_init__(self) -> None:
-        self.headers.update({**(CORS_HEADERS if self.cors else {}), **(NO_STORE if self.no_store else {})})
+        self.headers.update({**(CORS_RESPONSE_HEADERS if self.cors else {}), **(NO_STORE if self.no_store else {})})
 
 
 POLICY: web.AppKey[dict[str, Policy]] = web.AppKey("route_policy", dict)
@@ -52,6 +52,10 @@ CORS_HEADERS = {
     "Access-Control-Expose-Headers": "WWW-Authenticate",
     "Access-Control-Max-Age": "86400",
 }
+# What a browser reads on the actual (non-preflight) answer (Fetch, "CORS check"): the rest is read
+# only on the preflight's 204, and repeating it on every answer costs bytes on each.
+CORS_RESPONSE_HEADERS = {name: CORS_HEADERS[name]
+                         for name in ("Access-Control-Allow-Origin", "Access-Control-Expose-Headers")}
 
 
 async def preflight(request: web.Request) -> web.Response:
