@@ -21,6 +21,8 @@ address and the gateway backend (embedded in-memory store, generated key, dev Id
 limits on, log level info: one JSON access line per request), in front of the demo MCP server
 `proxy.devmcp`, the same `initialize` POST 600 times per path per round at concurrency 1 (no held
 streams: the demo server answers GET with 405). Writes <stamp>-<cores>core-gateway-defaults.{md,json}.
+`--defaults --terminal` puts the facade's output on a pseudo-terminal, as in the shell `make run` is
+typed in: PROXY_LOG_FORMAT=auto then renders console lines, not JSON, and each goes through a tty.
 """
 
 from __future__ import annotations
@@ -31,9 +33,12 @@ import base64
 import hashlib
 import json
 import os
+import pty
 import re
 import secrets
+import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -46,7 +51,7 @@ import aiohttp
 
 from bench.cpu import group_seconds
 from bench.httpclient import JSON, Connection
-from bench.procs import LOOPBACK, Processes, StartError, free_port, start_redis, wait_http, wait_port
+from bench.procs import LOOPBACK, Proc, Processes, StartError, free_port, start_redis, wait_http, wait_port
 from bench.servers.common import loop_factory
 
 HERE = Path(__file__).resolve().parent
@@ -270,7 +275,9 @@ def render_defaults(run: dict[str, Any]) -> str:
              f"{run['machine']['cpu']})", "",
              f"`{run['command']}`: `oauth-facade serve` with only PROXY_HOST, PROXY_PORT, PROXY_ISSUER and "
              "PROXY_GATEWAY_BACKENDS set (embedded in-memory store, generated key, dev IdP, consent and rate "
-             "limits on, log level info: one JSON line per request, to a file), in front of the demo MCP server "
+             "limits on, log level info: one JSON line per request, written to "
+             f"{'a pseudo-terminal read by `cat`' if run.get('facade_output') == 'terminal' else 'a file'}), "
+             "in front of the demo MCP server "
              f"(`python -m proxy.devmcp`); the `initialize` POST, {figure['requests_per_round']} per path per "
              f"round, {len(figure['rounds'])} rounds, concurrency 1. Load average (1/5/15 min) before: "
              f"{' '.join(run['loadavg']['before'])}, after: {' '.join(run['loadavg']['after'])} (other processes "
@@ -288,9 +295,31 @@ def render_defaults(run: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def start_on_terminal(procs: Processes, name: str, argv: list[str], env: dict[str, str], port: int) -> Proc:
+    """`argv` with its stdout and stderr on a pseudo-terminal, as `make run` leaves them: each log line is
+    a write to a tty (line discipline and all), read by another process (`cat`, into the log file) as a
+    terminal would read it, so that the reading costs CPU on these cores but never this process's GIL."""
+    log = procs.logdir / f"{name}.log"
+    primary, secondary = pty.openpty()
+    try:
+        with log.open("wb") as out:
+            reader = subprocess.Popen([shutil.which("cat") or "/bin/cat"], stdin=primary, stdout=out,
+                                      stderr=subprocess.DEVNULL)
+        process = subprocess.Popen(argv, stdout=secondary, stderr=secondary, stdin=subprocess.DEVNULL,
+                                   env={**os.environ, **env})
+    finally:
+        os.close(primary)
+        os.close(secondary)
+    procs.started.append(Proc(f"{name}-terminal", reader, log))
+    proc = Proc(name, process, log, port)
+    procs.started.append(proc)
+    return proc
+
+
 async def measure_defaults(args: argparse.Namespace, procs: Processes) -> dict[str, Any]:
     """`make run`'s processes and settings; only the ports differ (free ones, so a running `make run` or
-    another bench is not disturbed), and the facade's output goes to its log file, not a terminal."""
+    another bench is not disturbed). The facade's output goes to its log file, or with `--terminal` to a
+    pseudo-terminal, as in a developer's shell."""
     backend_port = free_port()
     backend = procs.start("devmcp", [sys.executable, "-m", "proxy.devmcp", "--host", LOOPBACK, "--port",
                                      str(backend_port)])
@@ -299,14 +328,15 @@ async def measure_defaults(args: argparse.Namespace, procs: Processes) -> dict[s
     issuer = f"http://{LOOPBACK}:{port}"
     env = {"PROXY_ISSUER": issuer, "PROXY_PORT": str(port), "PROXY_HOST": LOOPBACK,
            "PROXY_GATEWAY_BACKENDS": f"{issuer}/mcp=http://{LOOPBACK}:{backend_port}/mcp"}
-    facade = procs.start("facade", [str(Path(sys.executable).with_name("oauth-facade")), "serve"], env=env,
-                         port=port)
+    argv = [str(Path(sys.executable).with_name("oauth-facade")), "serve"]
+    facade = (start_on_terminal(procs, "facade", argv, env, port) if args.terminal
+              else procs.start("facade", argv, env=env, port=port))
     wait_http(facade, issuer + "/readyz")
     token = await sign_in(issuer, issuer + "/mcp")
     load_before = Path("/proc/loadavg").read_text().split()[:3]
     figure = await overhead(backend_port, port, token, facade.tree(), rounds=args.rounds,
                             count=args.requests or 600, concurrency=1, body=INITIALIZE)
-    return {"mode": "defaults", "overhead": [figure],
+    return {"mode": "defaults", "facade_output": "terminal" if args.terminal else "file", "overhead": [figure],
             "loadavg": {"before": load_before, "after": Path("/proc/loadavg").read_text().split()[:3]}}
 
 
@@ -346,6 +376,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--results", type=Path, default=HERE / "results")
     parser.add_argument("--defaults", action="store_true",
                         help="measure at `make run`'s settings in front of the demo MCP server (see above)")
+    parser.add_argument("--terminal", action="store_true",
+                        help="with --defaults: the facade's output on a pseudo-terminal, as `make run` in a shell")
     args = parser.parse_args(argv)
     for name in [name for name in os.environ if name.startswith("PROXY_")]:
         del os.environ[name]  # the developer's shell must not change what is measured
