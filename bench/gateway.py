@@ -15,6 +15,14 @@ log level warning) whose gateway fronts that backend.
   its heartbeats.
 
 Writes bench/results/<stamp>-<cores>core-gateway.{md,json}.
+
+`--defaults` measures instead what users run with `make run`: the facade with nothing set but its
+address and the gateway backend (embedded in-memory store, generated key, dev IdP, consent on, rate
+limits on, log level info: one JSON access line per request), in front of the demo MCP server
+`proxy.devmcp`, the same `initialize` POST 600 times per path per round at concurrency 1 (no held
+streams: the demo server answers GET with 405). Writes <stamp>-<cores>core-gateway-defaults.{md,json}.
+`--defaults --terminal` puts the facade's output on a pseudo-terminal, as in the shell `make run` is
+typed in: PROXY_LOG_FORMAT=auto then renders console lines, not JSON, and each goes through a tty.
 """
 
 from __future__ import annotations
@@ -25,8 +33,12 @@ import base64
 import hashlib
 import json
 import os
+import pty
+import re
 import secrets
+import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -39,7 +51,7 @@ import aiohttp
 
 from bench.cpu import group_seconds
 from bench.httpclient import JSON, Connection
-from bench.procs import LOOPBACK, Processes, StartError, free_port, start_redis, wait_http
+from bench.procs import LOOPBACK, Proc, Processes, StartError, free_port, start_redis, wait_http, wait_port
 from bench.servers.common import loop_factory
 
 HERE = Path(__file__).resolve().parent
@@ -47,6 +59,12 @@ REDIRECT = "http://127.0.0.1:9/callback"
 OPENING_AT_ONCE = 50  # streams being opened at any moment: held streams accumulate, a stampede is another figure
 BODY = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
                    "params": {"name": "ping", "arguments": {}}}).encode()
+#: What an MCP client sends first; the demo server answers it like any MCP server (`--defaults`).
+INITIALIZE = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "initialize",
+                         "params": {"protocolVersion": "2025-06-18", "capabilities": {},
+                                    "clientInfo": {"name": "bench", "version": "1"}}}).encode()
+#: The consent page's hidden fields (proxy/authorization/consent.py), approved as a user would.
+CONSENT_FIELD = re.compile(r'name="(consent_id|csrf)" value="([^"]*)"')
 
 
 def rss_kib(pids: list[int]) -> int:
@@ -81,6 +99,12 @@ async def sign_in(facade: str, resource: str) -> str:
         for _ in range(10):
             async with http.get(url, allow_redirects=False) as r:
                 location = r.headers.get("Location", "")
+                page = await r.text()
+            if r.status == 200 and 'action="consent"' in page:  # PROXY_CONSENT on (the default): allow
+                fields = dict(CONSENT_FIELD.findall(page))
+                async with http.post(facade + "/consent", data={**fields, "decision": "approve"},
+                                     allow_redirects=False) as r:
+                    location = r.headers.get("Location", "")
             if location.startswith(REDIRECT):
                 break
             url = location if location.startswith("http") else facade + location
@@ -91,7 +115,7 @@ async def sign_in(facade: str, resource: str) -> str:
             return str((await r.json())["access_token"])
 
 
-async def _latencies(port: int, headers: bytes, count: int, concurrency: int) -> list[float]:
+async def _latencies(port: int, headers: bytes, count: int, concurrency: int, body: bytes = BODY) -> list[float]:
     """`count` POSTs split over `concurrency` keep-alive connections; every latency, in seconds."""
     per_user = max(1, count // concurrency)
     results: list[float] = []
@@ -101,7 +125,7 @@ async def _latencies(port: int, headers: bytes, count: int, concurrency: int) ->
         try:
             for _ in range(per_user):
                 started = time.perf_counter()
-                response = await connection.request("POST", "/mcp", headers, BODY)
+                response = await connection.request("POST", "/mcp", headers, body)
                 elapsed = time.perf_counter() - started
                 if response.status != 200:
                     raise RuntimeError(f"HTTP {response.status}: {response.body[:300]!r}")
@@ -114,11 +138,11 @@ async def _latencies(port: int, headers: bytes, count: int, concurrency: int) ->
 
 
 async def overhead(backend_port: int, facade_port: int, token: str, facade_pids: list[int], *, rounds: int,
-                   count: int, concurrency: int) -> dict[str, Any]:
+                   count: int, concurrency: int, body: bytes = BODY) -> dict[str, Any]:
     direct_headers = JSON + b"Accept: application/json, text/event-stream\r\n"
     gateway_headers = direct_headers + f"Authorization: Bearer {token}\r\n".encode()
-    await _latencies(backend_port, direct_headers, 200, concurrency)  # warm-up: connections, caches
-    await _latencies(facade_port, gateway_headers, 200, concurrency)
+    await _latencies(backend_port, direct_headers, 200, concurrency, body)  # warm-up: connections, caches
+    await _latencies(facade_port, gateway_headers, 200, concurrency, body)
     per_round: list[dict[str, float]] = []
     for index in range(rounds):
         order = [("direct", backend_port, direct_headers), ("gateway", facade_port, gateway_headers)]
@@ -128,7 +152,7 @@ async def overhead(backend_port: int, facade_port: int, token: str, facade_pids:
         for name, port, headers in order:
             cpu_before = group_seconds(facade_pids)
             started = time.perf_counter()
-            latencies = await _latencies(port, headers, count, concurrency)
+            latencies = await _latencies(port, headers, count, concurrency, body)
             seconds = time.perf_counter() - started
             row[f"{name}_p50_ms"] = statistics.median(latencies) * 1000
             row[f"{name}_p99_ms"] = sorted(latencies)[int(0.99 * (len(latencies) - 1))] * 1000
@@ -242,6 +266,80 @@ def render(run: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def render_defaults(run: dict[str, Any]) -> str:
+    """The `--defaults` report: one figure, at concurrency 1, every round listed."""
+    figure = run["overhead"][0]
+    kept = figure["median_round"]
+    added = [row["added_p50_ms"] for row in figure["rounds"]]
+    lines = [f"# Gateway at `make run`'s defaults, {run['stamp']} ({run['machine']['cores']} cores, "
+             f"{run['machine']['cpu']})", "",
+             f"`{run['command']}`: `oauth-facade serve` with only PROXY_HOST, PROXY_PORT, PROXY_ISSUER and "
+             "PROXY_GATEWAY_BACKENDS set (embedded in-memory store, generated key, dev IdP, consent and rate "
+             "limits on, log level info: one JSON line per request, written to "
+             f"{'a pseudo-terminal read by `cat`' if run.get('facade_output') == 'terminal' else 'a file'}), "
+             "in front of the demo MCP server "
+             f"(`python -m proxy.devmcp`); the `initialize` POST, {figure['requests_per_round']} per path per "
+             f"round, {len(figure['rounds'])} rounds, concurrency 1. Load average (1/5/15 min) before: "
+             f"{' '.join(run['loadavg']['before'])}, after: {' '.join(run['loadavg']['after'])} (other processes "
+             "share these cores).", "",
+             "| round | direct p50 | gateway p50 | **added p50** | direct p99 | gateway p99 | facade CPU / request |",
+             "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for index, row in enumerate(figure["rounds"], 1):
+        lines.append(f"| {index} | {row['direct_p50_ms']:.3f} ms | {row['gateway_p50_ms']:.3f} ms | "
+                     f"**{row['added_p50_ms']:.3f} ms** | {row['direct_p99_ms']:.3f} ms | "
+                     f"{row['gateway_p99_ms']:.3f} ms | {row['facade_cpu_us_per_request']:.0f} µs |")
+    target = kept["added_p50_ms"]
+    lines += ["", f"Added at the median (the median round): **{target:.3f} ms**, rounds "
+              f"{min(added):.3f}-{max(added):.3f} ms. Target: at most 1 ms, "
+              f"**{'met' if target <= 1.0 else 'NOT met'}**."]
+    return "\n".join(lines) + "\n"
+
+
+def start_on_terminal(procs: Processes, name: str, argv: list[str], env: dict[str, str], port: int) -> Proc:
+    """`argv` with its stdout and stderr on a pseudo-terminal, as `make run` leaves them: each log line is
+    a write to a tty (line discipline and all), read by another process (`cat`, into the log file) as a
+    terminal would read it, so that the reading costs CPU on these cores but never this process's GIL."""
+    log = procs.logdir / f"{name}.log"
+    primary, secondary = pty.openpty()
+    try:
+        with log.open("wb") as out:
+            reader = subprocess.Popen([shutil.which("cat") or "/bin/cat"], stdin=primary, stdout=out,
+                                      stderr=subprocess.DEVNULL)
+        process = subprocess.Popen(argv, stdout=secondary, stderr=secondary, stdin=subprocess.DEVNULL,
+                                   env={**os.environ, **env})
+    finally:
+        os.close(primary)
+        os.close(secondary)
+    procs.started.append(Proc(f"{name}-terminal", reader, log))
+    proc = Proc(name, process, log, port)
+    procs.started.append(proc)
+    return proc
+
+
+async def measure_defaults(args: argparse.Namespace, procs: Processes) -> dict[str, Any]:
+    """`make run`'s processes and settings; only the ports differ (free ones, so a running `make run` or
+    another bench is not disturbed). The facade's output goes to its log file, or with `--terminal` to a
+    pseudo-terminal, as in a developer's shell."""
+    backend_port = free_port()
+    backend = procs.start("devmcp", [sys.executable, "-m", "proxy.devmcp", "--host", LOOPBACK, "--port",
+                                     str(backend_port)])
+    wait_port(backend, backend_port)
+    port = free_port()
+    issuer = f"http://{LOOPBACK}:{port}"
+    env = {"PROXY_ISSUER": issuer, "PROXY_PORT": str(port), "PROXY_HOST": LOOPBACK,
+           "PROXY_GATEWAY_BACKENDS": f"{issuer}/mcp=http://{LOOPBACK}:{backend_port}/mcp"}
+    argv = [str(Path(sys.executable).with_name("oauth-facade")), "serve"]
+    facade = (start_on_terminal(procs, "facade", argv, env, port) if args.terminal
+              else procs.start("facade", argv, env=env, port=port))
+    wait_http(facade, issuer + "/readyz")
+    token = await sign_in(issuer, issuer + "/mcp")
+    load_before = Path("/proc/loadavg").read_text().split()[:3]
+    figure = await overhead(backend_port, port, token, facade.tree(), rounds=args.rounds,
+                            count=args.requests or 600, concurrency=1, body=INITIALIZE)
+    return {"mode": "defaults", "facade_output": "terminal" if args.terminal else "file", "overhead": [figure],
+            "loadavg": {"before": load_before, "after": Path("/proc/loadavg").read_text().split()[:3]}}
+
+
 async def measure(args: argparse.Namespace, procs: Processes) -> dict[str, Any]:
     redis = start_redis(procs)
     backend_port = free_port()
@@ -260,7 +358,7 @@ async def measure(args: argparse.Namespace, procs: Processes) -> dict[str, Any]:
     token = await sign_in(issuer, issuer + "/mcp")
     pids = facade.tree()
     load_before = Path("/proc/loadavg").read_text().split()[:3]
-    figures = [await overhead(backend_port, port, token, pids, rounds=args.rounds, count=args.requests,
+    figures = [await overhead(backend_port, port, token, pids, rounds=args.rounds, count=args.requests or 2000,
                               concurrency=concurrency) for concurrency in (1, 16)]
     streams = await held_streams(issuer, token, pids, facade.pid, streams=args.streams, hold_s=args.hold)
     return {"overhead": figures, "streams": streams,
@@ -271,17 +369,22 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.gateway", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--requests", type=int, default=2000, help="requests per path per round")
+    parser.add_argument("--requests", type=int, default=None,
+                        help="requests per path per round (default 2000; 600 with --defaults)")
     parser.add_argument("--streams", type=int, default=1000)
     parser.add_argument("--hold", type=float, default=6.0, help="seconds the streams are held open")
     parser.add_argument("--results", type=Path, default=HERE / "results")
+    parser.add_argument("--defaults", action="store_true",
+                        help="measure at `make run`'s settings in front of the demo MCP server (see above)")
+    parser.add_argument("--terminal", action="store_true",
+                        help="with --defaults: the facade's output on a pseudo-terminal, as `make run` in a shell")
     args = parser.parse_args(argv)
     for name in [name for name in os.environ if name.startswith("PROXY_")]:
         del os.environ[name]  # the developer's shell must not change what is measured
     procs = Processes(Path(tempfile.mkdtemp(prefix="oauth-facade-bench-gateway-")))
     try:
         with asyncio.Runner(loop_factory=loop_factory()) as runner:
-            figures = runner.run(measure(args, procs))
+            figures = runner.run((measure_defaults if args.defaults else measure)(args, procs))
     except (StartError, RuntimeError) as exc:
         print(f"bench.gateway: {exc}\nlogs in {procs.logdir}", file=sys.stderr)
         return 1
@@ -292,10 +395,10 @@ def main(argv: list[str] | None = None) -> int:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     run = {"stamp": stamp, "machine": machine(), "command": "python -m bench.gateway " + " ".join(argv or sys.argv[1:]),
            **figures}
-    text = render(run)
+    text = render_defaults(run) if args.defaults else render(run)
     print(text)
     args.results.mkdir(parents=True, exist_ok=True)
-    base = args.results / f"{stamp}-{run['machine']['cores']}core-gateway"
+    base = args.results / f"{stamp}-{run['machine']['cores']}core-gateway{'-defaults' if args.defaults else ''}"
     base.with_suffix(".md").write_text(text)
     base.with_suffix(".json").write_text(json.dumps(run, indent=2) + "\n")
     print(f"bench.gateway: wrote {base}.md and .json", file=sys.stderr)

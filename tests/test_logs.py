@@ -134,3 +134,19 @@ def test_libraries_log_through_the_redactor(captured_logs: io.StringIO) -> None:
         ("library.log", "error", "aiohttp.web"), ("library.log", "warning", "aiohttp.client"),
         ("library.log", "error", "aiohttp.web"), ("request.malformed", "info", "aiohttp.server")]
     assert "Traceback" in events[0]["exception"] and "exception" not in events[3]
+
+
+async def test_each_request_line_carries_the_id_its_answer_names(make_facade: FacadeFactory,
+                                                                 captured_logs: io.StringIO) -> None:
+    """The `request` line of an answer has the request id the answer's X-Request-Id names: the client's
+    own when it sent a usable one, else the one generated for it (the line is written after the answer
+    is sent, still in that request's context)."""
+    facade = await make_facade()
+    answers = []
+    for headers in ({"X-Request-Id": "trace-me-1"}, {}, {"X-Request-Id": "trace-me-2"}):
+        async with facade.http.post(facade.url + "/token", data={"grant_type": "nonsense"}, headers=headers) as r:
+            answers.append((r.status, r.headers["X-Request-Id"]))
+    lines = [json.loads(line) for line in captured_logs.getvalue().splitlines()]
+    logged = [(e["status"], e["request_id"]) for e in lines if e["event"] == "request" and e["path"] == "/token"]
+    assert answers[0][1] == "trace-me-1" and answers[2][1] == "trace-me-2"
+    assert logged == answers

@@ -40,9 +40,7 @@ def connect(url: str | None, *, timeout_s: float, max_connections: int = DEFAULT
         "socket_connect_timeout": timeout_s,
     }
     if not url:
-        import fakeredis  # the embedded store: imported only when used
-
-        return fakeredis.FakeAsyncRedis(decode_responses=True, version=(7, 2))
+        return embedded()
     scheme = urlsplit(url).scheme
     if scheme.endswith("+cluster"):
         return BlockingRedisCluster.from_url(url.replace("+cluster", "", 1), max_connections=max_connections,
@@ -53,6 +51,17 @@ def connect(url: str | None, *, timeout_s: float, max_connections: int = DEFAULT
     pool = FreeFirstPool.from_url(url, max_connections=max_connections, timeout=pool_timeout_s,
                                            health_check_interval=30, retry=_retry(), **common)
     return aioredis.Redis(connection_pool=pool)
+
+
+def embedded() -> Any:
+    """The in-memory store (no PROXY_REDIS_URL): fakeredis, answering in this process.
+
+    Without a socket timeout: there is no socket, and with one redis-py wraps every command's send in
+    `asyncio.wait_for`, a task and a timer per command (about a sixth of the gateway's revocation check,
+    which runs on every proxied request)."""
+    import fakeredis  # imported only when used
+
+    return fakeredis.FakeAsyncRedis(decode_responses=True, version=(7, 2), socket_timeout=None)
 
 
 def _retry() -> Retry:
