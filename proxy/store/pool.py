@@ -32,24 +32,15 @@ class FreeFirstPool(BlockingConnectionPool):
     redis-py's blocking pool enters a condition, a timeout context and `wait_for` for every command,
     even with idle connections at hand: a twentieth of what a one-command request costs the facade.
     Here a command takes a free connection (or opens one below the bound) the way the plain pool does;
-    a full pool, or one with tasks already waiting, sends it down redis-py's waiting path, where it
-    queues behind those waiting instead of overtaking them."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._waiting = 0
+    only a full pool sends it down redis-py's waiting path."""
 
     async def get_connection(self, *args: Any, **kwargs: Any) -> AbstractConnection:
-        if not self._waiting and self.can_get_connection():
+        if self.can_get_connection():
             try:
                 return await ConnectionPool.get_connection(self)
             except MaxConnectionsError:
                 pass  # the last free one went to another task meanwhile: wait like everyone else
-        self._waiting += 1
-        try:
-            return await super().get_connection()
-        finally:
-            self._waiting -= 1
+        return await super().get_connection()
 
 
 class BlockingSentinelConnectionPool(SentinelConnectionPool, FreeFirstPool):
