@@ -118,7 +118,7 @@ test-mutants: $(TEST_STAMP) system-deps ## Remove each defence in turn (tests/mu
 	$(PY) -m tests.mutants.runner $(MUTANTS_ARGS)
 
 lint: $(TEST_STAMP) ## ruff
-	$(VENV)/bin/ruff check proxy tests verifier
+	$(VENV)/bin/ruff check proxy tests verifier bench
 
 bench: $(TEST_STAMP) system-deps ## Run the benchmark suite (writes bench/results/)
 	$(PY) -m bench $(BENCH_ARGS)

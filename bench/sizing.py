@@ -21,6 +21,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import aiohttp
 import redis.asyncio as aioredis
 from aiohttp import web
+
 from proxy.app import create_app
 from proxy.devidp import DevIdpConfig, create_devidp_app
 from proxy.settings import Settings

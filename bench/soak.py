@@ -42,13 +42,13 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import aiohttp
+
+from bench.loadgen import percentile
 from proxy.token.sealing import LINEAGE_SECRET_BYTES
 from tests.conftest import free_port
 from tests.helpers import s256
 from tests.processes import wait_http
 from tests.sentinels import SentinelSet, cli, start_sentinels, wait_for
-
-from bench.loadgen import percentile
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results"

@@ -38,10 +38,10 @@ import aiohttp
 import redis.asyncio as aioredis
 from aiohttp import web
 from joserfc import jwk, jwt
-from proxy.store.scripts import REDEEM_CODE, ROTATE_REFRESH
-from proxy.store.store import ACTIVATE_CLIENT, LOAD_CLIENT
 
 from bench.servers.common import run
+from proxy.store.scripts import REDEEM_CODE, ROTATE_REFRESH
+from proxy.store.store import ACTIVATE_CLIENT, LOAD_CLIENT
 
 PREFIX = "bare:"
 CLIENT_TTL_S = 30 * 86400
