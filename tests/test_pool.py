@@ -50,3 +50,22 @@ async def test_idle_connections_serve_commands_without_waiting(redis_server: Red
     finally:
         await client.delete("pool-test")  # type: ignore[attr-defined]
         await client.aclose()  # type: ignore[attr-defined]
+
+
+async def test_a_waiting_command_gets_the_connection_another_releases(redis_server: RedisServer) -> None:
+    """A command queued on a full pool is woken by the release of the busy connection and succeeds, well
+    inside the pool timeout (a missed wake-up would leave it to fail with "No connection available")."""
+    client = _client(redis_server, 1, 5)
+    pool = client.connection_pool  # type: ignore[attr-defined]
+    held = await pool.get_connection()
+    try:
+        waiting = asyncio.ensure_future(client.ping())  # type: ignore[attr-defined]
+        await asyncio.sleep(0.2)
+        assert not waiting.done()  # it waits: the pool's only connection is held
+        await pool.release(held)
+        held = None
+        assert await asyncio.wait_for(waiting, timeout=2) is True
+    finally:
+        if held is not None:
+            await pool.release(held)
+        await client.aclose()  # type: ignore[attr-defined]
