@@ -58,14 +58,13 @@ async def test_a_waiting_command_gets_the_connection_another_releases(redis_serv
     client = _client(redis_server, 1, 5)
     pool = client.connection_pool  # type: ignore[attr-defined]
     held = await pool.get_connection()
+    waiting = asyncio.ensure_future(client.ping())  # type: ignore[attr-defined]
     try:
-        waiting = asyncio.ensure_future(client.ping())  # type: ignore[attr-defined]
         await asyncio.sleep(0.2)
         assert not waiting.done()  # it waits: the pool's only connection is held
+    finally:
         await pool.release(held)
-        held = None
+    try:
         assert await asyncio.wait_for(waiting, timeout=2) is True
     finally:
-        if held is not None:
-            await pool.release(held)
         await client.aclose()  # type: ignore[attr-defined]
