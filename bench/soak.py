@@ -10,7 +10,9 @@ lacks the last rotations; the old primary comes back as a replica) and pauses Re
 Reported (printed, and written to bench/results/<stamp>-soak.{md,json}):
 - families lost: a refresh of the token a user holds answered invalid_grant (goal 0);
 - duplicate successors: one refresh token answered with two different successors (goal 0);
-- 5xx outside the fault windows (goal 0; a window lasts from a fault's start to SETTLE_S after its end);
+- 5xx outside the fault windows (goal 0; a window lasts from a fault's start to SETTLE_S after its end,
+  and a request is inside when it was in flight at some moment of one: a request sent a few
+  milliseconds before Redis paused waits for it and times out inside the fault);
 - p50/p99 latency inside and outside the windows, throughput;
 - families resumed after a failover: users whose token shows the family resumed from a token the
   promoted replica had never received (proof the failover really lost rotations).
@@ -67,8 +69,9 @@ class Window:
     start: float
     end: float | None = None
 
-    def covers(self, moment: float) -> bool:
-        return self.start <= moment and (self.end is None or moment <= self.end + SETTLE_S)
+    def covers(self, sent: float, answered: float) -> bool:
+        """True when a request in flight from `sent` to `answered` overlapped the window."""
+        return self.start <= answered and (self.end is None or sent <= self.end + SETTLE_S)
 
 
 @dataclass
@@ -76,8 +79,8 @@ class Tally:
     """What the traffic saw; times are time.monotonic()."""
 
     windows: list[Window] = field(default_factory=list)
-    latencies: list[tuple[float, float]] = field(default_factory=list)  # (when, ms) of each answered request
-    errors_5xx: list[tuple[float, str]] = field(default_factory=list)
+    latencies: list[tuple[float, float]] = field(default_factory=list)  # (sent, answered) of each answer
+    errors_5xx: list[tuple[float, float, str]] = field(default_factory=list)  # (sent, answered, what)
     unreachable: int = 0
     ok: int = 0
     families_lost: list[str] = field(default_factory=list)
@@ -93,8 +96,8 @@ class Tally:
     resumed_families: set[int] = field(default_factory=set)
     gateway_refused: list[str] = field(default_factory=list)
 
-    def in_fault(self, moment: float) -> bool:
-        return any(window.covers(moment) for window in self.windows)
+    def in_fault(self, sent: float, answered: float) -> bool:
+        return any(window.covers(sent, answered) for window in self.windows)
 
     def failover_overlaps(self, start: float, end: float) -> bool:
         """True when [start, end] overlapped a failover (from its start to the promotion)."""
@@ -227,9 +230,10 @@ class Traffic:
                     raise
                 await asyncio.sleep(0.05)
                 continue
-            self.tally.latencies.append((started, (time.monotonic() - started) * 1000))
+            answered = time.monotonic()
+            self.tally.latencies.append((started, answered))
             if status >= 500:
-                self.tally.errors_5xx.append((started, f"{method} {path or url}: {status} {body[:120]!r}"))
+                self.tally.errors_5xx.append((started, answered, f"{method} {path or url}: {status} {body[:120]!r}"))
                 if time.monotonic() > give_up:
                     return status, body, headers
                 await asyncio.sleep(0.2)
@@ -401,9 +405,9 @@ class Faults:
 
 
 def summary(tally: Tally, seconds: float, faults: list[str], notes: list[str] | None = None) -> dict[str, Any]:
-    inside = sorted(ms for when, ms in tally.latencies if tally.in_fault(when))
-    outside = sorted(ms for when, ms in tally.latencies if not tally.in_fault(when))
-    stray = [what for when, what in tally.errors_5xx if not tally.in_fault(when)]
+    inside = sorted((end - sent) * 1000 for sent, end in tally.latencies if tally.in_fault(sent, end))
+    outside = sorted((end - sent) * 1000 for sent, end in tally.latencies if not tally.in_fault(sent, end))
+    stray = [_placed(tally, sent, end, what) for sent, end, what in tally.errors_5xx if not tally.in_fault(sent, end)]
     return {
         "seconds": round(seconds, 1),
         "families_lost": len(tally.families_lost), "families_lost_sample": tally.families_lost[:5],
@@ -421,6 +425,16 @@ def summary(tally: Tally, seconds: float, faults: list[str], notes: list[str] | 
         "gateway_calls": tally.gateway_calls, "gateway_refused": len(tally.gateway_refused),
         "refused_connections": tally.unreachable, "faults": faults, "notes": notes or [],
     }
+
+
+def _placed(tally: Tally, sent: float, answered: float, what: str) -> str:
+    """A stray 5xx with where it fell: seconds from the nearest fault window, so a report says whether it
+    came just before a fault, long after one, or nowhere near one."""
+    if not tally.windows:
+        return f"{what} (no fault yet)"
+    nearest = min(tally.windows, key=lambda w: min(abs(sent - w.start), abs(sent - (w.end or w.start))))
+    return (f"{what} (sent {sent - nearest.start:+.2f} s from the start of {nearest.kind}, "
+            f"answered after {(answered - sent) * 1000:.0f} ms)")
 
 
 async def soak(duration_s: float, *, users: int = 16, replicas: int = 2, period_s: float = 20.0) -> dict[str, Any]:
