@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import gc
 import multiprocessing
 import os
 import queue
@@ -61,12 +62,31 @@ def _anonymous_server_header() -> None:
     web_response.SERVER_SOFTWARE = SERVER  # type: ignore[misc]
 
 
-def _run(settings: Settings, reuse_port: bool) -> None:
+async def freeze_start_up_heap(app: web.Application) -> None:
+    """Once start-up has built everything (modules, settings, keys, pools), move it all to the permanent
+    GC generation (`gc.freeze()`, CPython's advice for long-running servers).
+
+    Under load requests keep promoting short-lived objects, and every few seconds that starts a full
+    collection, which walked the whole start-up heap each time: 49-63 ms every ~4 s at 32 concurrent
+    refreshes, over 1 % of the core. Frozen objects are never traversed (nor freed: they live as long as
+    the process anyway)."""
+    gc.collect()
+    gc.freeze()
+
+
+def serving_app(settings: Settings) -> web.Application:
+    """The application `oauth-facade serve` runs: the app, plus what only a serving process does."""
     from proxy.app import create_app
 
+    app = create_app(settings)
+    app.on_startup.append(freeze_start_up_heap)  # after the app's own start-up (cleanup contexts run first)
+    return app
+
+
+def _run(settings: Settings, reuse_port: bool) -> None:
     logging_setup.configure(settings.log_level, settings.log_format, cache=True)
     _anonymous_server_header()
-    app = create_app(settings)
+    app = serving_app(settings)
     try:
         web.run_app(app, host=settings.host, port=settings.port, reuse_port=reuse_port or None, access_log=None,
                     print=functools.partial(_serving, settings), shutdown_timeout=SHUTDOWN_TIMEOUT_S,
