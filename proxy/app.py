@@ -131,11 +131,16 @@ def _startup_warnings(settings: Settings) -> None:
         log.warning("startup.http_issuer", hint="use an https issuer outside local development")
 
 
+def client_fetcher(settings: Settings, resolve: Resolve) -> Fetcher:
+    """One outbound fetcher for every URL a client or operator names: documents and key sets alike
+    (`oauth-facade check` fetches pre-registered clients' key sets with it too)."""
+    return Fetcher(timeout_s=settings.cimd_fetch_timeout_s, dev_hosts=settings.cimd_dev_hosts,
+                   ca_file=settings.cimd_ca_file, resolve=resolve)
+
+
 def client_directory(settings: Settings, store: Store, registry: ClientRegistry, resolve: Resolve) -> ClientDirectory:
     """Pre-registered clients, CIMD (unless PROXY_CIMD=off) with its shared cache, and DCR registrations."""
-    # One outbound fetcher for every URL a client or operator names: documents and key sets alike.
-    fetcher = Fetcher(timeout_s=settings.cimd_fetch_timeout_s, dev_hosts=settings.cimd_dev_hosts,
-                      ca_file=settings.cimd_ca_file, resolve=resolve)
+    fetcher = client_fetcher(settings, resolve)
     key_sets = KeySets(store.redis, settings.redis_prefix, fetcher, cache_s=settings.jwks_cache_s,
                        refetch_interval_s=settings.jwks_refetch_interval_s)
     cimd = None

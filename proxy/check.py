@@ -4,7 +4,8 @@ It fetches the upstream's discovery document and JWKS, looks for what would brea
 (no PKCE S256, no refresh-token grant, a client-auth method the IdP does not list, no registration
 endpoint for PROXY_UPSTREAM_DCR), probes the client credentials with a code exchange for a made-up
 code (the IdP answers invalid_client for wrong credentials and invalid_grant for right ones), and
-prints the redirect URI to register. It also connects to the store (PING) and loads the key file.
+prints the redirect URI to register. It also connects to the store (PING), loads the key file and the
+operator's files, and fetches the key sets pre-registered clients and enterprise IdPs name.
 Only the JSON document goes to stdout, so `check | python -m json.tool` works; each note is one
 `note:` line and each problem one `problem:` line on stderr. Exit code 0 when nothing is wrong, 1
 when a problem was found.
@@ -24,8 +25,10 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from proxy.access_policy import PolicyFileError, load_policy
+from proxy.app import client_fetcher
 from proxy.clients.fetch import system_resolve
-from proxy.clients.registry import ClientsFileError, load_registry
+from proxy.clients.probe import probe_key_sets
+from proxy.clients.registry import ClientRegistry, ClientsFileError, load_registry
 from proxy.clients.resource_servers import ResourceServers, ResourceServersFileError, load_resource_servers
 from proxy.discovery.documents import authorization_server_metadata
 from proxy.enterprise import probe as enterprise_probe
@@ -247,6 +250,7 @@ class OperatorFiles:
     resource_servers: ResourceServers | None
     private_key_jwt: bool = False  # a pre-registered client authenticates with keys
     enterprise_idps: EnterpriseIdps | None = None
+    clients: ClientRegistry | None = None
 
 
 def check_files(settings: Settings, scopes: tuple[str, ...], report: Report) -> OperatorFiles:
@@ -254,6 +258,7 @@ def check_files(settings: Settings, scopes: tuple[str, ...], report: Report) -> 
     as `serve` would load them: a file that `serve` refuses at start-up is a problem here, named the same way,
     never a traceback."""
     client_credentials = private_key_jwt = False
+    registry: ClientRegistry | None = None
     try:
         registry = load_registry(settings.clients_file, scopes=scopes, resources=settings.effective_resources)
         client_credentials = any("client_credentials" in c.grant_types for c in registry.clients.values())
@@ -278,7 +283,18 @@ def check_files(settings: Settings, scopes: tuple[str, ...], report: Report) -> 
     except SettingsError as exc:
         report.problem(str(exc))
         idps = None
-    return OperatorFiles(client_credentials, servers, private_key_jwt, idps)
+    return OperatorFiles(client_credentials, servers, private_key_jwt, idps, registry)
+
+
+async def check_client_key_sets(settings: Settings, registry: ClientRegistry | None, report: Report) -> None:
+    """Each pre-registered client's jwks_uri, fetched as /token will fetch it."""
+    if registry is None:
+        return
+    found = await probe_key_sets(registry, client_fetcher(settings, system_resolve))
+    for note in found.notes:
+        report.note(note)
+    for problem in found.problems:
+        report.problem(problem)
 
 
 async def check_enterprise_idps(settings: Settings, idps: EnterpriseIdps | None, report: Report) -> None:
@@ -307,6 +323,7 @@ async def check(settings: Settings, out: TextIO | None = None, err: TextIO | Non
             upstream = await check_upstream(settings, http, report)
     scopes = list(profile_for(settings).offered_scopes(settings))
     files = check_files(settings, tuple(scopes), report)
+    await check_client_key_sets(settings, files.clients, report)
     await check_enterprise_idps(settings, files.enterprise_idps, report)
     for note in report.notes:
         print(f"note: {note}", file=err)

@@ -4,18 +4,11 @@ issuer or an IdP that is unreachable from here shows before the first enterprise
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from proxy.clients.fetch import FetchFailed, FetchRefused
 from proxy.clients.jwks import KeySetUnusable, public_key_set
+from proxy.clients.probe import Findings
 from proxy.enterprise.discovery import DiscoveryFailed, JwksLocator
 from proxy.enterprise.idps import EnterpriseIdps
-
-
-@dataclass
-class Findings:
-    notes: list[str] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)
 
 
 async def probe(idps: EnterpriseIdps, locator: JwksLocator) -> Findings:

@@ -7,6 +7,7 @@ refused assertion is 401 invalid_client and changes no stored state."""
 from __future__ import annotations
 
 import base64
+import io
 import json
 import secrets
 import time
@@ -350,3 +351,26 @@ async def test_cimd_access_token_lifetime_by_host_pattern(make_facade: FacadeFac
     assert claims["exp"] - claims["iat"] == 28800
     tokens = await facade.client().signed_in()
     assert tokens["expires_in"] == facade.settings.access_token_ttl_s == 3600
+
+
+async def test_check_fetches_each_preregistered_clients_key_set(local_docs: DocumentHost, tmp_path: Path) -> None:
+    """`oauth-facade check` fetches a pre-registered client's jwks_uri as /token will and counts its keys;
+    a key set that is unreachable or holds private material is a problem (exit 1) naming the client."""
+    from proxy.check import check
+    from proxy.settings import Settings
+
+    def checked(jwks_uri: str) -> Settings:
+        path = clients_file(tmp_path, jwks_uri, {"keys": [OTHER.as_dict(private=False)]})
+        return Settings(_env_file=None, clients_file=path, **cimd_settings(local_docs))  # type: ignore[call-arg]
+
+    good = serve_keys(local_docs, "/agent/jwks.json", KEY)
+    err = io.StringIO()
+    assert await check(checked(good), io.StringIO(), err) == 0, err.getvalue()
+    assert f"note: client agent: 1 key(s) from {good}" in err.getvalue()
+
+    local_docs.answers["/agent/private.json"] = Answer(body=json.dumps({"keys": [KEY.as_dict(private=True)]}).encode())
+    for uri, what in ((local_docs.url("/agent/private.json"), "is unusable"),
+                      ("https://localhost:9/jwks.json", "could not be fetched")):
+        err = io.StringIO()
+        assert await check(checked(uri), io.StringIO(), err) == 1
+        assert f"problem: PROXY_CLIENTS_FILE: client agent: its jwks_uri {uri} {what}: " in err.getvalue()
