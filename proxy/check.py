@@ -27,7 +27,7 @@ import aiohttp
 from proxy.access_policy import PolicyFileError, load_policy
 from proxy.app import client_fetcher
 from proxy.clients.fetch import system_resolve
-from proxy.clients.probe import probe_key_sets
+from proxy.clients.probe import Findings, probe_key_sets
 from proxy.clients.registry import ClientRegistry, ClientsFileError, load_registry
 from proxy.clients.resource_servers import ResourceServers, ResourceServersFileError, load_resource_servers
 from proxy.discovery.documents import authorization_server_metadata
@@ -61,6 +61,11 @@ class Report:
 
     def problem(self, text: str) -> None:
         self.problems.append(text)
+
+    def take(self, found: Findings) -> None:
+        """What a probe of the operator's files found (clients' and enterprise IdPs' key sets)."""
+        self.notes += found.notes
+        self.problems += found.problems
 
 
 def _loopback(url: str) -> bool:
@@ -290,22 +295,14 @@ async def check_client_key_sets(settings: Settings, registry: ClientRegistry | N
     """Each pre-registered client's jwks_uri, fetched as /token will fetch it."""
     if registry is None:
         return
-    found = await probe_key_sets(registry, client_fetcher(settings, system_resolve))
-    for note in found.notes:
-        report.note(note)
-    for problem in found.problems:
-        report.problem(problem)
+    report.take(await probe_key_sets(registry, client_fetcher(settings, system_resolve)))
 
 
 async def check_enterprise_idps(settings: Settings, idps: EnterpriseIdps | None, report: Report) -> None:
     """Each trusted enterprise IdP's key set, located and fetched as the jwt-bearer grant will."""
     if idps is None or not idps.configured:
         return
-    found = await enterprise_probe.probe(idps, locator_for(settings, system_resolve))
-    for note in found.notes:
-        report.note(note)
-    for problem in found.problems:
-        report.problem(problem)
+    report.take(await enterprise_probe.probe(idps, locator_for(settings, system_resolve)))
 
 
 async def check(settings: Settings, out: TextIO | None = None, err: TextIO | None = None) -> int:
