@@ -48,8 +48,12 @@ class RedirectUri:
         return self.url.authority if self.url.special else f"{self.url.scheme}:"
 
 
+@functools.lru_cache(maxsize=4096)
 def is_loopback(url: Url) -> bool:
-    """`localhost`, 127.0.0.0/8 or [::1]; the host is canonical, so nothing else can mean these."""
+    """`localhost`, 127.0.0.0/8 or [::1]; the host is canonical, so nothing else can mean these.
+
+    A pure function of the parsed URL, memoised like `validate_redirect_uri` (reading an IP literal
+    costs more than the rest of the check, and a sign-in asks about the same URI three times)."""
     if url.host in ("localhost", "[::1]"):
         return True
     address = url.ip

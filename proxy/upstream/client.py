@@ -132,6 +132,7 @@ class Upstream:
         self.callback_url = settings.url("/callback")
         self._metadata: Json | None = None
         self._metadata_lock = asyncio.Lock()
+        self._authorize_basis_cache: tuple[str, str, dict[str, str]] | None = None
         self.id_tokens = IdTokenValidator(self)
 
     # -- discovery --------------------------------------------------------------------------------
@@ -309,28 +310,38 @@ class Upstream:
     async def authorize_url(self, *, state: str, nonce: str, code_challenge: str,
                             extra: dict[str, str] | None = None, client_id: str | None = None) -> str:
         """The IdP's authorize URL; `extra` may carry prompt=login, translated to the profile's word."""
-        metadata = await self.metadata()
+        endpoint, scope, extras = await self._authorize_basis()
         client = await self.client_for(client_id)
         params = {
             "response_type": "code",
             "client_id": client.client_id,
             "redirect_uri": self.callback_url,
-            "scope": await self.scope(),
+            "scope": scope,
             "state": state,
             "code_challenge": code_challenge,
             "code_challenge_method": "S256",
         }
         if self.profile.oidc:
             params["nonce"] = nonce
-        params.update(self.profile.authorize_extras(self.settings, await self.advertised_scopes()))
+        params.update(extras)
         for name, value in (extra or {}).items():
             if name == "prompt":
                 words = [self.profile.login_prompt if word == "login" else word for word in value.split()]
                 params["prompt"] = _merged_prompt(params.get("prompt"), " ".join(words))
             else:
                 params[name] = value
-        separator = "&" if "?" in metadata["authorization_endpoint"] else "?"
-        return metadata["authorization_endpoint"] + separator + urlencode(params)
+        separator = "&" if "?" in endpoint else "?"
+        return endpoint + separator + urlencode(params)
+
+    async def _authorize_basis(self) -> tuple[str, str, dict[str, str]]:
+        """The authorize endpoint, the scope asked for and the profile's parameters: they depend only on
+        the settings and the metadata, which is discovered once, so they are derived once, not per sign-in."""
+        if self._authorize_basis_cache is None:
+            metadata = await self.metadata()
+            advertised = await self.advertised_scopes()
+            self._authorize_basis_cache = (metadata["authorization_endpoint"], await self.scope(),
+                                           self.profile.authorize_extras(self.settings, advertised))
+        return self._authorize_basis_cache
 
     async def exchange_code(self, code: str, code_verifier: str, *, client_id: str | None = None) -> Json:
         return await self._token_request({
