@@ -252,7 +252,7 @@ class Bench:
         result: Json = json.loads(line)
         if "rate" in result:
             seconds = result["seconds"] or float("nan")
-            ops = result["ops"] or float("nan")
+            ops = result.get("work", result["ops"]) or float("nan")  # CPU per op over the same work as the rate
             ours = sum(result["cpu"].values()) + result["client_cpu_s"]
             result["cpu_us_per_op"] = {name: value / ops * 1e6 for name, value in result["cpu"].items()}
             result["server_cpu_pct"] = result["cpu"]["server"] / seconds * 100
