@@ -153,8 +153,19 @@ def _route_libraries(level: str) -> None:
     logging.getLogger("aiohttp.access").setLevel(max(numeric, logging.WARNING))
 
 
+_threshold = logging.NOTSET  # the configured level (NOTSET: structlog's defaults, which write everything)
+
+
+def writes(level: int) -> bool:
+    """Whether a line at `level` (logging.INFO, ...) is written at the configured level: a caller can
+    skip building one."""
+    return level >= _threshold
+
+
 def configure(level: str = "info", fmt: str = "json", stream: Any = None, *, cache: bool = False) -> None:
     """`cache`: bind each module's logger once (serving); tests reconfigure, so they keep it off."""
+    global _threshold
+    _threshold = logging.getLevelNamesMapping()[level.upper()]
     renderer: Any = (
         structlog.processors.JSONRenderer() if fmt == "json" else structlog.dev.ConsoleRenderer(colors=False)
     )

@@ -150,3 +150,23 @@ async def test_each_request_line_carries_the_id_its_answer_names(make_facade: Fa
     logged = [(e["status"], e["request_id"]) for e in lines if e["event"] == "request" and e["path"] == "/token"]
     assert answers[0][1] == "trace-me-1" and answers[2][1] == "trace-me-2"
     assert logged == answers
+
+
+async def test_request_lines_follow_the_configured_level(make_facade: FacadeFactory) -> None:
+    """At warning (what the bench runs) a request writes no `request` line; at info it writes one, with
+    its request id (the middleware skips building a line the level would drop)."""
+    from proxy import log
+
+    facade = await make_facade()
+    stream = io.StringIO()
+    try:
+        log.configure("warning", "json", stream=stream)
+        await facade.client().register()
+        assert [line for line in stream.getvalue().splitlines() if '"request"' in line] == []
+        log.configure("info", "json", stream=stream)
+        await facade.client().register()
+        lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+        requests = [line for line in lines if line.get("event") == "request" and line.get("path") == "/register"]
+        assert len(requests) == 1 and requests[0]["status"] == 201 and len(requests[0]["request_id"]) == 16
+    finally:
+        log.configure("info", "console")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import random
 import re
 import time
@@ -19,18 +20,18 @@ import structlog
 from aiohttp import web
 
 from proxy import audit, metrics
+from proxy import log as logging_setup
 from proxy.errors import InvalidRequest, OAuthError, PayloadTooLarge, ServerError
 from proxy.log import get_logger
 from proxy.state import SETTINGS
 from proxy.web import ratelimit
 from proxy.web.render import NO_STORE, error_page, error_redirect, json_response
-from proxy.web.routes import POLICY, REDIRECT_TARGET, Handler, Policy
+from proxy.web.routes import POLICY, REDIRECT_TARGET, SERVER, Handler, Policy
 from proxy.web.tracing import OAUTH_ERROR
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _DEFAULT = Policy(endpoint="other", errors="json", cors=False, no_store=False, static=False)
 ISSUER: web.AppKey[str] = web.AppKey("issuer", str)
-SERVER = "oauth-facade"  # RFC 9110 §10.2.4: the product, no version to match exploits against
 CLIENT_CLOSED = 499
 
 log = get_logger()
@@ -68,7 +69,8 @@ async def edge(request: web.Request, handler: Handler) -> web.StreamResponse:
     incoming = request.headers.get("X-Request-Id", "")
     # A correlation id, not a secret: the fast generator, not the OS's.
     request_id = incoming if _REQUEST_ID.match(incoming) else f"{random.getrandbits(64):016x}"
-    structlog.contextvars.clear_contextvars()
+    # The only key bound per request: binding it replaces the last request's (no clear_contextvars, which
+    # copies and walks the context on every request).
     structlog.contextvars.bind_contextvars(request_id=request_id)
     if audit.enabled():  # the audit trail's lines carry the request id and the source address too
         trusted = request.config_dict[SETTINGS].trusted_proxies
@@ -105,11 +107,12 @@ async def edge(request: web.Request, handler: Handler) -> web.StreamResponse:
             response = web.Response(status=exc.status, text=exc.text, headers=exc.headers)
     except Exception:
         response = _unexpected(request, policy)
-    response.headers.update(policy.headers)
+    response.headers.update(policy.headers)  # Server included
     response.headers["X-Request-Id"] = request_id
-    response.headers["Server"] = SERVER
     elapsed = time.perf_counter() - started
     metrics.observe(policy.endpoint, response.status, elapsed)
+    if not logging_setup.writes(logging.INFO):
+        return response  # measured in a serving process: scheduling a line nobody writes cost ~5 µs a request
     # Written once aiohttp has sent the answer (it does so right after this returns, before the loop runs
     # another callback): the line is the same, but its rendering and write no longer delay the client (at
     # the default info level they were 0.03-0.07 ms of the ~0.65 ms the gateway added to a proxied request).

@@ -39,8 +39,11 @@ class Policy:
     headers: dict[str, str] = field(default_factory=dict)  # what the policy adds to every answer
 
     def __post_init__(self) -> None:
-        self.headers.update({**(CORS_RESPONSE_HEADERS if self.cors else {}), **(NO_STORE if self.no_store else {})})
+        self.headers.update({**(CORS_RESPONSE_HEADERS if self.cors else {}), **(NO_STORE if self.no_store else {}),
+                             "Server": SERVER})
 
+
+SERVER = "oauth-facade"  # RFC 9110 §10.2.4: the product, no version to match exploits against
 
 POLICY: web.AppKey[dict[str, Policy]] = web.AppKey("route_policy", dict)
 REDIRECT_TARGET: web.RequestKey[tuple[str, str | None]] = web.RequestKey("redirect_target", tuple)
