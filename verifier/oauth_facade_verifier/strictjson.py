@@ -37,11 +37,13 @@ class TooDeep(ValueError):
 
 
 def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    document: dict[str, Any] = {}
-    for name, value in pairs:
-        if name in document:
-            raise DuplicateMember(name)
-        document[name] = value
+    document = dict(pairs)  # built in C; only a document with a repeated name is walked in Python
+    if len(document) != len(pairs):
+        seen: set[str] = set()
+        for name, _value in pairs:
+            if name in seen:
+                raise DuplicateMember(name)
+            seen.add(name)
     return document
 
 
