@@ -18,6 +18,7 @@ import time
 
 import structlog
 from aiohttp import web
+from multidict import istr
 
 from proxy import audit, metrics
 from proxy import log as logging_setup
@@ -33,6 +34,7 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _DEFAULT = Policy(endpoint="other", errors="json", cors=False, no_store=False, static=False)
 ISSUER: web.AppKey[str] = web.AppKey("issuer", str)
 CLIENT_CLOSED = 499
+REQUEST_ID_HEADER = istr("X-Request-Id")
 
 log = get_logger()
 
@@ -108,7 +110,7 @@ async def edge(request: web.Request, handler: Handler) -> web.StreamResponse:
     except Exception:
         response = _unexpected(request, policy)
     response.headers.update(policy.headers)  # Server included
-    response.headers["X-Request-Id"] = request_id
+    response.headers[REQUEST_ID_HEADER] = request_id
     elapsed = time.perf_counter() - started
     metrics.observe(policy.endpoint, response.status, elapsed)
     if not logging_setup.writes(logging.INFO):

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from aiohttp import web
+from multidict import istr
 
 from proxy.web.render import NO_STORE
 
@@ -39,8 +40,10 @@ class Policy:
     headers: dict[str, str] = field(default_factory=dict)  # what the policy adds to every answer
 
     def __post_init__(self) -> None:
-        self.headers.update({**(CORS_RESPONSE_HEADERS if self.cors else {}), **(NO_STORE if self.no_store else {}),
-                             "Server": SERVER})
+        # Case-insensitive names built once: updating a response's headers then skips converting each name.
+        self.headers.update({istr(name): value for name, value in {
+            **(CORS_RESPONSE_HEADERS if self.cors else {}), **(NO_STORE if self.no_store else {}),
+            "Server": SERVER}.items()})
 
 
 SERVER = "oauth-facade"  # RFC 9110 §10.2.4: the product, no version to match exploits against
