@@ -17,7 +17,7 @@ import re
 import time
 
 import structlog
-from aiohttp import web
+from aiohttp import hdrs, web
 from multidict import istr
 
 from proxy import audit, metrics
@@ -68,9 +68,9 @@ async def edge(request: web.Request, handler: Handler) -> web.StreamResponse:
         metrics.count(policy.endpoint, response.status)
         return response
 
-    incoming = request.headers.get("X-Request-Id", "")
+    incoming = request.headers.get(REQUEST_ID_HEADER)
     # A correlation id, not a secret: the fast generator, not the OS's.
-    request_id = incoming if _REQUEST_ID.match(incoming) else f"{random.getrandbits(64):016x}"
+    request_id = incoming if incoming and _REQUEST_ID.match(incoming) else f"{random.getrandbits(64):016x}"
     # The only key bound per request: binding it replaces the last request's (no clear_contextvars, which
     # copies and walks the context on every request).
     structlog.contextvars.bind_contextvars(request_id=request_id)
@@ -79,7 +79,8 @@ async def edge(request: web.Request, handler: Handler) -> web.StreamResponse:
         audit.begin_request(request_id, ratelimit.source_address(request, trusted))
     try:
         _readable_authorization(request)
-        await ratelimit.admit_route(request, policy.endpoint)
+        if policy.endpoint in ratelimit.ROUTE_LIMITED:
+            await ratelimit.admit_route(request, policy.endpoint)
         response = await handler(request)
     except OAuthError as error:
         if error.status >= 500 or error.detail:
@@ -131,7 +132,7 @@ def _log_request(method: str, path: str, status: int, duration_ms: float) -> Non
 def _readable_authorization(request: web.Request) -> None:
     """RFC 9110 §11.6.2 credentials are ASCII (token68, base64): bytes that are not (aiohttp keeps
     undecodable ones as surrogates) are a malformed request here, before any handler compares them."""
-    header = request.headers.get("Authorization")
+    header = request.headers.get(hdrs.AUTHORIZATION)
     if header is not None and not (header.isascii() and header.isprintable()):
         raise InvalidRequest("The Authorization header must be printable ASCII.")
 
