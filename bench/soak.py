@@ -50,12 +50,13 @@ from proxy.token.sealing import LINEAGE_SECRET_BYTES
 from tests.conftest import free_port
 from tests.helpers import s256
 from tests.processes import wait_http
-from tests.sentinels import SentinelSet, cli, start_sentinels, wait_for
+from tests.sentinels import DOWN_AFTER_MS, SentinelSet, cli, start_sentinels, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results"
 REDIRECT_URI = "http://127.0.0.1:5599/callback"
 SETTLE_S = 5.0
+FAILOVERS = ("failover", "unscheduled_failover")  # windows in which acknowledged writes may be lost
 RNG = secrets.SystemRandom()  # traffic shape only; nothing secret
 REQUEST_TIMEOUT_S = 15.0
 INITIALIZE = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
@@ -101,19 +102,44 @@ class Tally:
 
     def failover_overlaps(self, start: float, end: float) -> bool:
         """True when [start, end] overlapped a failover (from its start to the promotion)."""
-        return any(w.kind == "failover" and w.start <= end and (w.end is None or start <= w.end)
+        return any(w.kind in FAILOVERS and w.start <= end and (w.end is None or start <= w.end)
                    for w in self.windows)
 
     def failover_covers(self, moment: float) -> bool:
         """True when `moment` fell between a failover's start (everything before it was replicated: the
         fault waits for that first) and the promotion: a write then may never have reached the replica."""
-        return any(w.kind == "failover" and w.start <= moment and (w.end is None or moment <= w.end)
+        return any(w.kind in FAILOVERS and w.start <= moment and (w.end is None or moment <= w.end)
                    for w in self.windows)
 
     def successor(self, presented: str, new: str) -> None:
         known = self.successors.setdefault(presented, new)
         if known != new:
             self.duplicate_successors += 1
+
+
+class MasterWatch:
+    """Failovers nobody scheduled. Sentinels that cannot reach a starved primary for DOWN_AFTER_MS promote
+    the replica on their own; the soak's own faults would then not explain the 503s around it (nor a
+    sign-in whose code the old primary took with it). Each primary change seen outside a scheduled
+    failover becomes a fault window, from DOWN_AFTER_MS before the last poll that still saw the old
+    primary to the poll that saw the new one."""
+
+    def __init__(self, tally: Tally, primary: int, now: float) -> None:
+        self.tally = tally
+        self.known = primary
+        self.seen_at = now
+
+    def observe(self, primary: int, now: float) -> Window | None:
+        """The primary the sentinels name at `now`; the window of an unscheduled failover, if this is one."""
+        changed, self.known = primary != self.known, primary
+        last_seen, self.seen_at = self.seen_at, now
+        scheduled = any(w.kind == "failover" and (w.end is None or now <= w.end + SETTLE_S)
+                        for w in self.tally.windows)
+        if not changed or scheduled:
+            return None
+        window = Window("unscheduled_failover", start=last_seen - DOWN_AFTER_MS / 1000, end=now)
+        self.tally.windows.append(window)
+        return window
 
 
 class Deployment:
@@ -363,6 +389,7 @@ class Faults:
         self.period_s = period_s
         self.log: list[str] = []
         self.notes: list[str] = []
+        self.unscheduled: list[str] = []  # failovers the sentinels decided on their own (MasterWatch)
 
     async def run(self) -> None:
         kinds = [self.kill_facade, self.failover, self.pause_redis]
@@ -377,6 +404,20 @@ class Faults:
             self.log.append(f"{fault.__name__}: {window.end - window.start:.1f} s")
             index += 1
             await asyncio.sleep(max(0.0, self.period_s - (window.end - window.start)))
+
+    async def watch_primary(self, started: float) -> None:
+        """Polls the sentinels twice a second for failovers the schedule did not cause (MasterWatch)."""
+        s = self.d.sentinels
+        watch = MasterWatch(self.tally, await asyncio.to_thread(s.primary_port), time.monotonic())
+        while time.monotonic() < self.deadline:
+            await asyncio.sleep(0.5)
+            try:
+                primary = await asyncio.to_thread(s.primary_port)
+            except AssertionError:  # no sentinel answered this time (a starved machine): ask again
+                continue
+            window = watch.observe(primary, time.monotonic())
+            if window is not None:
+                self.unscheduled.append(f"unscheduled_failover: seen at {window.end - started:.1f} s")
 
     async def kill_facade(self) -> None:
         port = RNG.choice(self.d.ports)
@@ -404,7 +445,8 @@ class Faults:
         await asyncio.sleep(2.5)
 
 
-def summary(tally: Tally, seconds: float, faults: list[str], notes: list[str] | None = None) -> dict[str, Any]:
+def summary(tally: Tally, seconds: float, faults: list[str], notes: list[str] | None = None,
+            unscheduled: list[str] | None = None) -> dict[str, Any]:
     inside = sorted((end - sent) * 1000 for sent, end in tally.latencies if tally.in_fault(sent, end))
     outside = sorted((end - sent) * 1000 for sent, end in tally.latencies if not tally.in_fault(sent, end))
     stray = [_placed(tally, sent, end, what) for sent, end, what in tally.errors_5xx if not tally.in_fault(sent, end)]
@@ -423,7 +465,8 @@ def summary(tally: Tally, seconds: float, faults: list[str], notes: list[str] | 
         "families_resumed_after_failover": len(tally.resumed_families), "signins": tally.signins,
         "refreshes": tally.refreshes, "racing_pairs": tally.racing_pairs,
         "gateway_calls": tally.gateway_calls, "gateway_refused": len(tally.gateway_refused),
-        "refused_connections": tally.unreachable, "faults": faults, "notes": notes or [],
+        "refused_connections": tally.unreachable, "faults": faults,
+        "unscheduled_failovers": unscheduled or [], "notes": notes or [],
     }
 
 
@@ -447,11 +490,12 @@ async def soak(duration_s: float, *, users: int = 16, replicas: int = 2, period_
         traffic = Traffic(deployment, tally, deadline)
         faults = Faults(deployment, tally, deadline, period_s)
         try:
-            await asyncio.gather(faults.run(), *(traffic.user(index) for index in range(users)),
+            await asyncio.gather(faults.run(), faults.watch_primary(started),
+                                 *(traffic.user(index) for index in range(users)),
                                  *(traffic.newcomer() for _ in range(2)))
         finally:
             await traffic.close()
-        return summary(tally, time.monotonic() - started, faults.log, faults.notes)
+        return summary(tally, time.monotonic() - started, faults.log, faults.notes, faults.unscheduled)
     finally:
         await asyncio.to_thread(deployment.stop)
 

@@ -12,7 +12,8 @@ import json
 
 import pytest
 
-from bench.soak import SETTLE_S, Tally, Window, failed, soak, summary
+from bench.soak import SETTLE_S, MasterWatch, Tally, Window, failed, soak, summary
+from tests.sentinels import DOWN_AFTER_MS
 
 
 async def test_a_short_soak_loses_no_family_and_gives_no_5xx_outside_faults() -> None:
@@ -40,3 +41,22 @@ def test_a_5xx_counts_against_the_fault_it_was_in_flight_during() -> None:
     assert result["5xx_outside_faults"] == 2
     assert result["5xx_outside_faults_sample"][0].startswith("before the pause (sent -1.00 s from the start of")
     assert failed(result) == ["5xx_outside_faults"]
+
+
+def test_a_failover_the_schedule_did_not_cause_becomes_a_fault_window() -> None:
+    """Sentinels promoting the replica on their own (a starved primary) open a window from DOWN_AFTER_MS
+    before the last poll that saw the old primary to the poll that saw the new one: a 503 sent in it is
+    the failover's, and a sign-in made then counts as lost in a failover, not as a lost family. A change
+    inside a scheduled failover, or no change, opens none."""
+    tally = Tally(windows=[Window("failover", start=50.0, end=60.0)])
+    watch = MasterWatch(tally, primary=7000, now=0.0)
+    assert watch.observe(7000, 10.0) is None
+    assert watch.observe(7001, 55.0) is None  # the scheduled failover's own promotion
+    assert watch.observe(7001, 80.0) is None
+    window = watch.observe(7000, 80.5)
+    assert window is not None and window.kind == "unscheduled_failover"
+    assert (window.start, window.end) == (80.0 - DOWN_AFTER_MS / 1000, 80.5)
+    tally.errors_5xx = [(78.0, 79.0, "during the unscheduled failover")]
+    tally.latencies = [(78.0, 79.0)]
+    assert summary(tally, 100.0, [])["5xx_outside_faults"] == 0
+    assert tally.failover_covers(79.0) and not tally.failover_covers(70.0)
