@@ -12,6 +12,7 @@ from multidict import istr
 from proxy.web.render import NO_STORE
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+SERVER = "oauth-facade"  # RFC 9110 §10.2.4: the product, no version to match exploits against
 ErrorMode = Literal["json", "html", "redirect"]
 
 
@@ -45,8 +46,6 @@ class Policy:
             **(CORS_RESPONSE_HEADERS if self.cors else {}), **(NO_STORE if self.no_store else {}),
             "Server": SERVER}.items()})
 
-
-SERVER = "oauth-facade"  # RFC 9110 §10.2.4: the product, no version to match exploits against
 
 POLICY: web.AppKey[dict[str, Policy]] = web.AppKey("route_policy", dict)
 REDIRECT_TARGET: web.RequestKey[tuple[str, str | None]] = web.RequestKey("redirect_target", tuple)
