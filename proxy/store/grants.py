@@ -111,9 +111,6 @@ class GrantIndex:
 
         return self.store.key("grants", "ended", kind, digest(value))
 
-    def _errors(self, operation: str) -> redis_errors:
-        return redis_errors(operation)
-
     # -- writing -------------------------------------------------------------------------------------
     async def note(self, family: str, *, sub: str, client_id: str) -> None:
         """Index a family whose code is about to be issued (write-ahead: before the code exists), in one
@@ -121,7 +118,7 @@ class GrantIndex:
         its latest entry (the latest end is this one's while the lifetimes stay as configured)."""
         now = int(time.time())
         ends = now + self.store.code_ttl_s + self.store.refresh_absolute_ttl_s + INDEX_MARGIN_S
-        with self._errors("note_grant"):
+        with redis_errors("note_grant"):
             pipe = self.store.redis.pipeline(transaction=False)  # one key per command: any Cluster slot
             for key in (self.all_key(), self.sub_key(sub), self.client_key(client_id)):
                 pipe.zadd(key, {family: ends})
@@ -139,14 +136,14 @@ class GrantIndex:
         mark a code still pending for it as ended, so its redemption opens nothing."""
         keys = [self.all_key()] + ([self.sub_key(sub)] if sub else []) + (
             [self.client_key(client_id)] if client_id else [])
-        with self._errors("forget_grant"):
+        with redis_errors("forget_grant"):
             await self.store.redis.set(self.pending_key(family), "ended", xx=True, keepttl=True)
             for key in keys:
                 await self.store.redis.zrem(key, family)
 
     async def ended_before_redemption(self, family: str) -> bool:
         """True when an operator ended `family` while its code was still pending."""
-        with self._errors("grant_pending"):
+        with redis_errors("grant_pending"):
             return await self.store.redis.get(self.pending_key(family)) == "ended"
 
     # -- reading -------------------------------------------------------------------------------------
@@ -155,7 +152,7 @@ class GrantIndex:
         pending codes' families included: what ending a subject's or client's grants must visit."""
         key = self.sub_key(sub) if sub is not None else (
             self.client_key(client_id) if client_id is not None else self.all_key())
-        with self._errors("grant_members"):
+        with redis_errors("grant_members"):
             return list(await self.store.redis.zrangebyscore(key, int(time.time()), "+inf"))
 
     async def families(self, *, sub: str | None = None, client_id: str | None = None) -> list[Grant]:
@@ -165,7 +162,7 @@ class GrantIndex:
         key = self.sub_key(sub) if sub is not None else (
             self.client_key(client_id) if client_id is not None else self.all_key())
         now = int(time.time())
-        with self._errors("list_grants"):
+        with redis_errors("list_grants"):
             scored = await self.store.redis.zrangebyscore(key, now, "+inf", withscores=True)
         members = [member for member, _ in scored]
         # An entry noted within a code's lifetime may belong to a code not issued yet (the index is written
@@ -176,7 +173,7 @@ class GrantIndex:
         gone: list[str] = []
         for start in range(0, len(members), BATCH):
             batch = members[start:start + BATCH]
-            with self._errors("list_grants"):
+            with redis_errors("list_grants"):
                 pipe = self.store.redis.pipeline(transaction=False)
                 for family in batch:
                     pipe.hmget(self.store.family_key(family), list(_FIELDS))
@@ -192,7 +189,7 @@ class GrantIndex:
                 if (sub is None or grant.sub == sub) and (client_id is None or grant.client_id == client_id):
                     found.append(grant)
         if gone:
-            with self._errors("list_grants"):
+            with redis_errors("list_grants"):
                 await self.store.redis.zrem(key, *gone)
         return sorted(found, key=lambda grant: (grant.created, grant.family))
 
@@ -202,7 +199,7 @@ class GrantIndex:
         """Record that approvals of `sub` (or of `client_id`) given before now no longer count; kept
         `lifetime_s` (the approvals' own lifetime: older ones have expired anyway)."""
         now_ms = time.time_ns() // 1_000_000
-        with self._errors("end_approvals"):
+        with redis_errors("end_approvals"):
             for kind, value in (("sub", sub), ("client", client_id)):
                 if value is not None:
                     await self.store.redis.set(self.ended_key(kind, value), now_ms, ex=max(1, lifetime_s))
@@ -210,7 +207,7 @@ class GrantIndex:
     async def approvals_ended(self, sub: str, client_id: str, approved_ms: int) -> bool:
         """True when an operator ended `sub`'s or `client_id`'s grants after an approval given at
         `approved_ms` (ms): that approval must not skip the consent page any more."""
-        with self._errors("approvals_ended"):
+        with redis_errors("approvals_ended"):
             pipe = self.store.redis.pipeline(transaction=False)
             pipe.get(self.ended_key("sub", sub))
             pipe.get(self.ended_key("client", client_id))

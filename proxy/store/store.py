@@ -41,7 +41,7 @@ from typing import Any
 from redis.exceptions import NoScriptError
 
 from proxy.store import scripts
-from proxy.store.errors import redis_errors as _redis_errors
+from proxy.store.errors import redis_errors
 from proxy.store.grants import GrantIndex
 
 Json = dict[str, Any]
@@ -178,7 +178,7 @@ class Store:
 
     # -- health ------------------------------------------------------------------------------------
     async def ping(self) -> None:
-        with _redis_errors("ping"):
+        with redis_errors("ping"):
             await self.redis.ping()
 
     # -- clients (RFC 7591) ----------------------------------------------------------------------------
@@ -190,7 +190,7 @@ class Store:
         The hot-path commands go through execute_command: redis-py's typed wrappers re-check their
         arguments on every call, which costs more than the command's own parsing."""
         ttl = min(lifetime_s or self.unused_client_ttl_s, self.unused_client_ttl_s)
-        with _redis_errors("save_client"):
+        with redis_errors("save_client"):
             document = record if isinstance(record, str) else json.dumps(record)
             document = document.rstrip("\n")  # a trailing newline marks an activated one (LOAD_CLIENT)
             await self.redis.execute_command("SET", self.key("client", client_id), document, "EX", ttl)
@@ -198,34 +198,34 @@ class Store:
     async def load_client(self, client_id: str) -> Json | None:
         """The registration; a used one has its lifetime renewed (a client in use never expires), an
         unused one keeps its short lifetime however often it is looked up (see LOAD_CLIENT)."""
-        with _redis_errors("load_client"):
+        with redis_errors("load_client"):
             raw = await self._load_client(keys=[self.key("client", client_id)],
                                           args=[self.client_ttl_s, self.unused_client_ttl_s])
         return _load(raw)
 
     async def activate_client(self, client_id: str) -> None:
         """The registration was used for a sign-in (a code redeemed): keep it PROXY_CLIENT_TTL_S from now."""
-        with _redis_errors("activate_client"):
+        with redis_errors("activate_client"):
             await self._activate_client(keys=[self.key("client", client_id)], args=[self.client_ttl_s])
 
     # -- sign-in transactions --------------------------------------------------------------------------
     async def start_transaction(self, state: str, record: Json) -> None:
-        with _redis_errors("start_transaction"):
+        with redis_errors("start_transaction"):
             await self.redis.execute_command("SET", self.key("tx", digest(state)), json.dumps(record),
                                              "EX", self.transaction_ttl_s)
 
     async def take_transaction(self, state: str) -> Json | None:
         """The transaction for an upstream `state`, consumed: a second callback finds nothing."""
-        with _redis_errors("take_transaction"):
+        with redis_errors("take_transaction"):
             return _load(await self.redis.execute_command("GETDEL", self.key("tx", digest(state))))
 
     async def put_pending_consent(self, consent_id: str, record: Json) -> None:
-        with _redis_errors("put_pending_consent"):
+        with redis_errors("put_pending_consent"):
             await self.redis.set(self.key("consent", digest(consent_id)), json.dumps(record),
                                  ex=self.transaction_ttl_s)
 
     async def take_pending_consent(self, consent_id: str) -> Json | None:
-        with _redis_errors("take_pending_consent"):
+        with redis_errors("take_pending_consent"):
             return _load(await self.redis.getdel(self.key("consent", digest(consent_id))))
 
     # -- authorization codes -----------------------------------------------------------------------------
@@ -246,7 +246,7 @@ class Store:
         family = family_of(code)
         assert family is not None
         await self.grants.note(family, sub=str(grant["sub"]), client_id=client_id)  # ahead of the code
-        with _redis_errors("issue_code"):
+        with redis_errors("issue_code"):
             pipe = self.redis.pipeline(transaction=True)
             pipe.hset(keys[0], mapping=fields)
             pipe.expire(keys[0], self.code_ttl_s)
@@ -264,7 +264,7 @@ class Store:
         if keys is None:
             return RedeemedCode("unknown")
         now = int(time.time())
-        with _redis_errors("redeem_code"):
+        with redis_errors("redeem_code"):
             result = await self._redeem(keys=list(keys), args=[
                 client_id, redirect_uri, challenge, now, self.refresh_idle_ttl_s, refresh_hash,
                 self.code_ttl_s + self.refresh_grace_s + 600, now + self.refresh_absolute_ttl_s])
@@ -292,7 +292,7 @@ class Store:
         now_ms = time.time_ns() // 1_000_000
         generation, branch = (str(lineage[0]), str(lineage[1])) if lineage else ("", "")
         resumed_token, resumed_sealed = resumed or ("", "")
-        with _redis_errors("rotate_refresh"):
+        with redis_errors("rotate_refresh"):
             result = await self._rotate(keys=[self.family_key(family)], args=[
                 digest(token), digest(new_token), sealed_new, now_ms, self.refresh_grace_s * 1000,
                 self.refresh_idle_ttl_s, client_id, "1" if issued else "0", generation, branch,
@@ -315,19 +315,19 @@ class Store:
         family = family_of(new_token)
         assert family is not None
         now_ms = time.time_ns() // 1_000_000
-        with _redis_errors("undo_rotation"):
+        with redis_errors("undo_rotation"):
             done = await self._undo(keys=[self.family_key(family)], args=[digest(new_token), *undo, now_ms])
         return done == 1
 
     async def update_upstream(self, family: str, upstream: Json) -> bool:
         """Store a rotated upstream token set; False when the family was revoked meanwhile."""
-        with _redis_errors("update_upstream"):
+        with redis_errors("update_upstream"):
             done = await self._set_if_exists(keys=[self.family_key(family)], args=["up", json.dumps(upstream)])
         return bool(done)
 
     async def revoke_family(self, family: str) -> FamilyGrant | None:
         """Delete a family; its upstream token set is returned so it can be revoked upstream."""
-        with _redis_errors("revoke_family"):
+        with redis_errors("revoke_family"):
             up, data = await self._take_family(keys=[self.family_key(family)])
         return FamilyGrant(json.loads(data), _load(up)) if data else None
 
@@ -338,7 +338,7 @@ class Store:
         `lineage`: the token's verified (generation, branch); a later generation this store would resume
         from (see scripts.ROTATE_REFRESH: its rotation was lost in a failover) counts as live too, so
         revoking it after a failover still ends the family."""
-        with _redis_errors("refresh_token_current"):
+        with redis_errors("refresh_token_current"):
             current, client, gen, branch = await self.redis.hmget(self.family_key(family),
                                                                   ["cur", "client", "gen", "branch"])
         if current is None:
@@ -352,7 +352,7 @@ class Store:
     async def active_refresh_token(self, family: str, token_hash: str) -> FamilyGrant | None:
         """The grant when the hash is the family's live token and the family is before its absolute
         expiry (the key itself may outlive it by up to a rotation's rounding), else None."""
-        with _redis_errors("active_refresh_token"):
+        with redis_errors("active_refresh_token"):
             current, abs_exp, data, up = await self.redis.hmget(self.family_key(family),
                                                                 ["cur", "abs_exp", "data", "up"])
         if current is None or not data or not hmac.compare_digest(current, token_hash):
@@ -362,30 +362,30 @@ class Store:
         return FamilyGrant(json.loads(data), _load(up))
 
     async def family_grant(self, family: str) -> FamilyGrant | None:
-        with _redis_errors("family_grant"):
+        with redis_errors("family_grant"):
             data, up = await self.redis.hmget(self.family_key(family), ["data", "up"])
         return FamilyGrant(json.loads(data), _load(up)) if data else None
 
     async def lock_upstream_refresh(self, family: str, holder: str, ttl_ms: int) -> bool:
         """Take the family's upstream-refresh lock: two refreshes of one rotating upstream refresh token
         would make the IdP see reuse (and oidc-provider revokes the grant)."""
-        with _redis_errors("lock_upstream_refresh"):
+        with redis_errors("lock_upstream_refresh"):
             return bool(await self.redis.set(self.key("uplock", "{" + family + "}"), holder, nx=True, px=ttl_ms))
 
     async def unlock_upstream_refresh(self, family: str, holder: str) -> None:
-        with _redis_errors("unlock_upstream_refresh"):
+        with redis_errors("unlock_upstream_refresh"):
             await self._release_lock(keys=[self.key("uplock", "{" + family + "}")], args=[holder])
 
     # -- access tokens ---------------------------------------------------------------------------------
     async def revoke_access_token(self, jti: str, remaining_s: int) -> None:
-        with _redis_errors("revoke_access_token"):
+        with redis_errors("revoke_access_token"):
             await self.redis.set(self.key("revoked", jti), "1", ex=max(1, remaining_s))
 
     async def access_token_live(self, jti: str, family: str | None, registration: str | None = None) -> bool:
         """False when the token itself was revoked, or its family was revoked or reached its absolute
         expiry (a family that ends takes its access tokens' standing at /userinfo and /introspect along),
         or, when `registration` names a DCR client id, that client's registration no longer exists."""
-        with _redis_errors("access_token_live"):
+        with redis_errors("access_token_live"):
             pipe = self.redis.pipeline(transaction=False)  # one round trip; several slots on a Cluster is fine
             pipe.exists(self.key("revoked", jti))
             if registration is not None:
@@ -399,7 +399,7 @@ class Store:
     # -- signing keys shared by replicas ----------------------------------------------------------
     async def shared_keyset(self, candidate: str) -> str:
         """Keep `candidate` unless another replica stored a keyset first; return the winner."""
-        with _redis_errors("shared_keyset"):
+        with redis_errors("shared_keyset"):
             await self.redis.set(self.key("keys"), candidate, nx=True, ex=KEYSET_TTL_S)
             stored: str = await self.redis.getex(self.key("keys"), ex=KEYSET_TTL_S)
         return stored
@@ -409,7 +409,7 @@ class Store:
         """Record one use of the assertion `jti` of `issuer`; False when it was used before. One key, one
         SET NX PX: atomic on Redis, Sentinel and Cluster alike, so two replicas never both accept it."""
         name = digest(json.dumps([issuer, jti]))
-        with _redis_errors("use_jti"):
+        with redis_errors("use_jti"):
             return bool(await self.redis.set(self.key("jti", name), "1", nx=True, px=max(1, ttl_ms)))
 
     # -- key sources of CIMD clients that use private_key_jwt ---------------------------------------------
@@ -417,14 +417,14 @@ class Store:
         """What /token and /revoke require of a CIMD client, from its document as /authorize last read it:
         `source` (jwks_uri or jwks) when it declares private_key_jwt, else None (the record is removed)."""
         key = self.key("client-keys", digest(client_id))
-        with _redis_errors("save_client_keys"):
+        with redis_errors("save_client_keys"):
             if source is None:
                 await self.redis.delete(key)
             else:
                 await self.redis.set(key, json.dumps(source), ex=ttl_s)
 
     async def client_keys(self, client_id: str) -> Json | None:
-        with _redis_errors("client_keys"):
+        with redis_errors("client_keys"):
             return _load(await self.redis.get(self.key("client-keys", digest(client_id))))
 
     # -- rate limits ---------------------------------------------------------------------------------
@@ -437,7 +437,7 @@ class Store:
         now = int(time.time())
         peeked = peeked or []
         windows = [now // window_s for _, window_s in (*buckets, *peeked)]
-        with _redis_errors("rate_limit"):
+        with redis_errors("rate_limit"):
             pipe = self.redis.pipeline(transaction=False)
             for (bucket, window_s), window in zip(buckets, windows[:len(buckets)], strict=True):
                 key = self.key("rate", bucket, str(window))

@@ -79,8 +79,7 @@ async def edge(request: web.Request, handler: Handler) -> web.StreamResponse:
         audit.begin_request(request_id, ratelimit.source_address(request, trusted))
     try:
         _readable_authorization(request)
-        if policy.endpoint in ratelimit.ROUTE_LIMITED:
-            await ratelimit.admit_route(request, policy.endpoint)
+        await ratelimit.admit_route(request, policy.endpoint)
         response = await handler(request)
     except OAuthError as error:
         if error.status >= 500 or error.detail:

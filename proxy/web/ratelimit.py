@@ -70,8 +70,6 @@ IPV6_NETWORK = 56
 ADDRESS_LIMITED = frozenset({"decide", "callback", "revoke", "introspect", "userinfo"})
 # Endpoints that check a shared credential: wrong ones are counted per address.
 CREDENTIAL_CHECKED = frozenset({"introspect", "metrics", "admin_grants", "admin_revoke"})
-# Endpoints `admit_route` may limit: the middleware awaits it for these only.
-ROUTE_LIMITED = ADDRESS_LIMITED | CREDENTIAL_CHECKED
 
 log = get_logger()
 
