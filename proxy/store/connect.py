@@ -14,13 +14,13 @@ import asyncio
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
-from redis.asyncio.sentinel import Sentinel
+from redis.asyncio.sentinel import Sentinel, SentinelManagedConnection
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
+from proxy.store.client import RETRIES_ON_BROKEN_CONNECTION, Client, direct_write
 from proxy.store.pool import BlockingRedisCluster, BlockingSentinelConnectionPool, FreeFirstPool
 
 # Defaults of the pool bound when a caller (probe, tests) gives none; the app passes the settings.
@@ -33,7 +33,8 @@ def connect(url: str | None, *, timeout_s: float, max_connections: int = DEFAULT
     """A client for `url`; nothing is contacted until the first command.
 
     At most `max_connections` connections (per node), and a command that finds them all busy waits up
-    to `pool_timeout_s` for one (proxy/store/pool.py): a burst queues instead of failing."""
+    to `pool_timeout_s` for one (proxy/store/pool.py): a burst queues instead of failing. Plain and
+    Sentinel URLs get the shorter command path of proxy/store/client.py."""
     common: dict[str, Any] = {
         "decode_responses": True,
         "socket_timeout": timeout_s,
@@ -46,11 +47,12 @@ def connect(url: str | None, *, timeout_s: float, max_connections: int = DEFAULT
         return BlockingRedisCluster.from_url(url.replace("+cluster", "", 1), max_connections=max_connections,
                                              pool_timeout=pool_timeout_s, **common)
     if scheme == "redis+sentinel":
-        return _sentinel(url, {**common, "retry": _retry()}, max_connections=max_connections,
+        return _sentinel(url, {**common, "retry": retry()}, max_connections=max_connections,
                          pool_timeout_s=pool_timeout_s)
     pool = FreeFirstPool.from_url(url, max_connections=max_connections, timeout=pool_timeout_s,
-                                           health_check_interval=30, retry=_retry(), **common)
-    return aioredis.Redis(connection_pool=pool)
+                                  health_check_interval=30, retry=retry(), **common)
+    pool.connection_class = direct_write(pool.connection_class)  # the URL chose TCP, TLS or a Unix socket
+    return Client(connection_pool=pool)
 
 
 def embedded() -> Any:
@@ -64,12 +66,13 @@ def embedded() -> Any:
     return fakeredis.FakeAsyncRedis(decode_responses=True, version=(7, 2), socket_timeout=None)
 
 
-def _retry() -> Retry:
+def retry() -> Retry:
     """One immediate retry on a broken connection (a pooled socket Redis closed when it restarted), none
     on a timeout: a timed-out command may have run, and running a code redemption twice would revoke
     the family it opened. redis-py's default (10 retries with backoff, timeouts included) would also
-    hold a request for many timeouts before the client hears 503."""
-    return Retry(NoBackoff(), retries=1, supported_errors=(RedisConnectionError,))
+    hold a request for many timeouts before the client hears 503. `Client` sends commands by the same
+    rule; this object is what redis-py's own paths (health checks, pipelines, Sentinel) follow."""
+    return Retry(NoBackoff(), retries=RETRIES_ON_BROKEN_CONNECTION, supported_errors=(RedisConnectionError,))
 
 
 def _sentinel(url: str, common: dict[str, Any], *, max_connections: int, pool_timeout_s: float) -> Any:
@@ -85,7 +88,8 @@ def _sentinel(url: str, common: dict[str, Any], *, max_connections: int, pool_ti
         raise ValueError("redis+sentinel:// needs the service name as its path")
     db = int(path[1]) if len(path) > 1 else 0
     sentinel = Sentinel(hosts, sentinel_kwargs={"password": password}, password=password, db=db, **common)
-    return sentinel.master_for(path[0], connection_pool_class=BlockingSentinelConnectionPool,
+    return sentinel.master_for(path[0], redis_class=Client, connection_pool_class=BlockingSentinelConnectionPool,
+                               connection_class=direct_write(SentinelManagedConnection),
                                max_connections=max_connections, timeout=pool_timeout_s)
 
 
