@@ -57,7 +57,6 @@ def _rendered(request: web.Request, error: OAuthError, policy: Policy) -> web.Re
 
 @web.middleware
 async def edge(request: web.Request, handler: Handler) -> web.StreamResponse:
-    started = time.perf_counter()
     route = request.match_info.route
     policy = request.app[POLICY].get(route.name or "", _DEFAULT) if route is not None else _DEFAULT
     if policy.static:
@@ -68,6 +67,7 @@ async def edge(request: web.Request, handler: Handler) -> web.StreamResponse:
         metrics.count(policy.endpoint, response.status)
         return response
 
+    started = time.perf_counter()
     incoming = request.headers.get(REQUEST_ID_HEADER)
     # A correlation id, not a secret: the fast generator, not the OS's.
     request_id = incoming if incoming and _REQUEST_ID.match(incoming) else f"{random.getrandbits(64):016x}"
