@@ -121,15 +121,16 @@ class GrantIndex:
         with redis_errors("note_grant"):
             pipe = self.store.redis.pipeline(transaction=False)  # one key per command: any Cluster slot
             for key in (self.all_key(), self.sub_key(sub), self.client_key(client_id)):
-                pipe.zadd(key, {family: ends})
-                pipe.zremrangebyscore(key, "-inf", now)
-                pipe.expireat(key, ends)
+                # execute_command: on every sign-in, and redis-py's typed wrappers re-check their arguments
+                pipe.execute_command("ZADD", key, ends, family)
+                pipe.execute_command("ZREMRANGEBYSCORE", key, "-inf", now)
+                pipe.execute_command("EXPIREAT", key, ends)
             await pipe.execute()
 
     def pending_marker(self, pipe: Any, family: str) -> None:
         """Queue the marker "a code for `family` may still be redeemed" on the code's own MULTI (same
         slot, the family's hash tag), for as long as the code lives and a little longer."""
-        pipe.set(self.pending_key(family), "1", ex=self.store.code_ttl_s + 5)
+        pipe.execute_command("SET", self.pending_key(family), "1", "EX", self.store.code_ttl_s + 5)
 
     async def forget(self, family: str, *, sub: str | None, client_id: str | None) -> None:
         """Remove an ended family from the indexes (those not named are cleaned when next listed), and

@@ -248,8 +248,8 @@ class Store:
         await self.grants.note(family, sub=str(grant["sub"]), client_id=client_id)  # ahead of the code
         with redis_errors("issue_code"):
             pipe = self.redis.pipeline(transaction=True)
-            pipe.hset(keys[0], mapping=fields)
-            pipe.expire(keys[0], self.code_ttl_s)
+            pipe.execute_command("HSET", keys[0], *(item for pair in fields.items() for item in pair))
+            pipe.execute_command("EXPIRE", keys[0], self.code_ttl_s)
             self.grants.pending_marker(pipe, family)
             await pipe.execute()
 

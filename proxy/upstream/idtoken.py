@@ -28,6 +28,8 @@ class IdTokenValidator:
         self._lock = asyncio.Lock()
 
     async def _keyset(self, *, refresh: bool = False) -> jwk.KeySet:
+        if self._keys is not None and not refresh:
+            return self._keys  # every sign-in asks: no lock to take once the keys are here
         async with self._lock:
             stale = refresh and time.monotonic() - self._fetched_at >= REFETCH_INTERVAL_S
             if self._keys is None or stale:
@@ -48,18 +50,26 @@ class IdTokenValidator:
         return await self._keyset()
 
     async def _decode(self, token: str) -> dict[str, Any]:
-        try:
-            header = jws.extract_compact(token.encode()).protected
-        except (JoseError, ValueError, TypeError) as exc:
-            raise IdTokenRejected(detail=f"id_token is not a JWS: {exc}") from exc
+        """The verified claims. The token is parsed once when it verifies; only a failure reads its header
+        on its own, to tell a key the IdP rotated in (a `kid` the cached set lacks: fetched again, at most
+        once per REFETCH_INTERVAL_S) from a token that is malformed or not signed by the IdP."""
         keys = await self._keyset()
-        kid = header.get("kid")
-        if kid and not any(key.kid == kid for key in keys.keys):
-            keys = await self._keyset(refresh=True)  # the IdP rotated its keys
         try:
             return dict(jwt.decode(token, keys, algorithms=ALGORITHMS).claims)
-        except (JoseError, ValueError) as exc:
-            raise IdTokenRejected(detail=f"id_token signature: {type(exc).__name__}: {exc}") from exc
+        except (JoseError, ValueError, TypeError) as exc:
+            failure: Exception = exc
+        try:
+            kid = jws.extract_compact(token.encode()).protected.get("kid")
+        except (JoseError, ValueError, TypeError) as exc:
+            raise IdTokenRejected(detail=f"id_token is not a JWS: {exc}") from exc
+        if kid and not any(key.kid == kid for key in keys.keys):
+            refreshed = await self._keyset(refresh=True)  # the IdP rotated its keys
+            if refreshed is not keys:
+                try:
+                    return dict(jwt.decode(token, refreshed, algorithms=ALGORITHMS).claims)
+                except (JoseError, ValueError, TypeError) as exc:
+                    failure = exc
+        raise IdTokenRejected(detail=f"id_token signature: {type(failure).__name__}: {failure}") from failure
 
     async def validate(self, token: str, *, nonce: str, audience: str | None = None) -> dict[str, Any]:
         """The claims of a valid id_token for `audience` (default: the static upstream client id).

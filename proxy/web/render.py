@@ -28,8 +28,10 @@ def json_response(body: dict[str, Any], status: int = 200, headers: dict[str, st
 
 def with_query(uri: str, params: dict[str, str | None]) -> str:
     """`uri` plus `params`, keeping any query it already has (RFC 6749 §3.1.2); None values left out."""
-    parts = urlsplit(uri)
     extra = urlencode({name: value for name, value in params.items() if value is not None})
+    if "?" not in uri and "#" not in uri:  # no query to keep, no fragment to drop: the URI as registered
+        return f"{uri}?{extra}"
+    parts = urlsplit(uri)
     query = f"{parts.query}&{extra}" if parts.query else extra
     return urlunsplit((parts.scheme, parts.netloc, parts.path, query, ""))
 
