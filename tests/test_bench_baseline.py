@@ -1,6 +1,7 @@
 """The bench's bare baseline (bench/servers/bare.py) does the facade's Redis work: per step the same
 round trips the facade takes (tests/test_round_trips.py counts those), so "facade / bare" measures the
-facade's own Python and nothing else. Counted on the wire against a real redis-server, with the bench's
+facade's own Python (its Redis command layer, proxy/store/client.py, included: the bare uses redis-py's
+own) and nothing else. Counted on the wire against a real redis-server, with the bench's
 stub IdP as the upstream."""
 
 from __future__ import annotations
