@@ -313,6 +313,10 @@ class Bench:
             self.idp = self._python("stub-idp", "bench.servers.stub_idp", "--client-id", UPSTREAM_CLIENT_ID)
             self.idp_url = f"http://{LOOPBACK}:{self.idp.port}"
             hello = self._python("hello", "bench.servers.hello")
+            # The same server with one middleware that does nothing: aiohttp then builds a handler chain
+            # and adds its own current-app middleware to every request; no app with a middleware (the
+            # facade's error rendering is one) can be faster than this on the static GETs.
+            hello_mw = self._python("hello-middleware", "bench.servers.hello", "--middleware")
             bare = self._python("bare", "bench.servers.bare", "--redis-url",
                                 f"redis://{LOOPBACK}:{self.redis.port}/0", "--upstream-issuer", self.idp_url,
                                 "--client-id", UPSTREAM_CLIENT_ID, env={"BENCH_UPSTREAM_SECRET": UPSTREAM_SECRET})
@@ -343,7 +347,8 @@ class Bench:
             print(f"bench: the ceiling and the static GETs ({rounds} interleaved rounds)", file=sys.stderr)
             self.interleaved([("ceiling", hello, "hello")], 1)  # a first touch, so round one is not colder
             self.results.pop("ceiling")
-            static = [("ceiling", hello, "hello"), *group("discovery", bare_too=False, variant_names=("no-uvloop",))]
+            static = [("ceiling", hello, "hello"), ("ceiling.middleware", hello_mw, "hello"),
+                      *group("discovery", bare_too=False, variant_names=("no-uvloop",))]
             static.insert(2, ("facade.jwks", facade, "jwks"))
             self.interleaved(static, rounds)
             print("bench: /register", file=sys.stderr)
@@ -358,7 +363,7 @@ class Bench:
                              duration=options.duration * EXCHANGE_STRETCH)
             if options.profile:
                 self.profile_facade(facade)
-            for proc in [facade, bare, hello, *([workers] if workers else []), *variants.values()]:
+            for proc in [facade, bare, hello, hello_mw, *([workers] if workers else []), *variants.values()]:
                 self.procs.stop(proc)
 
             if options.fastmcp:
