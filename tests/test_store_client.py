@@ -1,6 +1,7 @@
 """The facade's shorter Redis command path (proxy/store/client.py) keeps what redis-py's own path does
 for the facade: a command on a socket Redis closed is sent again once, a due health check still PINGs
-first, and every URL form but Cluster gets it. Against a real redis-server."""
+first, tracing still sees each command, and every URL form but Cluster gets it. Against a real
+redis-server."""
 
 from __future__ import annotations
 
@@ -9,12 +10,16 @@ from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from proxy.store import client as store_client
 from proxy.store.client import Client, DirectWrite
 from proxy.store.connect import connect
+from proxy.web import tracing
 from tests.conftest import RedisServer
 
 
@@ -99,3 +104,23 @@ def test_every_url_form_but_cluster_gets_the_shorter_path(url: str) -> None:
 def test_cluster_keeps_redis_pys_own_client() -> None:
     """Cluster commands route by slot inside redis-py's cluster client, which the shortcuts do not touch."""
     assert isinstance(connect("redis+cluster://127.0.0.1:7399", timeout_s=1), RedisCluster)
+
+
+async def test_tracing_sees_each_command_of_the_shorter_path(redis_server: RedisServer) -> None:
+    """With tracing on (proxy/web/tracing.py instruments the client the app builds), every command sent
+    through the facade's own `execute_command` still gets its span."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    client = connect(redis_server.url, timeout_s=2)
+    tracing.trace_redis(client, provider)
+    try:
+        await client.execute_command("SET", "client-test", "1")
+        await client.get("client-test")
+        commands = [span.attributes.get("db.statement", "") for span in exporter.get_finished_spans()
+                    if span.attributes and span.attributes.get("db.system") == "redis"]
+        assert [command.split()[0] for command in commands] == ["SET", "GET"], commands
+    finally:
+        tracing.untrace_redis(client, provider)
+        await client.delete("client-test")
+        await client.aclose()
