@@ -19,20 +19,20 @@ from pathlib import Path
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.asyncio.connection import Connection
 
 from bench.procs import LOOPBACK, Processes, start_redis
 from bench.servers.common import loop_factory
-from proxy.store.connect import DEFAULT_MAX_CONNECTIONS, DEFAULT_POOL_TIMEOUT_S, connect, retry
-from proxy.store.pool import FreeFirstPool
+from proxy.store.connect import connect
 
 VALUE = "v" * 200
 
 
 def redis_pys_own(url: str, timeout_s: float) -> Any:
-    """What `connect` builds for `url`, but redis-py's client and connections: no facade command layer."""
-    pool = FreeFirstPool.from_url(url, max_connections=DEFAULT_MAX_CONNECTIONS, timeout=DEFAULT_POOL_TIMEOUT_S,
-                                  health_check_interval=30, retry=retry(), decode_responses=True,
-                                  socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
+    """What `connect` builds for `url` (pool, settings, retry), with redis-py's own client and connection
+    class in place of the facade's command layer."""
+    pool = connect(url, timeout_s=timeout_s).connection_pool
+    pool.connection_class = Connection
     return aioredis.Redis(connection_pool=pool)
 
 

@@ -1,7 +1,7 @@
 """The facade's Redis client: redis-py's own, with a shorter path for each command.
 
-redis-py spends more of the facade's CPU on a command than Redis does: about 48 µs of client CPU for a
-SET on this project's 2-core VM, where a registration's whole request costs about 180. Two layers of it
+redis-py spends more of the facade's CPU on a command than Redis does: about 53 µs of client CPU for a
+SET on this project's 2-core VM, where a registration's whole request costs about 160. Two layers of it
 do nothing for the facade:
 
 - `Redis.execute_command` runs each command through a retry object, two closures, a telemetry hook
@@ -13,8 +13,8 @@ Here a command takes a connection, sends, parses and releases it, retrying once 
 connection (RETRIES_ON_BROKEN_CONNECTION, the policy of `connect.retry`); and a write goes straight to
 the transport while the connection is open and owes no health check. Everything else (reading with its
 timeout, response callbacks, reconnecting, health checks, Sentinel's master discovery, pipelines) is
-redis-py's unchanged. `python -m bench.redis_client` measures both paths (bench/README: 48 → 31 µs of
-client CPU per SET, 16 at once).
+redis-py's unchanged. `python -m bench.redis_client` measures both paths: 53 → 41 µs of client CPU per
+SET, 16 at once (bench/README).
 
 Redis Cluster keeps redis-py's cluster client as it is: its commands take another path (slot routing,
 redirections), which these two shortcuts do not touch.
